@@ -1,0 +1,77 @@
+/**
+ * createApp(deps): the Koa app as a readable list of middleware and routes. No I/O of its own.
+ */
+import Koa from 'koa';
+import Router from 'koa-router';
+import type { Auth } from './auth.js';
+import type { Config } from './config.js';
+import type { CursorCodec } from './cursor.js';
+import { MethodNotAllowedError, NotFoundError } from './errors.js';
+import { cors } from './http/cors.js';
+import { errorHandler } from './http/errors.js';
+import { requestLog } from './http/request-log.js';
+import { staticFiles } from './http/static.js';
+import type { Logger } from './log.js';
+import { demoTokenRoute } from './routes/demo.js';
+import { healthRoute, readyRoute } from './routes/health.js';
+import { pollRoute } from './routes/poll.js';
+import { sendRoute } from './routes/send.js';
+import type { Store } from './store/store.js';
+import type { LongPolls } from './transports/long-poll.js';
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  store: Store;
+  auth: Auth;
+  cursors: CursorCodec;
+  longPolls: LongPolls;
+  staticDir: string;
+  isDraining: () => boolean;
+}
+
+function only(...allow: string[]) {
+  return () => {
+    throw new MethodNotAllowedError(`use ${allow.join(' or ')}`, allow);
+  };
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const { config } = deps;
+  const app = new Koa({ proxy: false });
+  app.silent = true;
+  app.on('error', (err: Error) => deps.log.warn({ err: err.message }, 'response error'));
+
+  const router = new Router();
+  const poll = pollRoute({
+    store: deps.store,
+    auth: deps.auth,
+    cursors: deps.cursors,
+    longPolls: deps.longPolls,
+    limits: config.poll,
+    bodyBytes: config.limits.bodyBytes,
+    jsonp: config.jsonp.enabled,
+  });
+  router.post('/send', sendRoute({ store: deps.store, auth: deps.auth, limits: config.limits }));
+  router.all('/send', only('POST'));
+  router.get('/poll', poll);
+  router.post('/poll', poll);
+  router.all('/poll', only('GET', 'POST'));
+  router.get('/healthz', healthRoute());
+  router.all('/healthz', only('GET'));
+  router.get('/readyz', readyRoute({ store: deps.store, isDraining: deps.isDraining }));
+  router.all('/readyz', only('GET'));
+  if (config.auth.demoToken) {
+    router.get('/demo/token', demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }));
+  }
+
+  app.use(requestLog(deps.log));
+  app.use(errorHandler());
+  app.use(cors(config.cors));
+  app.use(router.routes());
+  app.use(staticFiles(deps.staticDir));
+  app.use(() => {
+    throw new NotFoundError('no such endpoint');
+  });
+  return app;
+}

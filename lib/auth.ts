@@ -1,0 +1,138 @@
+/**
+ * Who is calling: server API keys (any stream) and client tokens (JWT HS256 with `sub`, `streams`
+ * and `pub` patterns). Verified tokens are cached until they expire, so a client polling every few
+ * seconds does not re-run HMAC and JSON parsing each time.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { UnauthorizedError } from './errors.js';
+import { matchesAny } from './streams.js';
+
+export interface Principal {
+  kind: 'server' | 'client';
+  /** Stable identity: the token's `sub`, or `apikey:<n>` for the n-th API key. */
+  subject: string;
+  canRead(stream: string): boolean;
+  canWrite(stream: string): boolean;
+}
+
+export interface AuthOptions {
+  secret: string;
+  apiKeys: readonly string[];
+  clockToleranceSeconds: number;
+  audience?: string;
+  issuer?: string;
+}
+
+const TOKEN_CACHE_MAX = 10_000;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+function stringList(value: unknown, claim: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.length > 1000 || !value.every((v) => typeof v === 'string' && v.length <= 201)) {
+    throw new UnauthorizedError(`token claim "${claim}" must be an array of stream patterns`);
+  }
+  return value as string[];
+}
+
+class ServerPrincipal implements Principal {
+  readonly kind = 'server' as const;
+  constructor(readonly subject: string) {}
+  canRead(): boolean {
+    return true;
+  }
+  canWrite(): boolean {
+    return true;
+  }
+}
+
+class ClientPrincipal implements Principal {
+  readonly kind = 'client' as const;
+  constructor(readonly subject: string, private readonly read: string[], private readonly pub: string[]) {}
+  canRead(stream: string): boolean {
+    return matchesAny(this.read, stream);
+  }
+  canWrite(stream: string): boolean {
+    return matchesAny(this.pub, stream);
+  }
+}
+
+export class Auth {
+  private readonly key: Uint8Array;
+  private readonly apiKeyDigests: Buffer[];
+  private readonly cache = new Map<string, { principal: Principal; expiresAtMs: number }>();
+
+  constructor(private readonly options: AuthOptions) {
+    this.key = new TextEncoder().encode(options.secret);
+    this.apiKeyDigests = options.apiKeys.map(digest);
+  }
+
+  /**
+   * The principal behind a credential (an API key or a client token).
+   * Throws UnauthorizedError when it is missing, unknown, malformed or expired; the message never
+   * repeats the credential.
+   */
+  async authenticate(credential: string | undefined): Promise<Principal> {
+    if (!credential) throw new UnauthorizedError('credentials required: Authorization: Bearer <token or API key>, or a token parameter');
+    const keyIndex = this.apiKeyIndex(credential);
+    if (keyIndex >= 0) return new ServerPrincipal(`apikey:${keyIndex}`);
+    if (!JWT_SHAPE.test(credential) || credential.length > 8192) throw new UnauthorizedError('credentials are not a valid API key or token');
+
+    const cached = this.cache.get(credential);
+    if (cached) {
+      if (Date.now() < cached.expiresAtMs) return cached.principal;
+      this.cache.delete(credential);
+    }
+    const { principal, expiresAtMs } = await this.verify(credential);
+    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(credential, { principal, expiresAtMs });
+    return principal;
+  }
+
+  /** Signs a client token (for /demo/token and tests). `ttlSeconds` from now. */
+  async mintToken(claims: { sub: string; streams: string[]; pub?: string[]; ttlSeconds: number }): Promise<string> {
+    let jwt = new SignJWT({ streams: claims.streams, pub: claims.pub ?? [] })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(claims.sub)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + claims.ttlSeconds);
+    if (this.options.audience) jwt = jwt.setAudience(this.options.audience);
+    if (this.options.issuer) jwt = jwt.setIssuer(this.options.issuer);
+    return jwt.sign(this.key);
+  }
+
+  /** Compares against every key in constant time per key, so timing does not reveal which matched. */
+  private apiKeyIndex(candidate: string): number {
+    const d = digest(candidate);
+    let found = -1;
+    this.apiKeyDigests.forEach((k, i) => {
+      if (timingSafeEqual(k, d) && found < 0) found = i;
+    });
+    return found;
+  }
+
+  private async verify(token: string): Promise<{ principal: Principal; expiresAtMs: number }> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, {
+        algorithms: ['HS256'],
+        clockTolerance: this.options.clockToleranceSeconds,
+        requiredClaims: ['exp', 'sub'],
+        audience: this.options.audience,
+        issuer: this.options.issuer,
+      }));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw new UnauthorizedError('token expired');
+      throw new UnauthorizedError('token is invalid');
+    }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+      throw new UnauthorizedError('token subject is invalid');
+    }
+    const principal = new ClientPrincipal(payload.sub, stringList(payload.streams, 'streams'), stringList(payload.pub, 'pub'));
+    return { principal, expiresAtMs: (payload.exp! + this.options.clockToleranceSeconds) * 1000 };
+  }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/**
+ * `pollgate` / `npm start`: load config, start, announce, and drain on SIGTERM/SIGINT.
+ */
+import { ConfigError, loadConfig } from './config.js';
+import { start } from './index.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pollgate: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const gateway = await start(config);
+  const { log } = gateway;
+  log.info({ port: gateway.port, store: gateway.store.kind, env: config.env }, 'listening');
+  if (config.generated.secret) log.warn('auth.secret was generated for this run: tokens and cursors will not survive a restart (set POLLGATE_SECRET)');
+  if (config.generated.apiKey) {
+    // Development only (production refuses to start without keys): the developer needs one to try /send.
+    process.stdout.write(
+      `\npollgate ${config.env} mode on http://localhost:${gateway.port}/\n` +
+        `  dev API key (this run only): ${config.generated.apiKey}\n` +
+        `  try: curl -s -XPOST localhost:${gateway.port}/send -H 'Authorization: Bearer ${config.generated.apiKey}' -H 'Content-Type: application/json' -d '{"stream":"room:1","data":"hi"}'\n\n`,
+    );
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, parked: gateway.longPolls.size }, 'draining');
+    gateway.shutdown().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: Error) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`pollgate: failed to start: ${err.message}\n`);
+  process.exit(1);
+});

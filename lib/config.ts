@@ -1,0 +1,283 @@
+/**
+ * The one configuration schema. Sources, later wins: built-in defaults (the schema),
+ * config/default.json, config/<NODE_ENV>.json, environment variables, then overrides passed by code.
+ * loadConfig() throws ConfigError naming every bad key; the result is deeply frozen.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+const seconds = (def: number, max = 10 * 365 * 86400) => z.number().int().min(1).max(max).default(def);
+
+const retentionRule = z.object({
+  /** Messages kept per stream, newest first (default 1000). */
+  maxLength: z.number().int().min(1).max(1_000_000).default(1000),
+  /** Messages expire this long after the stream's last append (default 24 h). */
+  ttlSeconds: seconds(86_400),
+  /** Epoch and last seq outlive the messages so quiet streams report a gap, not a reset (default 30 days). */
+  metaTtlSeconds: seconds(30 * 86_400),
+});
+
+const retentionOverride = z.object({
+  /** Applies to streams whose name starts with this prefix; the longest matching prefix wins. */
+  prefix: z.string().min(1).max(200),
+  maxLength: z.number().int().min(1).max(1_000_000).optional(),
+  ttlSeconds: z.number().int().min(1).optional(),
+  metaTtlSeconds: z.number().int().min(1).optional(),
+});
+
+const schema = z.object({
+  /** development | production | test; production forbids dev conveniences. */
+  env: z.enum(['development', 'production', 'test']).default('development'),
+  /** TCP port (default 8080; 0 picks a free one). */
+  port: z.number().int().min(0).max(65535).default(8080),
+  /** Listen address (default all interfaces). */
+  host: z.string().default('0.0.0.0'),
+  redis: z.object({
+    /** Empty (default) means the in-memory store: single process, not durable. */
+    url: z.string().default(''),
+    /** Prefix of every key and channel, so several deployments can share one Redis (default "pg:"). */
+    keyPrefix: z.string().max(64).regex(/^[A-Za-z0-9_:.-]*$/).default('pg:'),
+    /** A command that gets no answer in this time fails the request with 503 (default 2000 ms). */
+    commandTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
+    /** Use Redis Cluster; url is one seed node (default false). */
+    cluster: z.boolean().default(false),
+  }).prefault({}),
+  auth: z.object({
+    /** HS256 secret for client tokens and cursor tags; >= 32 chars. Generated at start in development. */
+    secret: z.string().min(32, 'must be at least 32 characters').optional(),
+    /** Server API keys (Authorization: Bearer <key>); each >= 16 chars. One is generated in development. */
+    apiKeys: z.array(z.string().min(16, 'each API key must be at least 16 characters')).default([]),
+    /** Serve GET /demo/token (development only; default true there). */
+    demoToken: z.boolean().optional(),
+    /** Lifetime of demo tokens (default 1 h). */
+    demoTokenTtlSeconds: seconds(3600, 86_400),
+    /** Accepted clock skew when checking exp/nbf (default 30 s). */
+    clockToleranceSeconds: z.number().int().min(0).max(600).default(30),
+    /** When set, tokens must carry this aud / iss. */
+    audience: z.string().optional(),
+    issuer: z.string().optional(),
+  }).prefault({}),
+  poll: z.object({
+    /** Hold of a parked poll when the client names none (default 25 s: below common 30-60 s proxy idle cuts). */
+    defaultTimeoutSeconds: z.number().min(0).max(300).default(25),
+    /** Largest hold a client may ask for (default 55 s). */
+    maxTimeoutSeconds: z.number().min(0).max(300).default(55),
+    /** Messages per response when the client names no limit (default 100). */
+    defaultLimit: z.number().int().min(1).max(10_000).default(100),
+    /** Largest limit a client may ask for (default 1000). */
+    maxLimit: z.number().int().min(1).max(10_000).default(1000),
+    /** Streams one poll may name (default 50). */
+    maxStreams: z.number().int().min(1).max(1000).default(50),
+  }).prefault({}),
+  retention: z.object({
+    default: retentionRule.prefault({}),
+    overrides: z.array(retentionOverride).default([]),
+  }).prefault({}),
+  limits: z.object({
+    /** Request body cap, enforced while reading (default 1 MiB). */
+    bodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** Serialized `data` of one message (default 64 KiB). */
+    dataBytes: z.number().int().min(16).max(16 * 1024 * 1024).default(64 * 1024),
+    /** Messages in one /send batch (default 100). */
+    batchSize: z.number().int().min(1).max(10_000).default(100),
+    /** Streams one /send message may fan out to (default 100). */
+    streamsPerSend: z.number().int().min(1).max(10_000).default(100),
+  }).prefault({}),
+  cors: z.object({
+    /** Exact origins allowed to call cross-origin, e.g. "https://app.example.com" (default none). */
+    origins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be scheme://host[:port] with no path')).default([]),
+    /** Access-Control-Max-Age of preflight answers (default 86400 s). */
+    maxAgeSeconds: z.number().int().min(0).max(86_400).default(86_400),
+  }).prefault({}),
+  jsonp: z.object({
+    /** Answer GET /poll?callback=... as JSONP (default false). */
+    enabled: z.boolean().default(false),
+  }).prefault({}),
+  server: z.object({
+    /** Idle keep-alive sockets are closed after this; keep above the load balancer's idle timeout (default 65 s). */
+    keepAliveTimeoutMs: z.number().int().min(1000).default(65_000),
+    /** Time allowed to receive request headers; must exceed keepAliveTimeoutMs (default 66 s). */
+    headersTimeoutMs: z.number().int().min(1000).default(66_000),
+    /** Time allowed to receive a whole request; must exceed the longest poll hold (default 120 s). */
+    requestTimeoutMs: z.number().int().min(1000).default(120_000),
+    /** On SIGTERM, connections still open after this are cut (default 10 s). */
+    shutdownGraceMs: z.number().int().min(100).default(10_000),
+  }).prefault({}),
+  log: z.object({
+    /** pino level (default info). */
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+});
+
+export type ConfigInput = z.input<typeof schema>;
+type Parsed = z.output<typeof schema>;
+export type RetentionRule = z.output<typeof retentionRule>;
+
+/** Validated config plus what start-up derived (generated secrets are flagged so they can be announced). */
+export type Config = Readonly<Parsed & {
+  auth: Parsed['auth'] & { secret: string; demoToken: boolean };
+  generated: { secret: boolean; apiKey?: string };
+}>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const configDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config');
+
+type Json = { [k: string]: unknown };
+
+function readJson(path: string): Json {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Json;
+  } catch (err) {
+    throw new ConfigError(`config: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (k === '__proto__' || k === 'constructor' || v === undefined) continue;
+    out[k] = isObject(v) && isObject(out[k]) ? merge(out[k] as Json, v) : v;
+  }
+  return out;
+}
+
+function list(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Json {
+  const num = (name: string) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n)) throw new ConfigError(`config: ${name}="${raw}" is not a number`);
+    return n;
+  };
+  const bool = (name: string) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    throw new ConfigError(`config: ${name}="${raw}" must be true or false`);
+  };
+  return {
+    port: num('PORT'),
+    host: env.HOST || undefined,
+    redis: { url: env.REDIS_URL, keyPrefix: env.POLLGATE_REDIS_PREFIX, cluster: bool('POLLGATE_REDIS_CLUSTER') },
+    auth: {
+      secret: env.POLLGATE_SECRET || undefined,
+      apiKeys: env.POLLGATE_API_KEYS ? list(env.POLLGATE_API_KEYS) : undefined,
+      demoToken: bool('POLLGATE_DEMO_TOKEN'),
+    },
+    cors: { origins: env.POLLGATE_CORS_ORIGINS ? list(env.POLLGATE_CORS_ORIGINS) : undefined },
+    jsonp: { enabled: bool('POLLGATE_JSONP') },
+    poll: { defaultTimeoutSeconds: num('POLLGATE_POLL_TIMEOUT') },
+    log: { level: env.LOG_LEVEL || undefined },
+  };
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+}
+
+/** Cross-field rules a schema cannot express; each names the keys involved. */
+function checkCombinations(c: Parsed): string[] {
+  const problems: string[] = [];
+  if (c.poll.defaultTimeoutSeconds > c.poll.maxTimeoutSeconds) {
+    problems.push('poll.defaultTimeoutSeconds must not exceed poll.maxTimeoutSeconds');
+  }
+  if (c.poll.defaultLimit > c.poll.maxLimit) problems.push('poll.defaultLimit must not exceed poll.maxLimit');
+  if (c.server.headersTimeoutMs <= c.server.keepAliveTimeoutMs) {
+    problems.push('server.headersTimeoutMs must be greater than server.keepAliveTimeoutMs (Node closes sockets otherwise)');
+  }
+  // The server must never cut its own parked polls.
+  if (c.poll.maxTimeoutSeconds * 1000 + 5000 > c.server.requestTimeoutMs) {
+    problems.push('server.requestTimeoutMs must exceed poll.maxTimeoutSeconds by at least 5 s');
+  }
+  if (c.limits.dataBytes > c.limits.bodyBytes) problems.push('limits.dataBytes must not exceed limits.bodyBytes');
+  return problems;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Applied last; used by tests and embedders. */
+  overrides?: ConfigInput;
+  /** Read config/*.json (default true). */
+  files?: boolean;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const mode = env.NODE_ENV === 'production' || env.NODE_ENV === 'test' ? env.NODE_ENV : 'development';
+  let raw: Json = { env: mode };
+  if (options.files !== false) {
+    for (const name of ['default.json', `${mode}.json`]) {
+      const path = join(configDir, name);
+      if (existsSync(path)) raw = merge(raw, readJson(path));
+    }
+    if (env.POLLGATE_CONFIG) raw = merge(raw, readJson(env.POLLGATE_CONFIG));
+  }
+  raw = merge(raw, fromEnv(env));
+  if (options.overrides) raw = merge(raw, options.overrides as Json);
+
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`config is invalid:\n${describeIssues(parsed.error)}`);
+  const c = parsed.data;
+  const problems = checkCombinations(c);
+  if (c.env === 'production') {
+    if (!c.auth.secret) problems.push('auth.secret is required in production (set POLLGATE_SECRET, >= 32 chars)');
+    if (c.auth.apiKeys.length === 0) problems.push('auth.apiKeys needs at least one key in production (set POLLGATE_API_KEYS)');
+    if (c.auth.demoToken) problems.push('auth.demoToken must be false in production');
+  }
+  if (problems.length) throw new ConfigError(`config is invalid:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+
+  const generated: Config['generated'] = { secret: !c.auth.secret };
+  const apiKeys = [...c.auth.apiKeys];
+  if (apiKeys.length === 0) {
+    generated.apiKey = `dev_${randomBytes(18).toString('base64url')}`;
+    apiKeys.push(generated.apiKey);
+  }
+  const config = {
+    ...c,
+    auth: {
+      ...c.auth,
+      apiKeys,
+      secret: c.auth.secret ?? randomBytes(32).toString('base64url'),
+      demoToken: c.auth.demoToken ?? c.env !== 'production',
+    },
+    generated,
+  };
+  return deepFreeze(config);
+}
+
+/** The retention rule for a stream: the longest matching prefix override over the default. */
+export function retentionFor(config: Config, stream: string): RetentionRule {
+  let best: z.output<typeof retentionOverride> | undefined;
+  for (const o of config.retention.overrides) {
+    if (stream.startsWith(o.prefix) && (!best || o.prefix.length > best.prefix.length)) best = o;
+  }
+  if (!best) return config.retention.default;
+  return {
+    maxLength: best.maxLength ?? config.retention.default.maxLength,
+    ttlSeconds: best.ttlSeconds ?? config.retention.default.ttlSeconds,
+    metaTtlSeconds: best.metaTtlSeconds ?? config.retention.default.metaTtlSeconds,
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

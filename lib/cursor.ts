@@ -1,0 +1,129 @@
+/**
+ * Opaque cursors: per stream, the log epoch and the last seq a client has seen.
+ *
+ * Binary layout, base64url-encoded: [version=1] then per stream [4-byte name hash][6-byte epoch]
+ * [seq as LEB128], then an 8-byte HMAC-SHA256 tag. Names are hashed, not stored, so a cursor over
+ * 20 streams stays near 350 characters whatever their names. The tag makes edits fail with
+ * InvalidCursorError (cursors are not secret, only tamper-evident).
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { InvalidCursorError } from './errors.js';
+
+/** Where a client is in one stream. epoch '' means the stream had no log when the position was taken. */
+export interface Position {
+  epoch: string;
+  seq: number;
+}
+
+export const NO_POSITION: Position = Object.freeze({ epoch: '', seq: 0 });
+
+const VERSION = 1;
+const HASH_BYTES = 4;
+const EPOCH_BYTES = 6;
+const TAG_BYTES = 8;
+const MAX_CURSOR_CHARS = 8192;
+const ZERO_EPOCH = Buffer.alloc(EPOCH_BYTES);
+
+/** A fresh random epoch: 8 base64url characters (6 bytes, never all zero). */
+export function newEpoch(): string {
+  for (;;) {
+    const bytes = randomBytes(EPOCH_BYTES);
+    if (!bytes.equals(ZERO_EPOCH)) return bytes.toString('base64url');
+  }
+}
+
+/** 32-bit FNV-1a of a stream name (names are ASCII by grammar). */
+function nameHash(stream: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < stream.length; i++) {
+    h ^= stream.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+function epochBytes(epoch: string): Buffer {
+  if (epoch === '') return ZERO_EPOCH;
+  const b = Buffer.from(epoch, 'base64url');
+  if (b.length !== EPOCH_BYTES) throw new Error(`malformed epoch "${epoch}"`);
+  return b;
+}
+
+function writeVarint(out: number[], value: number): void {
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+}
+
+export class CursorCodec {
+  private readonly key: Buffer;
+
+  constructor(secret: string) {
+    this.key = createHmac('sha256', secret).update('pollgate cursor v1').digest();
+  }
+
+  /** Encodes positions in the order given. Positions at seq 0 drop their epoch (they match any). */
+  encode(positions: ReadonlyMap<string, Position>): string {
+    const bytes: number[] = [VERSION];
+    for (const [stream, pos] of positions) {
+      const h = nameHash(stream);
+      bytes.push(h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff);
+      for (const b of epochBytes(pos.seq === 0 ? '' : pos.epoch)) bytes.push(b);
+      writeVarint(bytes, pos.seq);
+    }
+    const body = Buffer.from(bytes);
+    return Buffer.concat([body, this.tag(body)]).toString('base64url');
+  }
+
+  /**
+   * Decodes a cursor and returns the positions of the given streams that it holds (streams it
+   * does not mention are absent from the map). Throws InvalidCursorError on any malformation.
+   */
+  decode(cursor: string, streams: readonly string[]): Map<string, Position> {
+    if (cursor.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
+      throw new InvalidCursorError('cursor is malformed: pass back the cursor string the gateway gave you');
+    }
+    const raw = Buffer.from(cursor, 'base64url');
+    if (raw.length < 1 + TAG_BYTES) throw new InvalidCursorError('cursor is truncated');
+    const body = raw.subarray(0, raw.length - TAG_BYTES);
+    const tag = raw.subarray(raw.length - TAG_BYTES);
+    if (!timingSafeEqual(tag, this.tag(body))) {
+      throw new InvalidCursorError('cursor was not issued by this gateway (or was altered)');
+    }
+    if (body[0] !== VERSION) throw new InvalidCursorError('cursor version is not supported');
+    const byHash = new Map<number, Position>();
+    let i = 1;
+    while (i < body.length) {
+      // Each entry holds at least one varint byte after the hash and the epoch.
+      if (i + HASH_BYTES + EPOCH_BYTES + 1 > body.length) throw new InvalidCursorError('cursor is truncated');
+      const h = body.readUInt32BE(i);
+      i += HASH_BYTES;
+      const e = body.subarray(i, i + EPOCH_BYTES);
+      i += EPOCH_BYTES;
+      let seq = 0;
+      let scale = 1;
+      for (;;) {
+        if (i >= body.length || scale > 2 ** 49) throw new InvalidCursorError('cursor is malformed');
+        const b = body[i++]!;
+        seq += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+        scale *= 0x80;
+      }
+      const epoch = e.equals(ZERO_EPOCH) ? '' : Buffer.from(e).toString('base64url');
+      if (!byHash.has(h)) byHash.set(h, { epoch: seq === 0 ? '' : epoch, seq });
+    }
+    const out = new Map<string, Position>();
+    for (const s of streams) {
+      const p = byHash.get(nameHash(s));
+      if (p) out.set(s, p);
+    }
+    return out;
+  }
+
+  private tag(body: Buffer): Buffer {
+    return createHmac('sha256', this.key).update(body).digest().subarray(0, TAG_BYTES);
+  }
+}

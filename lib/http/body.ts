@@ -1,0 +1,73 @@
+/**
+ * Request bodies: JSON, also when sent as text/plain (XDomainRequest and CORS "simple" requests can
+ * send nothing else). The size cap is enforced while reading: a body over it is refused with 413 as
+ * soon as the limit is crossed (or at once from Content-Length), never buffered whole.
+ */
+import type { Context } from 'koa';
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.js';
+
+const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
+
+export async function readJsonBody(ctx: Context, limitBytes: number): Promise<unknown> {
+  const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
+  if (!JSON_TYPES.has(type)) {
+    throw new UnsupportedMediaTypeError('send the body as application/json (text/plain holding JSON is accepted too)');
+  }
+  const declared = Number(ctx.get('content-length') || '0');
+  if (declared > limitBytes) {
+    ctx.set('Connection', 'close');
+    throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
+  }
+  const raw = await readCapped(ctx, limitBytes);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch {
+    throw new BadRequestError('request body is not valid UTF-8');
+  }
+  if (text.trim() === '') throw new BadRequestError('request body is empty: send a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequestError('request body is not valid JSON');
+  }
+}
+
+function readCapped(ctx: Context, limitBytes: number): Promise<Buffer> {
+  const req = ctx.req;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limitBytes) {
+        cleanup();
+        // Stop reading; the connection is closed after the 413 so the rest is never buffered.
+        req.pause();
+        ctx.set('Connection', 'close');
+        reject(new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(new BadRequestError(`request body could not be read: ${err.message}`));
+    };
+    const onAborted = () => onError(new Error('client aborted'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}

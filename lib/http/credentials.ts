@@ -1,0 +1,18 @@
+/**
+ * Where a credential comes from: the Authorization header (preferred), else a `token` parameter in
+ * the query or body, for transports that cannot set headers (XDomainRequest, JSONP, EventSource).
+ */
+import type { Context } from 'koa';
+import { UnauthorizedError } from '../errors.js';
+
+export function credentialOf(ctx: Context, tokenParam: unknown): string | undefined {
+  const header = ctx.get('authorization');
+  if (header) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw new UnauthorizedError('Authorization must be "Bearer <token or API key>"');
+    return match[1];
+  }
+  if (tokenParam === undefined || tokenParam === '') return undefined;
+  if (typeof tokenParam !== 'string') throw new UnauthorizedError('token must be a string');
+  return tokenParam;
+}

@@ -1,0 +1,99 @@
+/**
+ * start(): config -> store -> waiters -> app -> listen. The returned gateway's shutdown() drains:
+ * readiness turns 503, parked polls are answered at once with their cursors unchanged, in-flight
+ * requests finish, connections still open at the grace deadline are cut, the store is closed.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { createApp } from './app.js';
+import { Auth } from './auth.js';
+import { retentionFor, type Config } from './config.js';
+import { CursorCodec } from './cursor.js';
+import { createLogger, type Logger } from './log.js';
+import { MemoryStore } from './store/memory-store.js';
+import { RedisStore } from './store/redis-store.js';
+import type { Store } from './store/store.js';
+import { LongPolls } from './transports/long-poll.js';
+import { WaiterRegistry } from './waiters.js';
+
+export interface Gateway {
+  config: Config;
+  log: Logger;
+  store: Store;
+  registry: WaiterRegistry;
+  longPolls: LongPolls;
+  auth: Auth;
+  cursors: CursorCodec;
+  server: Server;
+  port: number;
+  /** Drains and closes; resolves when everything is released. Safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Use this store instead of building one from config (tests wrap a real store this way). */
+  store?: Store;
+}
+
+export async function createStore(config: Config, log: Logger): Promise<Store> {
+  const retention = (stream: string) => retentionFor(config, stream);
+  if (!config.redis.url) {
+    log.warn('memory store: single process and not durable; set REDIS_URL for durable or multi-node use');
+    return new MemoryStore(retention);
+  }
+  const store = new RedisStore({
+    url: config.redis.url,
+    keyPrefix: config.redis.keyPrefix,
+    cluster: config.redis.cluster,
+    commandTimeoutMs: config.redis.commandTimeoutMs,
+    retention,
+    log: log.child({ module: 'redis' }),
+  });
+  await store.connect();
+  return store;
+}
+
+export async function start(config: Config, options: StartOptions = {}): Promise<Gateway> {
+  const log = options.log ?? createLogger(config.log.level);
+  const store = options.store ?? (await createStore(config, log));
+  const registry = new WaiterRegistry(store, log.child({ module: 'waiters' }));
+  const longPolls = new LongPolls(store, registry, log.child({ module: 'long-poll' }));
+  const auth = new Auth(config.auth);
+  const cursors = new CursorCodec(config.auth.secret);
+  let draining = false;
+  const app = createApp({
+    config, log, store, auth, cursors, longPolls,
+    staticDir: fileURLToPath(new URL('../../static', import.meta.url)),
+    isDraining: () => draining,
+  });
+
+  const server = createServer(app.callback());
+  server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
+  server.headersTimeout = config.server.headersTimeoutMs;
+  server.requestTimeout = config.server.requestTimeoutMs;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () =>
+    (closing ??= (async () => {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      longPolls.shutdown();
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), config.server.shutdownGraceMs);
+      await closed;
+      clearTimeout(grace);
+      await store.close();
+    })());
+
+  return { config, log, store, registry, longPolls, auth, cursors, server, port, shutdown };
+}

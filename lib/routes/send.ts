@@ -1,0 +1,98 @@
+/**
+ * POST /send: validate -> authorise -> append -> answer. Answers 200 only once the store
+ * confirmed every append. Accepts one message (`stream` or `streams`), or a batch (`messages`).
+ */
+import type { Context } from 'koa';
+import { nanoid } from 'nanoid';
+import type { Auth } from '../auth.js';
+import { BadRequestError, ForbiddenError, PayloadTooLargeError } from '../errors.js';
+import { readJsonBody } from '../http/body.js';
+import { credentialOf } from '../http/credentials.js';
+import { noStore } from '../http/request-log.js';
+import { MESSAGE_ID, assertStreamName, parseStreamList } from '../streams.js';
+import { messageTail, type AppendResult, type NewMessage, type Store } from '../store/store.js';
+
+export interface SendLimits {
+  bodyBytes: number;
+  dataBytes: number;
+  batchSize: number;
+  streamsPerSend: number;
+}
+
+interface Outgoing {
+  streams: string[];
+  id: string;
+  dataJson: string;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function parseMessage(raw: unknown, limits: SendLimits, where: string): Outgoing {
+  if (!isObject(raw)) throw new BadRequestError(`${where} must be a JSON object`);
+  const hasOne = raw.stream !== undefined;
+  const hasMany = raw.streams !== undefined;
+  if (hasOne === hasMany) throw new BadRequestError(`${where} needs exactly one of "stream" or "streams"`);
+  const streams = hasOne ? [assertStreamName(raw.stream, `${where}.stream`)] : parseStreamList(raw.streams, limits.streamsPerSend, `${where}.streams`);
+  if (!('data' in raw) || raw.data === undefined) throw new BadRequestError(`${where}.data is required (any JSON value)`);
+  let id: string;
+  if (raw.id === undefined) id = nanoid();
+  else if (typeof raw.id === 'string' && MESSAGE_ID.test(raw.id)) id = raw.id;
+  else throw new BadRequestError(`${where}.id must be 1-64 characters of A-Z a-z 0-9 _ -`);
+  let dataJson: string;
+  try {
+    dataJson = JSON.stringify(raw.data);
+  } catch {
+    throw new BadRequestError(`${where}.data cannot be serialized`);
+  }
+  if (Buffer.byteLength(dataJson) > limits.dataBytes) {
+    throw new PayloadTooLargeError(`${where}.data exceeds ${limits.dataBytes} bytes`);
+  }
+  return { streams, id, dataJson };
+}
+
+function parseSend(body: unknown, limits: SendLimits): Outgoing[] {
+  if (!isObject(body)) throw new BadRequestError('body must be a JSON object');
+  if (body.messages === undefined) return [parseMessage(body, limits, 'message')];
+  if (!Array.isArray(body.messages) || body.messages.length === 0) throw new BadRequestError('messages must be a non-empty array');
+  if (body.messages.length > limits.batchSize) throw new BadRequestError(`messages may hold at most ${limits.batchSize} messages`);
+  return body.messages.map((m, i) => parseMessage(m, limits, `messages[${i}]`));
+}
+
+export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits }) {
+  return async function send(ctx: Context): Promise<void> {
+    noStore(ctx);
+    const body = await readJsonBody(ctx, deps.limits.bodyBytes);
+    const principal = await deps.auth.authenticate(credentialOf(ctx, isObject(body) ? body.token : undefined));
+    const outgoing = parseSend(body, deps.limits);
+    for (const m of outgoing) {
+      for (const s of m.streams) if (!principal.canWrite(s)) throw new ForbiddenError(`not allowed to send to stream "${s}"`);
+    }
+
+    // One atomic append per stream, in request order; results map back to request order.
+    const ts = Date.now();
+    const perStream = new Map<string, { messages: NewMessage[]; slots: number[] }>();
+    const results: AppendResult[] = [];
+    for (const m of outgoing) {
+      const tail = messageTail(m.id, ts, m.dataJson);
+      for (const stream of m.streams) {
+        let group = perStream.get(stream);
+        if (!group) perStream.set(stream, (group = { messages: [], slots: [] }));
+        group.messages.push({ id: m.id, tail });
+        group.slots.push(results.length);
+        results.push({ stream, seq: 0, id: m.id, duplicate: false });
+      }
+    }
+    await Promise.all(
+      [...perStream].map(async ([stream, group]) => {
+        const stored = await deps.store.append(stream, group.messages);
+        stored.forEach((r, i) => (results[group.slots[i]!] = r));
+      }),
+    );
+    ctx.type = 'application/json; charset=utf-8';
+    ctx.body = JSON.stringify({
+      results: results.map((r) => (r.duplicate ? { stream: r.stream, seq: r.seq, id: r.id, duplicate: true } : { stream: r.stream, seq: r.seq, id: r.id })),
+    });
+  };
+}

@@ -1,0 +1,64 @@
+--[[
+  Appends messages to one stream's log, atomically: assign seqs, push, trim, refresh TTLs,
+  record idempotency keys, publish one wake-up.
+
+  KEYS[1] meta  hash: e = epoch, s = last seq
+  KEYS[2] log   list of stored message JSON, oldest first (seq of index i = first + i)
+  KEYS[3] ids   sorted set: message id -> seq, trimmed with the log (idempotency window = retained log)
+
+  ARGV[1] maxLength        ARGV[2] log TTL (ms)       ARGV[3] meta TTL (ms)
+  ARGV[4] epoch to use when the stream has no meta (a new log)
+  ARGV[5] wake-up channel  ARGV[6] stored JSON before the seq
+  ARGV[7], ARGV[8], ...    pairs of (message id, stored JSON after the seq)
+
+  Output: { epoch, seq1, duplicate1, seq2, duplicate2, ... }, duplicate = 1 when the id was
+  already in the retained log (nothing appended, seq is the original's).
+]]
+local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
+local maxLength = tonumber(ARGV[1])
+
+local epoch = redis.call('HGET', meta, 'e')
+if not epoch then
+  -- A new log: whatever survived of an older one must not be served under the new epoch.
+  epoch = ARGV[4]
+  redis.call('DEL', log, ids)
+  redis.call('HSET', meta, 'e', epoch, 's', '0')
+end
+
+local last = tonumber(redis.call('HGET', meta, 's'))
+local first = last - redis.call('LLEN', log) + 1
+local out = { epoch }
+local appended = 0
+
+for i = 7, #ARGV, 2 do
+  local id = ARGV[i]
+  local prev = redis.call('ZSCORE', ids, id)
+  if prev and tonumber(prev) >= first then
+    out[#out + 1] = tonumber(prev)
+    out[#out + 1] = 1
+  else
+    last = last + 1
+    local seq = string.format('%d', last)
+    redis.call('RPUSH', log, ARGV[6] .. seq .. ARGV[i + 1])
+    redis.call('ZADD', ids, seq, id)
+    out[#out + 1] = last
+    out[#out + 1] = 0
+    appended = appended + 1
+  end
+end
+
+if appended > 0 then
+  local lastText = string.format('%d', last)
+  redis.call('HSET', meta, 's', lastText)
+  local length = redis.call('LLEN', log)
+  if length > maxLength then
+    redis.call('LTRIM', log, length - maxLength, -1)
+    redis.call('ZREMRANGEBYSCORE', ids, '-inf', '(' .. string.format('%d', last - maxLength + 1))
+  end
+  redis.call('PEXPIRE', log, ARGV[2])
+  redis.call('PEXPIRE', ids, ARGV[2])
+  redis.call('PEXPIRE', meta, ARGV[3])
+  redis.call('PUBLISH', ARGV[5], epoch .. ':' .. lastText)
+end
+
+return out

@@ -1,0 +1,126 @@
+/**
+ * In-process store with the same semantics as Redis: for `npm start` with nothing installed and
+ * for single-process use. Not durable, not shared between processes.
+ */
+import { newEpoch } from '../cursor.js';
+import type { RetentionRule } from '../config.js';
+import { messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead } from './store.js';
+
+interface StreamLog {
+  epoch: string;
+  lastSeq: number;
+  /** Stored JSON and ids of retained messages, oldest first; seq of messages[i] is firstSeq + i. */
+  messages: string[];
+  ids: string[];
+  seqById: Map<string, number>;
+  logExpiresAt: number;
+  metaExpiresAt: number;
+}
+
+const SWEEP_MS = 60_000;
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  private readonly streams = new Map<string, StreamLog>();
+  private listener?: StoreListener;
+  private readonly subscribed = new Set<string>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  /** `now` is injectable so expiry can be tested without waiting. */
+  constructor(
+    private readonly retention: (stream: string) => RetentionRule,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  async append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]> {
+    const rule = this.retention(stream);
+    let log = this.live(stream);
+    if (!log) {
+      log = { epoch: newEpoch(), lastSeq: 0, messages: [], ids: [], seqById: new Map(), logExpiresAt: 0, metaExpiresAt: 0 };
+      this.streams.set(stream, log);
+    }
+    const head = messageHead(stream);
+    const results: AppendResult[] = [];
+    for (const m of messages) {
+      const prev = log.seqById.get(m.id);
+      if (prev !== undefined) {
+        results.push({ stream, seq: prev, id: m.id, duplicate: true });
+        continue;
+      }
+      const seq = ++log.lastSeq;
+      log.messages.push(head + seq + m.tail);
+      log.ids.push(m.id);
+      log.seqById.set(m.id, seq);
+      results.push({ stream, seq, id: m.id, duplicate: false });
+    }
+    const excess = log.messages.length - rule.maxLength;
+    if (excess > 0) {
+      log.messages.splice(0, excess);
+      for (const id of log.ids.splice(0, excess)) log.seqById.delete(id);
+    }
+    if (results.some((r) => !r.duplicate)) {
+      const now = this.now();
+      log.logExpiresAt = now + rule.ttlSeconds * 1000;
+      log.metaExpiresAt = now + rule.metaTtlSeconds * 1000;
+      if (this.subscribed.has(stream)) {
+        const hint = { epoch: log.epoch, lastSeq: log.lastSeq };
+        // Wake after the sender's promise settles, as a Redis publish would.
+        queueMicrotask(() => this.listener?.wake(stream, hint));
+      }
+    }
+    return results;
+  }
+
+  async read(stream: string, after: number, limit: number): Promise<StreamRead> {
+    const log = this.live(stream);
+    if (!log) return { stream, epoch: '', lastSeq: 0, firstSeq: 1, after, messages: [] };
+    const firstSeq = log.lastSeq - log.messages.length + 1;
+    const from = Math.max(after, firstSeq - 1);
+    const start = from - firstSeq + 1;
+    const messages = limit > 0 && from < log.lastSeq ? log.messages.slice(start, start + limit) : [];
+    return { stream, epoch: log.epoch, lastSeq: log.lastSeq, firstSeq, after: from, messages };
+  }
+
+  async subscribe(stream: string): Promise<void> {
+    this.subscribed.add(stream);
+  }
+
+  async unsubscribe(stream: string): Promise<void> {
+    this.subscribed.delete(stream);
+  }
+
+  setListener(listener: StoreListener): void {
+    this.listener = listener;
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.subscribed.clear();
+  }
+
+  /** The stream's log after applying expiry: messages go at the log TTL, the stream at the meta TTL. */
+  private live(stream: string): StreamLog | undefined {
+    const log = this.streams.get(stream);
+    if (!log) return undefined;
+    const now = this.now();
+    if (now >= log.metaExpiresAt) {
+      this.streams.delete(stream);
+      return undefined;
+    }
+    if (now >= log.logExpiresAt && log.messages.length > 0) {
+      log.messages = [];
+      log.ids = [];
+      log.seqById.clear();
+    }
+    return log;
+  }
+
+  private sweep(): void {
+    for (const stream of this.streams.keys()) this.live(stream);
+  }
+}

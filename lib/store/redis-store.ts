@@ -1,0 +1,181 @@
+/**
+ * Redis store: one command connection (fails fast: no offline queue, one retry) for the request
+ * path and one duplicated subscriber connection for wake-ups. Atomic operations are the Lua
+ * scripts in ./lua, one per file.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { RetentionRule } from '../config.js';
+import { newEpoch } from '../cursor.js';
+import { StoreUnavailableError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { RedisKeys } from './redis-keys.js';
+import { messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead } from './store.js';
+
+function lua(name: string): string {
+  return readFileSync(fileURLToPath(new URL(`./lua/${name}.lua`, import.meta.url)), 'utf8');
+}
+
+type Client = Redis | Cluster;
+interface ScriptClient {
+  pgAppend(...args: (string | number)[]): Promise<(string | number)[]>;
+  pgRead(...args: (string | number)[]): Promise<(string | number)[]>;
+}
+
+/** Redis replies that mean "not stored, try again" rather than a bug of ours. */
+const TRANSIENT_REPLY = /^(OOM|BUSY|LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MISCONF)\b/;
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix: string;
+  cluster: boolean;
+  commandTimeoutMs: number;
+  retention: (stream: string) => RetentionRule;
+  log: Logger;
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  private readonly cmd: Client;
+  private readonly sub: Client;
+  private readonly keys: RedisKeys;
+  private readonly channels = new Set<string>();
+  private listener?: StoreListener;
+  private subscriberReadyOnce = false;
+  private closing = false;
+
+  constructor(private readonly options: RedisStoreOptions) {
+    this.keys = new RedisKeys(options.keyPrefix);
+    const common: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    };
+    // The request path must fail fast during an outage: no offline queue, a bounded wait.
+    const commandOptions: RedisOptions = {
+      ...common,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: options.commandTimeoutMs,
+      enableAutoPipelining: true,
+    };
+    // The subscriber may wait for Redis to come back; it re-subscribes itself on reconnect.
+    const subscriberOptions: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
+    if (options.cluster) {
+      this.cmd = new Cluster([options.url], { redisOptions: commandOptions, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true });
+      this.sub = new Cluster([options.url], { redisOptions: subscriberOptions, lazyConnect: true });
+    } else {
+      this.cmd = new Redis(options.url, commandOptions);
+      this.sub = new Redis(options.url, subscriberOptions);
+    }
+    for (const client of [this.cmd, this.sub]) {
+      client.defineCommand('pgAppend', { numberOfKeys: 3, lua: lua('append-3') });
+      client.defineCommand('pgRead', { numberOfKeys: 2, lua: lua('read-2') });
+      // An 'error' event without a listener would crash the process; reconnects are automatic.
+      client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'redis connection error'));
+    }
+    this.sub.on('message', (channel: string, payload: string) => this.onMessage(channel, payload));
+    this.sub.on('ready', () => this.onSubscriberReady());
+  }
+
+  /** Connects both clients; throws StoreUnavailableError when Redis cannot be reached. */
+  async connect(): Promise<void> {
+    try {
+      await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    } catch (err) {
+      throw new StoreUnavailableError(`cannot connect to Redis: ${(err as Error).message}`);
+    }
+  }
+
+  async append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]> {
+    const rule = this.options.retention(stream);
+    const args: (string | number)[] = [
+      this.keys.meta(stream), this.keys.log(stream), this.keys.ids(stream),
+      rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, newEpoch(),
+      this.keys.wakeChannel(stream), messageHead(stream),
+    ];
+    for (const m of messages) args.push(m.id, m.tail);
+    const reply = await this.call(() => (this.cmd as unknown as ScriptClient).pgAppend(...args));
+    return messages.map((m, i) => ({
+      stream,
+      seq: Number(reply[1 + 2 * i]),
+      id: m.id,
+      duplicate: Number(reply[2 + 2 * i]) === 1,
+    }));
+  }
+
+  async read(stream: string, after: number, limit: number): Promise<StreamRead> {
+    const reply = await this.call(() =>
+      (this.cmd as unknown as ScriptClient).pgRead(this.keys.meta(stream), this.keys.log(stream), after, limit),
+    );
+    const epoch = String(reply[0]);
+    const lastSeq = Number(reply[1]);
+    const firstSeq = Number(reply[2]);
+    const messages = reply.slice(3) as string[];
+    return { stream, epoch, lastSeq, firstSeq, after: epoch === '' ? after : Math.max(after, firstSeq - 1), messages };
+  }
+
+  async subscribe(stream: string): Promise<void> {
+    const channel = this.keys.wakeChannel(stream);
+    this.channels.add(channel);
+    await this.sub.subscribe(channel);
+  }
+
+  async unsubscribe(stream: string): Promise<void> {
+    const channel = this.keys.wakeChannel(stream);
+    this.channels.delete(channel);
+    if (this.closing) return;
+    await this.sub.unsubscribe(channel).catch((err: Error) => this.options.log.debug({ err: err.message }, 'unsubscribe failed'));
+  }
+
+  setListener(listener: StoreListener): void {
+    this.listener = listener;
+  }
+
+  async ping(): Promise<void> {
+    await this.call(() => this.cmd.ping());
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.allSettled([this.cmd.quit(), this.sub.quit()]);
+    this.cmd.disconnect();
+    this.sub.disconnect();
+  }
+
+  private async call<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(message)) throw err;
+      this.options.log.warn({ err: message }, 'redis command failed');
+      throw new StoreUnavailableError();
+    }
+  }
+
+  private onMessage(channel: string, payload: string): void {
+    const stream = this.keys.streamOfChannel(channel);
+    const sep = payload.lastIndexOf(':');
+    if (!stream || sep < 0) return;
+    this.listener?.wake(stream, { epoch: payload.slice(0, sep), lastSeq: Number(payload.slice(sep + 1)) });
+  }
+
+  /**
+   * Pub/Sub is at-most-once: wake-ups published while the subscriber was away are gone. After a
+   * reconnect, confirm the subscriptions, then have every waiter re-read the log.
+   */
+  private onSubscriberReady(): void {
+    if (!this.subscriberReadyOnce) {
+      this.subscriberReadyOnce = true;
+      return;
+    }
+    const channels = [...this.channels];
+    const confirmed = channels.length ? this.sub.subscribe(...channels) : Promise.resolve(0);
+    confirmed.then(
+      () => this.listener?.resync(),
+      (err: Error) => this.options.log.warn({ err: err.message }, 're-subscribe failed'),
+    );
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The Store contract: bounded, per-stream logs with sequence numbers and epochs, plus wake-ups
+ * when a stream grows. Storage only: who is waiting lives in lib/waiters.ts.
+ * Both implementations (memory-store.ts, redis-store.ts) pass spec/store/contract.ts.
+ */
+
+/** One message to append. `tail` is the stored JSON after the seq: `,"id":..,"ts":..,"data":..}`. */
+export interface NewMessage {
+  id: string;
+  tail: string;
+}
+
+export interface AppendResult {
+  stream: string;
+  seq: number;
+  id: string;
+  /** The id was already in the retained log: nothing was appended, seq is the original's. */
+  duplicate: boolean;
+}
+
+/**
+ * A consistent snapshot of one stream. `messages` are stored JSON strings with seqs
+ * after+1 .. after+messages.length, oldest first.
+ */
+export interface StreamRead {
+  stream: string;
+  /** '' when the stream has no log (never written, or everything expired). */
+  epoch: string;
+  lastSeq: number;
+  /** Oldest retained seq; lastSeq + 1 when nothing is retained. */
+  firstSeq: number;
+  after: number;
+  messages: string[];
+}
+
+/** A hint that a stream grew; readers must re-read the log, which is the truth. */
+export interface WakeHint {
+  epoch: string;
+  lastSeq: number;
+}
+
+export interface StoreListener {
+  /** A stream this process subscribed to has new messages. */
+  wake(stream: string, hint: WakeHint): void;
+  /** Wake-ups may have been lost (e.g. the subscriber connection dropped): re-read everything. */
+  resync(): void;
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+  /**
+   * Appends messages to one stream atomically and in order; resolves only once they are stored.
+   * A message whose id is already in the retained log is not appended again.
+   * Throws StoreUnavailableError when nothing could be stored.
+   */
+  append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]>;
+  /** Up to `limit` messages after seq `after` (limit 0 reads only the stream's head). */
+  read(stream: string, after: number, limit: number): Promise<StreamRead>;
+  /** Deliver wake-ups for this stream to the listener; resolves once they are flowing. */
+  subscribe(stream: string): Promise<void>;
+  unsubscribe(stream: string): Promise<void>;
+  setListener(listener: StoreListener): void;
+  /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The stored JSON before the seq; the seq is only known inside the append. */
+export function messageHead(stream: string): string {
+  return `{"stream":${JSON.stringify(stream)},"seq":`;
+}
+
+/** The stored JSON after the seq. `dataJson` is already-serialized JSON. */
+export function messageTail(id: string, ts: number, dataJson: string): string {
+  return `,"id":${JSON.stringify(id)},"ts":${ts},"data":${dataJson}}`;
+}
+
+/** Read at most this many messages in one store call, whatever a client asks for. */
+export const MAX_READ = 10_000;
+
+/** Seq larger than any real one: reading after it returns only the head. */
+export const HEAD_ONLY = Number.MAX_SAFE_INTEGER;

@@ -1,0 +1,143 @@
+/**
+ * HTTP long-polling: answer at once when a stream has news, otherwise park the request as a
+ * waiter until messages arrive, the hold times out, a newer poll of the same connection
+ * supersedes it, the process shuts down, or the client goes away. Each parked poll owns exactly
+ * one cleanup (finish) that removes every timer, listener and registration it added.
+ */
+import type { Position } from '../cursor.js';
+import { deliverStream, hasNews, makeBatch, readBatch, resolve, type Batch } from '../delivery.js';
+import type { Logger } from '../log.js';
+import type { Store, StreamRead } from '../store/store.js';
+import type { Waiter, WaiterRegistry } from '../waiters.js';
+
+export type PollEnd = 'messages' | 'timeout' | 'superseded' | 'shutdown' | 'gone';
+
+export interface PollOutcome {
+  batch: Batch;
+  end: PollEnd;
+}
+
+export interface PollRequest {
+  positions: Map<string, Position>;
+  limit: number;
+  timeoutMs: number;
+  /** One parked poll per (subject, conn): a newer poll answers the older one at once. */
+  connKey?: string;
+  /** Calls `gone` when the client disconnects; returns the function that stops watching. */
+  watchGone(gone: () => void): () => void;
+}
+
+function emptyBatch(positions: Map<string, Position>): Batch {
+  return { deliveries: [], positions, count: 0 };
+}
+
+class ParkedPoll implements Waiter {
+  readonly streams: readonly string[];
+  private done = false;
+  private timer?: NodeJS.Timeout;
+  private unwatch?: () => void;
+  private settle!: (outcome: PollOutcome) => void;
+  readonly outcome: Promise<PollOutcome>;
+
+  constructor(private readonly hub: LongPolls, private readonly req: PollRequest) {
+    this.streams = [...req.positions.keys()];
+    this.outcome = new Promise((r) => (this.settle = r));
+  }
+
+  get limit(): number {
+    return this.req.limit;
+  }
+
+  position(stream: string): Position {
+    return this.req.positions.get(stream)!;
+  }
+
+  start(): void {
+    this.timer = setTimeout(() => this.finish('timeout'), this.req.timeoutMs);
+    this.unwatch = this.req.watchGone(() => this.finish('gone'));
+    this.hub.registry.add(this).then(
+      // Re-read once subscribed: a message appended between the first read and the subscription woke nobody.
+      () => (this.done ? undefined : this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit))),
+      (err: Error) => this.hub.log.warn({ err: err.message }, 'subscribe failed; the poll stays parked until its timeout'),
+    );
+  }
+
+  onRead(read: StreamRead): void {
+    const pos = this.req.positions.get(read.stream);
+    if (this.done || !pos) return;
+    const r = resolve(pos, read, this.req.limit);
+    if ('reread' in r) {
+      void this.check(async () => makeBatch(this.req.positions, [await deliverStream(this.hub.store, read.stream, pos, this.req.limit)], this.req.limit));
+      return;
+    }
+    const batch = makeBatch(this.req.positions, [r], this.req.limit);
+    if (hasNews(batch)) this.finish('messages', batch);
+  }
+
+  onResync(): void {
+    if (!this.done) void this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit));
+  }
+
+  finish(end: PollEnd, batch?: Batch): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.unwatch?.();
+    this.hub.release(this, this.req.connKey);
+    this.settle({ batch: batch ?? emptyBatch(this.req.positions), end });
+  }
+
+  private async check(read: () => Promise<Batch>): Promise<void> {
+    try {
+      const batch = await read();
+      if (hasNews(batch)) this.finish('messages', batch);
+    } catch (err) {
+      // The store is away: stay parked; the timeout answers with the cursor unchanged.
+      this.hub.log.debug({ err: (err as Error).message }, 'parked poll read failed');
+    }
+  }
+}
+
+export class LongPolls {
+  private readonly parked = new Set<ParkedPoll>();
+  private readonly byConn = new Map<string, ParkedPoll>();
+  private draining = false;
+
+  constructor(readonly store: Store, readonly registry: WaiterRegistry, readonly log: Logger) {}
+
+  /** Parked polls in this process. */
+  get size(): number {
+    return this.parked.size;
+  }
+
+  /** Answers now if any stream has news (or timeout is 0), otherwise parks. Throws only store errors of the first read. */
+  async poll(req: PollRequest): Promise<PollOutcome> {
+    if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
+    const batch = await readBatch(this.store, req.positions, req.limit);
+    if (hasNews(batch)) return { batch, end: 'messages' };
+    if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
+    if (this.draining) return { batch, end: 'shutdown' };
+    const poll = new ParkedPoll(this, req);
+    if (req.connKey) {
+      // A newer poll of the same connection may have parked while we read.
+      this.byConn.get(req.connKey)?.finish('superseded');
+      this.byConn.set(req.connKey, poll);
+    }
+    this.parked.add(poll);
+    poll.start();
+    return poll.outcome;
+  }
+
+  /** Called by a parked poll's finish(); drops every reference to it. */
+  release(poll: ParkedPoll, connKey?: string): void {
+    this.parked.delete(poll);
+    this.registry.remove(poll);
+    if (connKey && this.byConn.get(connKey) === poll) this.byConn.delete(connKey);
+  }
+
+  /** Answers every parked poll now with its cursor unchanged; later polls are answered at once. */
+  shutdown(): void {
+    this.draining = true;
+    for (const p of [...this.parked]) p.finish('shutdown');
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Parked clients of this process, by stream. The registry subscribes the store to a stream while
+ * it has local waiters on it, and on a wake-up reads the stream once for all of them (fan-out
+ * costs one store read per node, not one per waiter). It never talks to Redis itself.
+ */
+import type { Logger } from './log.js';
+import type { Position } from './cursor.js';
+import { MAX_READ, type Store, type StoreListener, type StreamRead, type WakeHint } from './store/store.js';
+
+/** A parked client: a long-poll, an SSE stream or a WebSocket subscription. */
+export interface Waiter {
+  readonly streams: readonly string[];
+  /** Largest number of messages the waiter takes in one delivery. */
+  readonly limit: number;
+  /** The waiter's current position in a stream. */
+  position(stream: string): Position;
+  /** A fresh snapshot of a stream that grew; shared by every waiter on it, so do not mutate it. */
+  onRead(read: StreamRead): void;
+  /** Wake-ups may have been lost: re-read every stream. */
+  onResync(): void;
+}
+
+interface StreamEntry {
+  waiters: Set<Waiter>;
+  /** Resolves once the store delivers wake-ups for this stream. */
+  subscribed: Promise<void>;
+  /** A read for this stream is in flight; `again` asks for one more when it lands. */
+  reading: boolean;
+  again: boolean;
+}
+
+export class WaiterRegistry implements StoreListener {
+  private readonly byStream = new Map<string, StreamEntry>();
+  private readonly all = new Set<Waiter>();
+
+  constructor(private readonly store: Store, private readonly log: Logger) {
+    store.setListener(this);
+  }
+
+  /** Number of parked waiters in this process. */
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** Streams with at least one local waiter (and so a store subscription). */
+  get streamCount(): number {
+    return this.byStream.size;
+  }
+
+  /**
+   * Registers a waiter and resolves once wake-ups for all its streams are flowing. After that the
+   * caller must re-read the log once: a message appended before the subscription took effect
+   * wakes nobody. The caller must call remove() exactly once, whatever happens.
+   */
+  async add(waiter: Waiter): Promise<void> {
+    this.all.add(waiter);
+    const pending: Promise<void>[] = [];
+    for (const stream of waiter.streams) {
+      let entry = this.byStream.get(stream);
+      if (!entry) {
+        entry = { waiters: new Set(), subscribed: this.store.subscribe(stream), reading: false, again: false };
+        // A failed subscribe is retried by the next waiter on the stream.
+        entry.subscribed.catch(() => {
+          if (this.byStream.get(stream) === entry) this.byStream.delete(stream);
+        });
+        this.byStream.set(stream, entry);
+      }
+      entry.waiters.add(waiter);
+      pending.push(entry.subscribed);
+    }
+    await Promise.all(pending);
+  }
+
+  remove(waiter: Waiter): void {
+    if (!this.all.delete(waiter)) return;
+    for (const stream of waiter.streams) {
+      const entry = this.byStream.get(stream);
+      if (!entry || !entry.waiters.delete(waiter) || entry.waiters.size > 0) continue;
+      this.byStream.delete(stream);
+      void this.store.unsubscribe(stream);
+    }
+  }
+
+  wake(stream: string, hint: WakeHint): void {
+    const entry = this.byStream.get(stream);
+    if (!entry) return; // nobody here waits on it any more
+    let behind = false;
+    for (const w of entry.waiters) {
+      const p = w.position(stream);
+      if (p.epoch !== hint.epoch || p.seq < hint.lastSeq) {
+        behind = true;
+        break;
+      }
+    }
+    if (!behind) {
+      this.log.trace({ stream }, 'ignore stale wake');
+      return;
+    }
+    void this.fanOut(stream, entry);
+  }
+
+  resync(): void {
+    this.log.info({ waiters: this.all.size }, 'resync: waking every waiter to re-read the log');
+    for (const w of [...this.all]) w.onResync();
+  }
+
+  /** Calls fn on every waiter (used at shutdown); waiters remove themselves. */
+  forEach(fn: (w: Waiter) => void): void {
+    for (const w of [...this.all]) fn(w);
+  }
+
+  /** One read from the lowest position of the stream's waiters, handed to all of them. */
+  private async fanOut(stream: string, entry: StreamEntry): Promise<void> {
+    if (entry.reading) {
+      entry.again = true;
+      return;
+    }
+    entry.reading = true;
+    try {
+      do {
+        entry.again = false;
+        let after = Number.MAX_SAFE_INTEGER;
+        let limit = 0;
+        for (const w of entry.waiters) {
+          after = Math.min(after, w.position(stream).seq);
+          limit = Math.max(limit, w.limit);
+        }
+        if (entry.waiters.size === 0) return;
+        let read: StreamRead;
+        try {
+          read = await this.store.read(stream, after, Math.min(limit, MAX_READ));
+        } catch (err) {
+          // Waiters stay parked: the next wake-up or their timeout answers them.
+          this.log.warn({ stream, err: (err as Error).message }, 'fan-out read failed');
+          return;
+        }
+        for (const w of [...entry.waiters]) w.onRead(read);
+      } while (entry.again);
+    } finally {
+      entry.reading = false;
+    }
+  }
+}
