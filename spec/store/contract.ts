@@ -1,0 +1,187 @@
+/**
+ * The Store contract, run against every implementation (memory-store.spec.ts, redis-store.spec.ts).
+ * A factory gives a fresh store plus ways to make a stream's messages or whole log disappear
+ * (expiry, or a Redis restarted without persistence) without waiting for a TTL.
+ */
+import { expect } from 'chai';
+import type { RetentionRule } from '../../lib/config.js';
+import { messageHead, messageTail, type NewMessage, type Store, type WakeHint } from '../../lib/store/store.js';
+
+export interface StoreHarness {
+  store: Store;
+  /** The stream's messages expire (its metadata stays). */
+  expireMessages(stream: string): Promise<void>;
+  /** Everything of the stream disappears, metadata included. */
+  expireAll(stream: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type StoreFactory = (retention: (stream: string) => RetentionRule) => Promise<StoreHarness>;
+
+const DEFAULT_RULE: RetentionRule = { maxLength: 1000, ttlSeconds: 3600, metaTtlSeconds: 86400 };
+
+function msg(id: string, data: unknown = id): NewMessage {
+  return { id, tail: messageTail(id, 1700000000000, JSON.stringify(data)) };
+}
+
+function parsed(messages: string[]): { stream: string; seq: number; id: string; data: unknown }[] {
+  return messages.map((m) => JSON.parse(m));
+}
+
+function nextWake(store: Store): Promise<{ stream: string; hint: WakeHint }> {
+  return new Promise((resolve) => store.setListener({ wake: (stream, hint) => resolve({ stream, hint }), resync: () => {} }));
+}
+
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(`Store contract: ${name}`, function () {
+    let h: StoreHarness;
+    let rule: RetentionRule;
+    beforeEach(async () => {
+      rule = { ...DEFAULT_RULE };
+      h = await factory((stream) => (stream.startsWith('short:') ? { ...rule, maxLength: 3 } : rule));
+    });
+    afterEach(async () => h.close());
+
+    it('reads an unknown stream as having no log', async () => {
+      const r = await h.store.read('nothing:here', 0, 10);
+      expect(r).to.include({ epoch: '', lastSeq: 0, firstSeq: 1 });
+      expect(r.messages).to.deep.equal([]);
+    });
+
+    it('assigns seqs from 1, one per message, in order', async () => {
+      const a = await h.store.append('s', [msg('a'), msg('b')]);
+      const c = await h.store.append('s', [msg('c')]);
+      expect(a.map((r) => r.seq)).to.deep.equal([1, 2]);
+      expect(c[0]).to.deep.equal({ stream: 's', seq: 3, id: 'c', duplicate: false });
+    });
+
+    it('stores each message as JSON with stream, seq, id, ts and data', async () => {
+      await h.store.append('room:1', [msg('x', { hello: ['w', 1] })]);
+      const r = await h.store.read('room:1', 0, 10);
+      expect(r.messages[0]).to.equal(`${messageHead('room:1')}1${messageTail('x', 1700000000000, '{"hello":["w",1]}')}`);
+      expect(JSON.parse(r.messages[0]!)).to.deep.equal({ stream: 'room:1', seq: 1, id: 'x', ts: 1700000000000, data: { hello: ['w', 1] } });
+    });
+
+    it('reads the messages after a seq, oldest first, up to a limit', async () => {
+      await h.store.append('s', ['a', 'b', 'c', 'd', 'e'].map((id) => msg(id)));
+      const r = await h.store.read('s', 2, 2);
+      expect(r).to.include({ lastSeq: 5, firstSeq: 1, after: 2 });
+      expect(parsed(r.messages).map((m) => m.seq)).to.deep.equal([3, 4]);
+      expect((await h.store.read('s', 5, 10)).messages).to.deep.equal([]);
+    });
+
+    it('reads only the head with limit 0', async () => {
+      await h.store.append('s', [msg('a'), msg('b')]);
+      const r = await h.store.read('s', 0, 0);
+      expect(r.messages).to.deep.equal([]);
+      expect(r.lastSeq).to.equal(2);
+      expect(r.epoch).to.match(/^[A-Za-z0-9_-]{8}$/);
+    });
+
+    it('keeps one epoch for the life of a log', async () => {
+      await h.store.append('s', [msg('a')]);
+      const e1 = (await h.store.read('s', 0, 0)).epoch;
+      await h.store.append('s', [msg('b')]);
+      expect((await h.store.read('s', 0, 0)).epoch).to.equal(e1);
+    });
+
+    it('keeps only the newest maxLength messages', async () => {
+      for (const id of ['a', 'b', 'c', 'd', 'e']) await h.store.append('short:1', [msg(id)]);
+      const r = await h.store.read('short:1', 0, 10);
+      expect(r).to.include({ firstSeq: 3, lastSeq: 5, after: 2 });
+      expect(parsed(r.messages).map((m) => m.id)).to.deep.equal(['c', 'd', 'e']);
+    });
+
+    it('trims within one batch too', async () => {
+      await h.store.append('short:2', ['a', 'b', 'c', 'd', 'e'].map((id) => msg(id)));
+      const r = await h.store.read('short:2', 0, 10);
+      expect(parsed(r.messages).map((m) => m.seq)).to.deep.equal([3, 4, 5]);
+    });
+
+    it('does not append an id already in the retained log and returns the original seq', async () => {
+      await h.store.append('s', [msg('k1'), msg('k2')]);
+      const again = await h.store.append('s', [msg('k1', 'changed'), msg('k3')]);
+      expect(again).to.deep.equal([
+        { stream: 's', seq: 1, id: 'k1', duplicate: true },
+        { stream: 's', seq: 3, id: 'k3', duplicate: false },
+      ]);
+      const r = await h.store.read('s', 0, 10);
+      expect(parsed(r.messages).map((m) => m.data)).to.deep.equal(['k1', 'k2', 'k3']);
+    });
+
+    it('treats a repeated id inside one batch as a duplicate', async () => {
+      const res = await h.store.append('s', [msg('same'), msg('same')]);
+      expect(res.map((r) => [r.seq, r.duplicate])).to.deep.equal([[1, false], [1, true]]);
+    });
+
+    it('scopes ids to a stream', async () => {
+      await h.store.append('s1', [msg('id')]);
+      const r = await h.store.append('s2', [msg('id')]);
+      expect(r[0]!.duplicate).to.equal(false);
+    });
+
+    it('forgets ids of messages trimmed from the log', async () => {
+      for (const id of ['a', 'b', 'c', 'd']) await h.store.append('short:3', [msg(id)]);
+      const r = await h.store.append('short:3', [msg('a')]);
+      expect(r[0]).to.include({ seq: 5, duplicate: false });
+    });
+
+    it('keeps the epoch and last seq when the messages expire, so readers see a gap', async () => {
+      await h.store.append('s', [msg('a'), msg('b')]);
+      const e1 = (await h.store.read('s', 0, 0)).epoch;
+      await h.expireMessages('s');
+      const r = await h.store.read('s', 0, 10);
+      expect(r).to.include({ epoch: e1, lastSeq: 2, firstSeq: 3 });
+      expect(r.messages).to.deep.equal([]);
+      const next = await h.store.append('s', [msg('c')]);
+      expect(next[0]!.seq).to.equal(3);
+      expect((await h.store.read('s', 0, 0)).epoch).to.equal(e1);
+    });
+
+    it('starts a new epoch from seq 1 when the whole log disappeared', async () => {
+      await h.store.append('s', [msg('a'), msg('b')]);
+      const e1 = (await h.store.read('s', 0, 0)).epoch;
+      await h.expireAll('s');
+      expect((await h.store.read('s', 0, 0)).epoch).to.equal('');
+      const r = await h.store.append('s', [msg('a')]);
+      expect(r[0]).to.include({ seq: 1, duplicate: false });
+      const e2 = (await h.store.read('s', 0, 0)).epoch;
+      expect(e2).to.not.equal('').and.not.equal(e1);
+    });
+
+    it('wakes a subscriber with the new head after an append', async () => {
+      await h.store.subscribe('w:1');
+      const woke = nextWake(h.store);
+      await h.store.append('w:1', [msg('a'), msg('b')]);
+      const { stream, hint } = await woke;
+      expect(stream).to.equal('w:1');
+      expect(hint.lastSeq).to.equal(2);
+      expect(hint.epoch).to.equal((await h.store.read('w:1', 0, 0)).epoch);
+    });
+
+    it('stops waking after unsubscribe', async () => {
+      await h.store.subscribe('w:2');
+      await h.store.subscribe('w:3');
+      await h.store.unsubscribe('w:2');
+      const woke = nextWake(h.store);
+      await h.store.append('w:2', [msg('a')]);
+      await h.store.append('w:3', [msg('b')]);
+      // Wake-ups arrive in publish order, so the first one seen must be w:3's.
+      expect((await woke).stream).to.equal('w:3');
+    });
+
+    it('does not wake for a duplicate-only append', async () => {
+      await h.store.append('w:4', [msg('a')]);
+      await h.store.subscribe('w:4');
+      await h.store.subscribe('w:5');
+      const woke = nextWake(h.store);
+      await h.store.append('w:4', [msg('a')]);
+      await h.store.append('w:5', [msg('b')]);
+      expect((await woke).stream).to.equal('w:5');
+    });
+
+    it('answers ping', async () => {
+      await h.store.ping();
+    });
+  });
+}

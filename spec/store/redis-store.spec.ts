@@ -1,0 +1,69 @@
+import { expect } from 'chai';
+import calculateSlot from 'cluster-key-slot';
+import { RedisStore } from '../../lib/store/redis-store.js';
+import { RedisKeys } from '../../lib/store/redis-keys.js';
+import { createLogger } from '../../lib/log.js';
+import { messageTail } from '../../lib/store/store.js';
+import { redisClient, sharedRedis, uniquePrefix } from '../support/redis.js';
+import { storeContract, type StoreFactory } from './contract.js';
+
+const log = createLogger('silent');
+
+const redisFactory: StoreFactory = async (retention) => {
+  const redis = await sharedRedis();
+  const keyPrefix = uniquePrefix();
+  const keys = new RedisKeys(keyPrefix);
+  const admin = redisClient(redis.url);
+  const store = new RedisStore({ url: redis.url, keyPrefix, cluster: false, commandTimeoutMs: 2000, retention, log });
+  await store.connect();
+  return {
+    store,
+    // Deleting the keys is what their TTLs would do.
+    async expireMessages(stream) {
+      await admin.del(keys.log(stream), keys.ids(stream));
+    },
+    async expireAll(stream) {
+      await admin.del(keys.log(stream), keys.ids(stream), keys.meta(stream));
+    },
+    async close() {
+      await store.close();
+      admin.disconnect();
+    },
+  };
+};
+
+storeContract('redis', redisFactory);
+
+describe('RedisStore (Redis only)', () => {
+  it('keeps every key of a stream in one cluster slot and gives each a TTL', async () => {
+    const redis = await sharedRedis();
+    const keyPrefix = uniquePrefix();
+    const keys = new RedisKeys(keyPrefix);
+    const admin = redisClient(redis.url);
+    const store = new RedisStore({ url: redis.url, keyPrefix, cluster: false, commandTimeoutMs: 2000, retention: () => ({ maxLength: 10, ttlSeconds: 100, metaTtlSeconds: 1000 }), log });
+    await store.connect();
+    try {
+      await store.append('room:7', [{ id: 'a', tail: messageTail('a', 1, '1') }]);
+      const slots = [keys.meta('room:7'), keys.log('room:7'), keys.ids('room:7')].map((k) => calculateSlot(k));
+      expect(new Set(slots).size).to.equal(1);
+      const ttls = await Promise.all([keys.log('room:7'), keys.ids('room:7')].map((k) => admin.pttl(k)));
+      for (const t of ttls) expect(t).to.be.within(90_000, 100_000);
+      expect(await admin.pttl(keys.meta('room:7'))).to.be.within(990_000, 1_000_000);
+    } finally {
+      await store.close();
+      admin.disconnect();
+    }
+  });
+
+  it('fails fast with StoreUnavailableError when Redis is unreachable', async () => {
+    const store = new RedisStore({ url: 'redis://127.0.0.1:1', keyPrefix: 'x:', cluster: false, commandTimeoutMs: 500, retention: () => ({ maxLength: 10, ttlSeconds: 100, metaTtlSeconds: 1000 }), log });
+    try {
+      await store.connect().then(() => expect.fail('connected'), (err: Error) => expect(err.name).to.equal('StoreUnavailableError'));
+      const started = Date.now();
+      await store.read('s', 0, 1).then(() => expect.fail('read'), (err: Error) => expect(err.name).to.equal('StoreUnavailableError'));
+      expect(Date.now() - started).to.be.below(2000);
+    } finally {
+      await store.close();
+    }
+  });
+});

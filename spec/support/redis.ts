@@ -1,0 +1,98 @@
+/**
+ * Real Redis for tests. The harness starts its own redis-server on a free port (and only ever
+ * flushes or kills a server it started), or uses REDIS_URL with a random key prefix per test.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { freePort } from './ports.js';
+
+export interface RedisServer {
+  url: string;
+  port: number;
+  /** True when the harness started it (so tests may stop, pause or flush it). */
+  owned: boolean;
+  process?: ChildProcess;
+  dir?: string;
+  stop(): Promise<void>;
+}
+
+export interface RedisServerOptions {
+  port?: number;
+  dir?: string;
+  appendonly?: boolean;
+  extraArgs?: string[];
+}
+
+/** Starts redis-server and resolves once it accepts connections. */
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const port = options.port ?? (await freePort());
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'pollgate-redis-'));
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', options.appendonly ? 'yes' : 'no', '--logfile', '', ...(options.extraArgs ?? []),
+  ];
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        child.stdout!.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output.slice(-500)}`)));
+    child.once('error', reject);
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  const ownsDir = !options.dir;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    owned: true,
+    process: child,
+    dir,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      if (ownsDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let shared: RedisServer | undefined;
+
+/** The suite's Redis: REDIS_URL if set, else one server started for the whole run. */
+export async function sharedRedis(): Promise<RedisServer> {
+  if (shared) return shared;
+  if (process.env.REDIS_URL) {
+    shared = { url: process.env.REDIS_URL, port: Number(new URL(process.env.REDIS_URL).port || 6379), owned: false, stop: async () => {} };
+  } else {
+    shared = await startRedisServer();
+  }
+  return shared;
+}
+
+export async function stopSharedRedis(): Promise<void> {
+  await shared?.stop();
+  shared = undefined;
+}
+
+/** A fresh key prefix, so tests never see each other's keys and nothing needs flushing. */
+export function uniquePrefix(): string {
+  return `pgtest:${randomBytes(6).toString('hex')}:`;
+}
+
+/** A plain client for test assertions; the caller quits it. */
+export function redisClient(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1 });
+}
