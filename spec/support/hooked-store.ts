@@ -1,0 +1,40 @@
+/**
+ * A real store with a seam: counts reads and lets a test hold a read open to force an
+ * interleaving (e.g. append between a poll's first read and its parking). Delegates everything.
+ */
+import type { AppendResult, NewMessage, Store, StoreListener, StreamRead } from '../../lib/store/store.js';
+
+export class HookedStore implements Store {
+  reads = 0;
+  /** Runs before each read reaches the real store; may await to hold the read. */
+  beforeRead?: (stream: string, after: number, limit: number) => Promise<void> | void;
+
+  constructor(readonly inner: Store) {}
+
+  get kind() {
+    return this.inner.kind;
+  }
+  append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]> {
+    return this.inner.append(stream, messages);
+  }
+  async read(stream: string, after: number, limit: number): Promise<StreamRead> {
+    this.reads++;
+    await this.beforeRead?.(stream, after, limit);
+    return this.inner.read(stream, after, limit);
+  }
+  subscribe(stream: string): Promise<void> {
+    return this.inner.subscribe(stream);
+  }
+  unsubscribe(stream: string): Promise<void> {
+    return this.inner.unsubscribe(stream);
+  }
+  setListener(listener: StoreListener): void {
+    this.inner.setListener(listener);
+  }
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
