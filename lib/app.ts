@@ -16,8 +16,10 @@ import { demoTokenRoute } from './routes/demo.js';
 import { healthRoute, readyRoute } from './routes/health.js';
 import { pollRoute } from './routes/poll.js';
 import { sendRoute } from './routes/send.js';
+import { statsRoute } from './routes/stats.js';
 import type { Store } from './store/store.js';
 import type { LongPolls } from './transports/long-poll.js';
+import type { WaiterRegistry } from './waiters.js';
 
 export interface AppDeps {
   config: Config;
@@ -26,6 +28,7 @@ export interface AppDeps {
   auth: Auth;
   cursors: CursorCodec;
   longPolls: LongPolls;
+  registry: WaiterRegistry;
   staticDir: string;
   isDraining: () => boolean;
 }
@@ -61,6 +64,8 @@ export function createApp(deps: AppDeps): Koa {
   router.all('/healthz', only('GET'));
   router.get('/readyz', readyRoute({ store: deps.store, isDraining: deps.isDraining }));
   router.all('/readyz', only('GET'));
+  router.get('/stats', statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls }));
+  router.all('/stats', only('GET'));
   if (config.auth.demoToken) {
     router.get('/demo/token', demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }));
   }

@@ -64,7 +64,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const cursors = new CursorCodec(config.auth.secret);
   let draining = false;
   const app = createApp({
-    config, log, store, auth, cursors, longPolls,
+    config, log, store, auth, cursors, longPolls, registry,
     staticDir: fileURLToPath(new URL('../../static', import.meta.url)),
     isDraining: () => draining,
   });

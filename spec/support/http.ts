@@ -29,3 +29,19 @@ export async function poll(url: string, key: string, params: Record<string, stri
   if (res.status !== 200) throw new Error(`poll failed: ${res.status} ${JSON.stringify(json)}`);
   return json as PollBody;
 }
+
+/** GET /stats of a gateway (API key). */
+export async function stats(url: string, key: string): Promise<{ parkedPolls: number; waiters: number; subscribedStreams: number; [k: string]: unknown }> {
+  const res = await fetch(`${url}/stats`, { headers: { authorization: `Bearer ${key}` } });
+  if (res.status !== 200) throw new Error(`stats failed: ${res.status}`);
+  return (await res.json()) as any;
+}
+
+/** Resolves once a gateway (possibly another process) reports at least `n` parked polls. */
+export async function untilParked(url: string, key: string, n: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await stats(url, key)).parkedPolls < n) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} parked polls at ${url}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
