@@ -108,6 +108,15 @@ describe('loadConfig', function () {
       expect(refusal(() => load({ POLLGATE_JSONP: 'yes' }))).to.include('POLLGATE_JSONP');
       expect(refusal(() => load({ PORT: '70000' }))).to.include('port');
     });
+
+    it('refuses numbers that are not plain decimals instead of reading them as something else', function () {
+      // Number() reads ' ' as 0 (a random port), '0x1f90' as 8080 and '1e3' as 1000.
+      for (const raw of [' ', '0x1f90', '1e3', '80abc', 'Infinity']) {
+        expect(refusal(() => load({ PORT: raw })), JSON.stringify(raw)).to.include('PORT');
+      }
+      expect(load({ PORT: ' 9090 ' }).port).to.equal(9090);
+      expect(load({ POLLGATE_POLL_TIMEOUT: '2.5' }).poll.defaultTimeoutSeconds).to.equal(2.5);
+    });
   });
 
   describe('validation', function () {
