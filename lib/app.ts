@@ -63,6 +63,7 @@ export function createApp(deps: AppDeps): Koa {
   router.all('/readyz', only('GET'));
   if (config.auth.demoToken) {
     router.get('/demo/token', demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }));
+    router.all('/demo/token', only('GET'));
   }
 
   app.use(requestLog(deps.log));
