@@ -219,8 +219,13 @@ describe('pollgate CLI', function () {
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c));
       child.stderr.on('data', (c: Buffer) => (stderr += c));
+      // Safety net only: a CLI that unexpectedly starts listening must not outlive the test.
+      const guard = setTimeout(() => child.kill('SIGKILL'), 15_000);
       child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
+      child.once('close', (code) => {
+        clearTimeout(guard);
+        resolve({ code, stdout, stderr });
+      });
     });
   }
 
