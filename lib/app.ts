@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
 import { MethodNotAllowedError, NotFoundError } from './errors.js';
 import { cors } from './http/cors.js';
+import { closeWhenDraining } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
 import { requestLog } from './http/request-log.js';
 import { staticFiles } from './http/static.js';
@@ -68,9 +69,11 @@ export function createApp(deps: AppDeps): Koa {
   router.all('/stats', only('GET'));
   if (config.auth.demoToken) {
     router.get('/demo/token', demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }));
+    router.all('/demo/token', only('GET'));
   }
 
   app.use(requestLog(deps.log));
+  app.use(closeWhenDraining(deps.isDraining));
   app.use(errorHandler());
   app.use(cors(config.cors));
   app.use(router.routes());

@@ -159,9 +159,9 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
   const num = (name: string) => {
     const raw = env[name];
     if (raw === undefined || raw === '') return undefined;
-    const n = Number(raw);
-    if (!Number.isFinite(n)) throw new ConfigError(`config: ${name}="${raw}" is not a number`);
-    return n;
+    // Plain decimals only: Number() would read ' ' as 0 (a random port), '0x1f90' and '1e3' too.
+    if (!/^\s*-?\d+(\.\d+)?\s*$/.test(raw)) throw new ConfigError(`config: ${name}="${raw}" is not a number`);
+    return Number(raw);
   };
   const bool = (name: string) => {
     const raw = env[name];

@@ -87,6 +87,9 @@ export class CursorCodec {
       throw new InvalidCursorError('cursor is malformed: pass back the cursor string the gateway gave you');
     }
     const raw = Buffer.from(cursor, 'base64url');
+    // Node ignores a dangling character and the unused low bits of the last one: without this, a
+    // few edited cursors would decode to the same bytes and pass the tag.
+    if (raw.toString('base64url') !== cursor) throw new InvalidCursorError('cursor is malformed: pass back the cursor string the gateway gave you');
     if (raw.length < 1 + TAG_BYTES) throw new InvalidCursorError('cursor is truncated');
     const body = raw.subarray(0, raw.length - TAG_BYTES);
     const tag = raw.subarray(raw.length - TAG_BYTES);

@@ -17,9 +17,20 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   );
 }
 
-const SECRET_PARAMS = /([?&](?:token|access_token|api_key|key)=)[^&#]*/gi;
+const SECRET_PARAMS = new Set(['token', 'access_token', 'api_key', 'key']);
 
-/** The URL with the values of token-bearing query parameters replaced. */
+/**
+ * The URL with the values of token-bearing query parameters replaced. Names are decoded the way
+ * Koa's query parser decodes them, or `?%74oken=...` would be read as a token and logged whole.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(SECRET_PARAMS, '$1[REDACTED]');
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const parts = url.slice(q + 1).split('&').map((part) => {
+    const eq = part.indexOf('=');
+    if (eq < 0) return part;
+    const name = new URLSearchParams(part).keys().next().value ?? '';
+    return SECRET_PARAMS.has(name.toLowerCase()) ? `${part.slice(0, eq)}=[REDACTED]` : part;
+  });
+  return `${url.slice(0, q + 1)}${parts.join('&')}`;
 }

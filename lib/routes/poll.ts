@@ -87,7 +87,8 @@ export interface PollDeps {
 export function pollRoute(deps: PollDeps) {
   return async function poll(ctx: Context): Promise<void> {
     noStore(ctx);
-    const fromQuery = ctx.method === 'GET';
+    // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
+    const fromQuery = ctx.method !== 'POST';
     const query = ctx.query as Record<string, unknown>;
     if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
     if (fromQuery && query.callback !== undefined) {

@@ -1,0 +1,112 @@
+import { expect } from 'chai';
+import { CursorCodec, NO_POSITION, newEpoch, type Position } from '../lib/cursor.js';
+import { InvalidCursorError } from '../lib/errors.js';
+
+const SECRET = 'cursor-secret-0123456789abcdefghijklmnop';
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+function positions(entries: [string, Position][]): Map<string, Position> {
+  return new Map(entries);
+}
+
+describe('CursorCodec', function () {
+  const codec = new CursorCodec(SECRET);
+  const epochA = newEpoch();
+  const epochB = newEpoch();
+
+  it('round-trips the positions of the streams asked for', function () {
+    const cursor = codec.encode(positions([['room:1', { epoch: epochA, seq: 7 }], ['user:bob', { epoch: epochB, seq: 1 }]]));
+    expect(cursor).to.match(/^[A-Za-z0-9_-]+$/);
+    const back = codec.decode(cursor, ['room:1', 'user:bob']);
+    expect([...back]).to.deep.equal([['room:1', { epoch: epochA, seq: 7 }], ['user:bob', { epoch: epochB, seq: 1 }]]);
+  });
+
+  it('returns only the streams asked for, in the order asked', function () {
+    const cursor = codec.encode(positions([['a', { epoch: epochA, seq: 1 }], ['b', { epoch: epochB, seq: 2 }]]));
+    expect([...codec.decode(cursor, ['b'])]).to.deep.equal([['b', { epoch: epochB, seq: 2 }]]);
+    expect([...codec.decode(cursor, ['b', 'a']).keys()]).to.deep.equal(['b', 'a']);
+  });
+
+  it('leaves streams the cursor does not hold absent', function () {
+    const cursor = codec.encode(positions([['a', { epoch: epochA, seq: 3 }]]));
+    const back = codec.decode(cursor, ['a', 'not-in-cursor']);
+    expect(back.has('not-in-cursor')).to.equal(false);
+    expect(back.size).to.equal(1);
+  });
+
+  it('drops the epoch of a position at seq 0 (it matches any later epoch)', function () {
+    const cursor = codec.encode(positions([['a', { epoch: epochA, seq: 0 }], ['b', NO_POSITION]]));
+    expect(codec.decode(cursor, ['a', 'b']).get('a')).to.deep.equal(NO_POSITION);
+    expect(codec.decode(cursor, ['a', 'b']).get('b')).to.deep.equal(NO_POSITION);
+  });
+
+  it('encodes an empty position set', function () {
+    expect(codec.decode(codec.encode(new Map()), ['a']).size).to.equal(0);
+  });
+
+  for (const seq of [1, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32 + 5, 2 ** 49, 2 ** 53 - 2, Number.MAX_SAFE_INTEGER]) {
+    it(`round-trips seq ${seq}`, function () {
+      const cursor = codec.encode(positions([['s', { epoch: epochA, seq }]]));
+      expect(codec.decode(cursor, ['s']).get('s')).to.deep.equal({ epoch: epochA, seq });
+    });
+  }
+
+  it('refuses every single-character change and every truncation with InvalidCursorError', function () {
+    const cursor = codec.encode(positions([['room:1', { epoch: epochA, seq: 300 }], ['room:2', { epoch: epochB, seq: 5 }]]));
+    const accepted: string[] = [];
+    for (let i = 0; i < cursor.length; i++) {
+      for (const c of BASE64URL) {
+        if (c === cursor[i]) continue;
+        const changed = cursor.slice(0, i) + c + cursor.slice(i + 1);
+        try {
+          codec.decode(changed, ['room:1', 'room:2']);
+          accepted.push(changed);
+        } catch (err) {
+          expect(err).to.be.instanceOf(InvalidCursorError);
+        }
+      }
+    }
+    for (let n = 0; n < cursor.length; n++) {
+      expect(() => codec.decode(cursor.slice(0, n), ['room:1']), `truncated to ${n}`).to.throw(InvalidCursorError);
+    }
+    expect(accepted, 'altered cursors that were accepted').to.deep.equal([]);
+  });
+
+  it('refuses a cursor with a character added', function () {
+    const cursor = codec.encode(positions([['room:1', { epoch: epochA, seq: 1 }]]));
+    for (const c of 'AQg_') expect(() => codec.decode(cursor + c, ['room:1'])).to.throw(InvalidCursorError);
+  });
+
+  it('refuses garbage, padding, non-base64url characters and oversized input', function () {
+    for (const bad of ['', '!!!!', 'abc=', 'a b', 'ab+/cd', 'é', 'A'.repeat(20), 'A'.repeat(9000)]) {
+      expect(() => codec.decode(bad, ['a']), JSON.stringify(bad.slice(0, 20))).to.throw(InvalidCursorError);
+    }
+  });
+
+  it('refuses a cursor issued under another secret', function () {
+    const other = new CursorCodec('another-secret-0123456789abcdefghijklmn');
+    const cursor = other.encode(positions([['a', { epoch: epochA, seq: 1 }]]));
+    expect(() => codec.decode(cursor, ['a'])).to.throw(InvalidCursorError);
+  });
+
+  it('keeps a 20-stream cursor with 200-character names well under 2 KB in a poll URL', function () {
+    const streams = Array.from({ length: 20 }, (_, i) => `${String(i).padStart(2, '0')}${'x'.repeat(198)}`);
+    const cursor = codec.encode(new Map(streams.map((s) => [s, { epoch: newEpoch(), seq: Number.MAX_SAFE_INTEGER }])));
+    // 8-byte varints (the largest seqs) included: under 512 characters whatever the names.
+    expect(cursor.length).to.be.below(512);
+    expect(codec.decode(cursor, streams).size).to.equal(20);
+    // The query names the streams too; with 40-character names the whole URL stays well under 2 KB.
+    const names = Array.from({ length: 20 }, (_, i) => `user:${String(i).padStart(2, '0')}-${'n'.repeat(32)}`);
+    const short = codec.encode(new Map(names.map((s) => [s, { epoch: newEpoch(), seq: 123_456_789 }])));
+    const url = `/poll?streams=${names.join(',')}&cursor=${short}&timeout=25&conn=abcdefgh`;
+    expect(url.length).to.be.below(2048);
+  });
+});
+
+describe('newEpoch', function () {
+  it('gives 8 base64url characters, different each time', function () {
+    const a = newEpoch();
+    expect(a).to.match(/^[A-Za-z0-9_-]{8}$/);
+    expect(newEpoch()).not.to.equal(a);
+  });
+});
