@@ -115,7 +115,9 @@
       var code = json.error.code || 'error';
       return done(makeError(code, json.error.message, status >= 400 ? status : STATUS_OF[code] || 500, Number(retryAfter) || 0));
     }
-    if (status < 200 || status > 299 || !json) return done(makeError('http_' + status, 'unexpected answer (HTTP ' + status + ')', status, Number(retryAfter) || 0));
+    // Not ours (a proxy's or captive portal's page): retried like a network failure.
+    if (!json) return done(makeError('bad_response', 'not a gateway answer (HTTP ' + status + ')', status));
+    if (status < 200 || status > 299) return done(makeError('http_' + status, 'unexpected answer (HTTP ' + status + ')', status, Number(retryAfter) || 0));
     done(null, json);
   }
 
@@ -284,7 +286,7 @@
     autoConnect: true
   };
 
-  var RETRYABLE = { network: 1, timeout: 1, rate_limited: 1, store_unavailable: 1, internal: 1, unauthorized: 1 };
+  var RETRYABLE = { network: 1, timeout: 1, bad_response: 1, rate_limited: 1, store_unavailable: 1, internal: 1, unauthorized: 1 };
 
   function retryable(err) {
     return RETRYABLE[err.code] === 1 || !err.status || err.status >= 500 || err.status === 408;
@@ -477,7 +479,8 @@
       if (!this.streams.length) return;
       if (this._whenToken(function () { self._poll(); })) return;
       var o = this.options;
-      var params = { streams: this.streams.join(','), timeout: o.pollTimeout, conn: this._conn };
+      // Until a poll has succeeded, ask for an answer at once: 'online' should not wait for a message.
+      var params = { streams: this.streams.join(','), timeout: this.state === 'online' ? o.pollTimeout : 0, conn: this._conn };
       if (this.cursor) params.cursor = this.cursor;
       else params.since = this._since;
       if (o.limit) params.limit = o.limit;
