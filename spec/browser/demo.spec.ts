@@ -73,6 +73,22 @@ describeBrowser('demo page (Chromium)', function () {
     expect(seen.filter((t) => t.startsWith('ann'))).to.deep.equal(['ann 1', 'ann 2', 'ann 3']);
   });
 
+  it('shows offline while the browser is offline, then catches up', async () => {
+    const page = await newPage();
+    await page.addInitScript(() => {
+      (window as any).PollgateDemoOptions = { backoffBase: 100, backoffCap: 1000 };
+    });
+    await joinDemo(page, gw.url, 'erin', 'browser-offline');
+    const stateIs = (s: string) => page.waitForFunction((want) => document.getElementById('status')!.getAttribute('data-state') === want, s, { timeout: 20_000 });
+    await page.context().setOffline(true);
+    await stateIs('offline');
+    await sendAs(gw.url, gw.apiKey, 'room:browser-offline', { from: 's', text: 'missed while offline' });
+    await page.context().setOffline(false);
+    await stateIs('online');
+    await page.waitForFunction(() => document.querySelectorAll('#messages li[data-seq]').length === 1, null, { timeout: 20_000 });
+    expect(await demoTexts(page)).to.deep.equal(['missed while offline']);
+  });
+
   it('keeps only the newest 200 messages', async () => {
     const page = await newPage();
     await joinDemo(page, gw.url, 'carol', 'browser-many');
