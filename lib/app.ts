@@ -12,6 +12,8 @@ import { closeWhenDraining } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
 import { requestLog } from './http/request-log.js';
 import { staticFiles } from './http/static.js';
+import type { ConnectionCaps } from './limits/connection-caps.js';
+import type { RateLimits } from './limits/rate-limits.js';
 import type { Logger } from './log.js';
 import { demoTokenRoute } from './routes/demo.js';
 import { healthRoute, readyRoute } from './routes/health.js';
@@ -32,6 +34,9 @@ export interface AppDeps {
   registry: WaiterRegistry;
   staticDir: string;
   isDraining: () => boolean;
+  rateLimits: RateLimits;
+  /** Parked polls (and later SSE/WebSocket connections) per subject, IP and process. */
+  caps: ConnectionCaps;
 }
 
 function only(...allow: string[]) {
@@ -42,7 +47,9 @@ function only(...allow: string[]) {
 
 export function createApp(deps: AppDeps): Koa {
   const { config } = deps;
-  const app = new Koa({ proxy: false });
+  // ctx.ip keys the per-IP caps and limits: trust X-Forwarded-For only for the configured proxy hops.
+  const hops = config.server.trustProxyHops;
+  const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
   app.silent = true;
   app.on('error', (err: Error) => deps.log.warn({ err: err.message }, 'response error'));
 
@@ -54,9 +61,12 @@ export function createApp(deps: AppDeps): Koa {
     longPolls: deps.longPolls,
     limits: config.poll,
     bodyBytes: config.limits.bodyBytes,
+    bodyTimeoutMs: config.limits.bodyTimeoutMs,
     jsonp: config.jsonp.enabled,
+    rateLimits: deps.rateLimits,
+    caps: deps.caps,
   });
-  router.post('/send', sendRoute({ store: deps.store, auth: deps.auth, limits: config.limits }));
+  router.post('/send', sendRoute({ store: deps.store, auth: deps.auth, limits: config.limits, rateLimits: deps.rateLimits }));
   router.all('/send', only('POST'));
   router.get('/poll', poll);
   router.post('/poll', poll);

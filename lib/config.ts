@@ -85,6 +85,24 @@ const schema = z.object({
     batchSize: z.number().int().min(1).max(10_000).default(100),
     /** Streams one /send message may fan out to (default 100). */
     streamsPerSend: z.number().int().min(1).max(10_000).default(100),
+    /** A request body not fully received this long after the handler starts reading is cut with 408 (default 10 s). */
+    bodyTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** Parked polls one client-token subject may hold at once; API keys are exempt (default 20). */
+    parkedPerSubject: z.number().int().min(1).max(1_000_000).default(20),
+    /** Parked polls one client IP may hold at once (default 1000: NATs and proxies share addresses). */
+    parkedPerIp: z.number().int().min(1).max(1_000_000).default(1000),
+    /** Parked polls this process holds at most; beyond it new polls get 503 (default 20,000). */
+    parkedPerProcess: z.number().int().min(1).max(10_000_000).default(20_000),
+    /** Retry-After (s) sent when a parked-poll cap refuses a poll (default 2). */
+    capRetryAfterSeconds: z.number().int().min(1).max(3600).default(2),
+  }).prefault({}),
+  rateLimits: z.object({
+    /** /send requests per second per client-token subject, shared across nodes on Redis; 0 disables (default 20). */
+    sendPerSecond: z.number().int().min(0).max(1_000_000).default(20),
+    /** /send requests per second per API key; 0 disables (default 1000). */
+    apiKeySendPerSecond: z.number().int().min(0).max(1_000_000).default(1000),
+    /** New polls per second per client IP; 0 disables (default 100). */
+    pollsPerIpPerSecond: z.number().int().min(0).max(1_000_000).default(100),
   }).prefault({}),
   cors: z.object({
     /** Exact origins allowed to call cross-origin, e.g. "https://app.example.com" (default none). */
@@ -103,6 +121,10 @@ const schema = z.object({
     headersTimeoutMs: z.number().int().min(1000).default(66_000),
     /** Time allowed to receive a whole request; must exceed the longest poll hold (default 120 s). */
     requestTimeoutMs: z.number().int().min(1000).default(120_000),
+    /** How often Node checks headersTimeout and requestTimeout; a slow client is cut up to this late (default 1 s; Node's own is 30 s). */
+    connectionsCheckingIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+    /** Proxy hops trusted in X-Forwarded-For for the client IP (per-IP caps and limits); 0 uses the socket address (default 0). */
+    trustProxyHops: z.number().int().min(0).max(10).default(0),
     /** On SIGTERM, connections still open after this are cut (default 10 s). */
     shutdownGraceMs: z.number().int().min(100).default(10_000),
   }).prefault({}),

@@ -76,6 +76,26 @@ export class RateLimitedError extends GatewayError {
   }
 }
 
+/** The client took longer than allowed to send its request body; the connection is closed. */
+export class RequestTimeoutError extends GatewayError {
+  override readonly name = 'RequestTimeoutError';
+  override readonly code = 'request_timeout';
+  override readonly status = 408;
+  override readonly wsCloseCode = 1008;
+}
+
+/** This process holds as many connections as it may; another node (or a later retry) can answer. */
+export class OverloadedError extends GatewayError {
+  override readonly name = 'OverloadedError';
+  override readonly code = 'overloaded';
+  override readonly status = 503;
+  override readonly wsCloseCode = 1013;
+  constructor(message: string, retryAfter: number) {
+    super(message);
+    this.retryAfter = retryAfter;
+  }
+}
+
 /** The store (Redis) could not be reached or refused the write; nothing was stored. */
 export class StoreUnavailableError extends GatewayError {
   override readonly name = 'StoreUnavailableError';

@@ -10,6 +10,8 @@ import { createApp } from './app.js';
 import { Auth } from './auth.js';
 import { retentionFor, type Config } from './config.js';
 import { CursorCodec } from './cursor.js';
+import { ConnectionCaps } from './limits/connection-caps.js';
+import { RateLimits } from './limits/rate-limits.js';
 import { createLogger, type Logger } from './log.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
@@ -23,6 +25,7 @@ export interface Gateway {
   store: Store;
   registry: WaiterRegistry;
   longPolls: LongPolls;
+  caps: ConnectionCaps;
   auth: Auth;
   cursors: CursorCodec;
   server: Server;
@@ -62,14 +65,22 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const longPolls = new LongPolls(store, registry, log.child({ module: 'long-poll' }));
   const auth = new Auth(config.auth);
   const cursors = new CursorCodec(config.auth.secret);
+  const rateLimits = new RateLimits(config.rateLimits, log.child({ module: 'rate-limits' }), store.kind === 'redis' && config.redis.url ? config.redis : undefined);
+  await rateLimits.connect();
+  const caps = new ConnectionCaps({
+    perSubject: config.limits.parkedPerSubject,
+    perIp: config.limits.parkedPerIp,
+    perProcess: config.limits.parkedPerProcess,
+    retryAfterSeconds: config.limits.capRetryAfterSeconds,
+  });
   let draining = false;
   const app = createApp({
-    config, log, store, auth, cursors, longPolls, registry,
+    config, log, store, auth, cursors, longPolls, registry, rateLimits, caps,
     staticDir: fileURLToPath(new URL('../../static', import.meta.url)),
     isDraining: () => draining,
   });
 
-  const server = createServer(app.callback());
+  const server = createServer({ connectionsCheckingInterval: config.server.connectionsCheckingIntervalMs }, app.callback());
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;
@@ -92,8 +103,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       const grace = setTimeout(() => server.closeAllConnections(), config.server.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
-      await store.close();
+      await Promise.all([store.close(), rateLimits.close()]);
     })());
 
-  return { config, log, store, registry, longPolls, auth, cursors, server, port, shutdown };
+  return { config, log, store, registry, longPolls, caps, auth, cursors, server, port, shutdown };
 }

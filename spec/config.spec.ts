@@ -30,7 +30,13 @@ describe('loadConfig', function () {
       expect(c.redis.keyPrefix).to.equal('pg:');
       expect(c.poll).to.deep.equal({ defaultTimeoutSeconds: 25, maxTimeoutSeconds: 55, defaultLimit: 100, maxLimit: 1000, maxStreams: 50 });
       expect(c.retention.default).to.deep.equal({ maxLength: 1000, ttlSeconds: 86_400, metaTtlSeconds: 30 * 86_400 });
-      expect(c.limits).to.deep.equal({ bodyBytes: 1024 * 1024, dataBytes: 64 * 1024, batchSize: 100, streamsPerSend: 100 });
+      expect(c.limits).to.deep.equal({
+        bodyBytes: 1024 * 1024, dataBytes: 64 * 1024, batchSize: 100, streamsPerSend: 100, bodyTimeoutMs: 10_000,
+        parkedPerSubject: 20, parkedPerIp: 1000, parkedPerProcess: 20_000, capRetryAfterSeconds: 2,
+      });
+      expect(c.rateLimits).to.deep.equal({ sendPerSecond: 20, apiKeySendPerSecond: 1000, pollsPerIpPerSecond: 100 });
+      expect(c.server.connectionsCheckingIntervalMs).to.equal(1000);
+      expect(c.server.trustProxyHops).to.equal(0);
       expect(c.cors.origins).to.deep.equal([]);
       expect(c.auth.clockToleranceSeconds).to.equal(30);
       expect(c.server.requestTimeoutMs).to.be.above(c.poll.maxTimeoutSeconds * 1000);

@@ -4,11 +4,11 @@
  * soon as the limit is crossed (or at once from Content-Length), never buffered whole.
  */
 import type { Context } from 'koa';
-import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.js';
+import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
 
 const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
 
-export async function readJsonBody(ctx: Context, limitBytes: number): Promise<unknown> {
+export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: number): Promise<unknown> {
   const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
   if (!JSON_TYPES.has(type)) {
     throw new UnsupportedMediaTypeError('send the body as application/json (text/plain holding JSON is accepted too)');
@@ -18,7 +18,7 @@ export async function readJsonBody(ctx: Context, limitBytes: number): Promise<un
     ctx.set('Connection', 'close');
     throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
   }
-  const raw = await readCapped(ctx, limitBytes);
+  const raw = await readCapped(ctx, limitBytes, timeoutMs);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
@@ -33,12 +33,20 @@ export async function readJsonBody(ctx: Context, limitBytes: number): Promise<un
   }
 }
 
-function readCapped(ctx: Context, limitBytes: number): Promise<Buffer> {
+function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promise<Buffer> {
   const req = ctx.req;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const timer = setTimeout(() => {
+      cleanup();
+      // The rest is never read: the connection is closed after the 408.
+      req.pause();
+      ctx.set('Connection', 'close');
+      reject(new RequestTimeoutError(`request body not received within ${timeoutMs} ms`));
+    }, timeoutMs);
     const cleanup = () => {
+      clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);

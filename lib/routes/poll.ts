@@ -1,5 +1,6 @@
 /**
- * GET|POST /poll: validate -> authorise -> resolve positions -> long-poll -> answer.
+ * GET|POST /poll: rate limit -> validate -> authorise -> resolve positions -> long-poll (within the
+ * parked-poll caps) -> answer.
  * Always 200 with `{"messages","cursor","gaps"?,"resets"?}` (never 204: old IE reads it as 1223).
  */
 import type { Context } from 'koa';
@@ -11,6 +12,8 @@ import { readJsonBody } from '../http/body.js';
 import { credentialOf } from '../http/credentials.js';
 import { assertCallbackName, jsonpBody } from '../http/jsonp.js';
 import { noStore } from '../http/request-log.js';
+import type { ConnectionCaps } from '../limits/connection-caps.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 import { CONN_ID, parseStreamList } from '../streams.js';
 import type { Store } from '../store/store.js';
 import type { LongPolls } from '../transports/long-poll.js';
@@ -81,7 +84,10 @@ export interface PollDeps {
   longPolls: LongPolls;
   limits: PollLimits;
   bodyBytes: number;
+  bodyTimeoutMs: number;
   jsonp: boolean;
+  rateLimits: RateLimits;
+  caps: ConnectionCaps;
 }
 
 export function pollRoute(deps: PollDeps) {
@@ -95,7 +101,9 @@ export function pollRoute(deps: PollDeps) {
       if (!deps.jsonp) throw new BadRequestError('JSONP is disabled on this gateway');
       ctx.state.jsonpCallback = assertCallbackName(single(query, 'callback'));
     }
-    const raw = fromQuery ? query : await readJsonBody(ctx, deps.bodyBytes);
+    // Before any token is verified or the store read: a flood costs the least here.
+    await deps.rateLimits.checkPoll(ctx.ip);
+    const raw = fromQuery ? query : await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
     const params = raw as Record<string, unknown>;
     const principal = await deps.auth.authenticate(credentialOf(ctx, single(params, 'token')));
@@ -109,6 +117,7 @@ export function pollRoute(deps: PollDeps) {
       limit: p.limit,
       timeoutMs: p.timeoutMs,
       connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
+      admit: () => deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip }),
       // A request's own 'close' fires once its body is read (Node 20): only the response's says the client left.
       watchGone(gone) {
         const onClose = () => {

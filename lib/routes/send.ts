@@ -1,6 +1,6 @@
 /**
- * POST /send: validate -> authorise -> append -> answer. Answers 200 only once the store
- * confirmed every append. Accepts one message (`stream` or `streams`), or a batch (`messages`).
+ * POST /send: authenticate -> rate limit -> validate -> authorise -> append -> answer. Answers
+ * 200 only once the store confirmed every append. Accepts one message (`stream` or `streams`), or a batch (`messages`).
  */
 import type { Context } from 'koa';
 import { nanoid } from 'nanoid';
@@ -9,11 +9,13 @@ import { BadRequestError, ForbiddenError, PayloadTooLargeError } from '../errors
 import { readJsonBody } from '../http/body.js';
 import { credentialOf } from '../http/credentials.js';
 import { noStore } from '../http/request-log.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 import { MESSAGE_ID, assertStreamName, parseStreamList } from '../streams.js';
 import { messageTail, type AppendResult, type NewMessage, type Store } from '../store/store.js';
 
 export interface SendLimits {
   bodyBytes: number;
+  bodyTimeoutMs: number;
   dataBytes: number;
   batchSize: number;
   streamsPerSend: number;
@@ -60,13 +62,14 @@ function parseSend(body: unknown, limits: SendLimits): Outgoing[] {
   return body.messages.map((m, i) => parseMessage(m, limits, `messages[${i}]`));
 }
 
-export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits }) {
+export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits; rateLimits: RateLimits }) {
   return async function send(ctx: Context): Promise<void> {
     noStore(ctx);
     // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
     if (ctx.query.transport === 'xdr') ctx.state.errorsAs200 = true;
-    const body = await readJsonBody(ctx, deps.limits.bodyBytes);
+    const body = await readJsonBody(ctx, deps.limits.bodyBytes, deps.limits.bodyTimeoutMs);
     const principal = await deps.auth.authenticate(credentialOf(ctx, isObject(body) ? body.token : undefined));
+    await deps.rateLimits.checkSend(principal);
     const outgoing = parseSend(body, deps.limits);
     for (const m of outgoing) {
       for (const s of m.streams) if (!principal.canWrite(s)) throw new ForbiddenError(`not allowed to send to stream "${s}"`);

@@ -2,7 +2,7 @@
  * HTTP long-polling: answer at once when a stream has news, otherwise park the request as a
  * waiter until messages arrive, the hold times out, a newer poll of the same connection
  * supersedes it, the process shuts down, or the client goes away. Each parked poll owns exactly
- * one cleanup (finish) that removes every timer, listener and registration it added.
+ * one cleanup (finish) that removes every timer, listener, registration and cap slot it added.
  */
 import type { Position } from '../cursor.js';
 import { deliverStream, hasNews, makeBatch, readBatch, resolve, type Batch } from '../delivery.js';
@@ -25,6 +25,11 @@ export interface PollRequest {
   connKey?: string;
   /** Calls `gone` when the client disconnects; returns the function that stops watching. */
   watchGone(gone: () => void): () => void;
+  /**
+   * Called just before the poll parks: takes a connection slot (lib/limits/connection-caps.ts) or
+   * throws, which answers the poll with that error instead of parking it. Returns the release.
+   */
+  admit?(): () => void;
 }
 
 function emptyBatch(positions: Map<string, Position>): Batch {
@@ -36,10 +41,12 @@ class ParkedPoll implements Waiter {
   private done = false;
   private timer?: NodeJS.Timeout;
   private unwatch?: () => void;
+  private releaseSlot?: () => void;
   private settle!: (outcome: PollOutcome) => void;
   readonly outcome: Promise<PollOutcome>;
 
-  constructor(private readonly hub: LongPolls, private readonly req: PollRequest) {
+  constructor(private readonly hub: LongPolls, private readonly req: PollRequest, releaseSlot?: () => void) {
+    this.releaseSlot = releaseSlot;
     this.streams = [...req.positions.keys()];
     this.outcome = new Promise((r) => (this.settle = r));
   }
@@ -83,6 +90,7 @@ class ParkedPoll implements Waiter {
     this.done = true;
     clearTimeout(this.timer);
     this.unwatch?.();
+    this.releaseSlot?.();
     this.hub.release(this, this.req.connKey);
     this.settle({ batch: batch ?? emptyBatch(this.req.positions), end });
   }
@@ -110,14 +118,17 @@ export class LongPolls {
     return this.parked.size;
   }
 
-  /** Answers now if any stream has news (or timeout is 0), otherwise parks. Throws only store errors of the first read. */
+  /**
+   * Answers now if any stream has news (or timeout is 0), otherwise parks. Throws store errors of
+   * the first read, and the cap error of `admit` when the poll may not park.
+   */
   async poll(req: PollRequest): Promise<PollOutcome> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
     const batch = await readBatch(this.store, req.positions, req.limit);
     if (hasNews(batch)) return { batch, end: 'messages' };
     if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
     if (this.draining) return { batch, end: 'shutdown' };
-    const poll = new ParkedPoll(this, req);
+    const poll = new ParkedPoll(this, req, req.admit?.());
     if (req.connKey) {
       // A newer poll of the same connection may have parked while we read.
       this.byConn.get(req.connKey)?.finish('superseded');

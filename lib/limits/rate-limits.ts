@@ -1,0 +1,99 @@
+/**
+ * Request rate limits (rate-limiter-flexible): /send per sender and new polls per client IP.
+ * With Redis as the store the counters live in Redis, so every gateway process shares them; each
+ * Redis limiter is insured by an in-process one, so while Redis is away the limits still hold per
+ * process (never a 500, never unlimited).
+ */
+import { Cluster, Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Principal } from '../auth.js';
+import { RateLimitedError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface RateLimitSettings {
+  /** Requests per second to /send per client-token subject; 0 disables. */
+  sendPerSecond: number;
+  /** Requests per second to /send per API key; 0 disables. */
+  apiKeySendPerSecond: number;
+  /** New polls per second per client IP; 0 disables. */
+  pollsPerIpPerSecond: number;
+}
+
+export interface RateLimitRedis {
+  url: string;
+  keyPrefix: string;
+  cluster: boolean;
+  commandTimeoutMs: number;
+}
+
+type Limiter = RateLimiterAbstract | undefined;
+
+export class RateLimits {
+  private readonly clientSend: Limiter;
+  private readonly keySend: Limiter;
+  private readonly polls: Limiter;
+  private readonly client?: Redis | Cluster;
+
+  /** `redis` undefined keeps the counters in this process (the memory store's single-node mode). */
+  constructor(settings: RateLimitSettings, private readonly log: Logger, redis?: RateLimitRedis) {
+    if (redis && (settings.sendPerSecond || settings.apiKeySendPerSecond || settings.pollsPerIpPerSecond)) {
+      // A dedicated connection: the store's client stays private to the store, and a limiter call
+      // that cannot reach Redis fails at once (no offline queue) and falls back to its insurance.
+      const options = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: redis.commandTimeoutMs, connectTimeout: 2000 };
+      this.client = redis.cluster
+        ? new Cluster([redis.url], { redisOptions: options, enableOfflineQueue: false, lazyConnect: true })
+        : new Redis(redis.url, options);
+      this.client.on('error', (err: Error) => log.warn({ err: err.message }, 'rate-limit redis connection error'));
+    }
+    const make = (name: string, points: number): Limiter => {
+      if (points <= 0) return undefined;
+      const insurance = new RateLimiterMemory({ keyPrefix: name, points, duration: 1 });
+      if (!this.client || !redis) return insurance;
+      return new RateLimiterRedis({
+        storeClient: this.client,
+        keyPrefix: `${redis.keyPrefix}rl:${name}`,
+        points,
+        duration: 1,
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: insurance,
+      });
+    };
+    this.clientSend = make('send', settings.sendPerSecond);
+    this.keySend = make('send-key', settings.apiKeySendPerSecond);
+    this.polls = make('poll-ip', settings.pollsPerIpPerSecond);
+  }
+
+  /** Connects the shared counters; when Redis cannot be reached the in-process counters apply. */
+  async connect(): Promise<void> {
+    await this.client?.connect().catch((err: Error) => this.log.warn({ err: err.message }, 'rate limits fall back to per-process counters'));
+  }
+
+  /** Throws RateLimitedError (429 + Retry-After) when this sender exceeded its /send rate. */
+  async checkSend(principal: Principal): Promise<void> {
+    const limiter = principal.kind === 'server' ? this.keySend : this.clientSend;
+    await this.consume(limiter, principal.subject, 'too many sends, slow down');
+  }
+
+  /** Throws RateLimitedError when this client IP opened polls faster than allowed. */
+  async checkPoll(ip: string): Promise<void> {
+    await this.consume(this.polls, ip, 'too many polls from this address, slow down');
+  }
+
+  async close(): Promise<void> {
+    if (!this.client) return;
+    await this.client.quit().catch(() => undefined);
+    this.client.disconnect();
+  }
+
+  private async consume(limiter: Limiter, key: string, message: string): Promise<void> {
+    if (!limiter) return;
+    try {
+      await limiter.consume(key);
+    } catch (res) {
+      if (res instanceof RateLimiterRes) throw new RateLimitedError(message, Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
+      // Both the shared and the insurance counter failed: let the request through rather than
+      // turn a limiter fault into a 500 for everyone (fail open, logged).
+      this.log.warn({ err: (res as Error)?.message }, 'rate limiter failed; request allowed');
+    }
+  }
+}
