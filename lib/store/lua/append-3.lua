@@ -21,7 +21,11 @@ local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
   -- A new log: whatever survived of an older one must not be served under the new epoch.
   epoch = ARGV[4]
-  redis.call('DEL', log, ids)
+  -- DEL only what exists: any write, even a no-op DEL, makes Redis skip its maxmemory check for
+  -- the rest of the script, and a flood of new streams would then grow past maxmemory.
+  if redis.call('EXISTS', log, ids) > 0 then
+    redis.call('DEL', log, ids)
+  end
   redis.call('HSET', meta, 'e', epoch, 's', '0')
 end
 
