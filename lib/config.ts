@@ -97,10 +97,10 @@ const schema = z.object({
     capRetryAfterSeconds: z.number().int().min(1).max(3600).default(2),
   }).prefault({}),
   rateLimits: z.object({
-    /** /send requests per second per client-token subject, shared across nodes on Redis; 0 disables (default 20). */
+    /** Messages appended per second per client-token subject (a fan-out to n streams counts n), shared across nodes on Redis; 0 disables (default 20). */
     sendPerSecond: z.number().int().min(0).max(1_000_000).default(20),
-    /** /send requests per second per API key; 0 disables (default 1000). */
-    apiKeySendPerSecond: z.number().int().min(0).max(1_000_000).default(1000),
+    /** The same per API key; 0 disables (default 10,000: a full batch x fan-out fits in one second). */
+    apiKeySendPerSecond: z.number().int().min(0).max(10_000_000).default(10_000),
     /** New polls per second per client IP; 0 disables (default 100). */
     pollsPerIpPerSecond: z.number().int().min(0).max(1_000_000).default(100),
   }).prefault({}),

@@ -34,7 +34,7 @@ describe('loadConfig', function () {
         bodyBytes: 1024 * 1024, dataBytes: 64 * 1024, batchSize: 100, streamsPerSend: 100, bodyTimeoutMs: 10_000,
         parkedPerSubject: 20, parkedPerIp: 1000, parkedPerProcess: 20_000, capRetryAfterSeconds: 2,
       });
-      expect(c.rateLimits).to.deep.equal({ sendPerSecond: 20, apiKeySendPerSecond: 1000, pollsPerIpPerSecond: 100 });
+      expect(c.rateLimits).to.deep.equal({ sendPerSecond: 20, apiKeySendPerSecond: 10_000, pollsPerIpPerSecond: 100 });
       expect(c.server.connectionsCheckingIntervalMs).to.equal(1000);
       expect(c.server.trustProxyHops).to.equal(0);
       expect(c.cors.origins).to.deep.equal([]);

@@ -1,5 +1,6 @@
 /**
- * Request rate limits (rate-limiter-flexible): /send per sender and new polls per client IP.
+ * Request rate limits (rate-limiter-flexible): messages sent per sender (which also bounds how
+ * fast a sender can create streams) and new polls per client IP.
  * With Redis as the store the counters live in Redis, so every gateway process shares them; each
  * Redis limiter is insured by an in-process one, so while Redis is away the limits still hold per
  * process (never a 500, never unlimited).
@@ -7,13 +8,13 @@
 import { Cluster, Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Principal } from '../auth.js';
-import { RateLimitedError } from '../errors.js';
+import { BadRequestError, RateLimitedError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export interface RateLimitSettings {
-  /** Requests per second to /send per client-token subject; 0 disables. */
+  /** Messages appended per second via /send per client-token subject (a fan-out to n streams counts n); 0 disables. */
   sendPerSecond: number;
-  /** Requests per second to /send per API key; 0 disables. */
+  /** The same per API key; 0 disables. */
   apiKeySendPerSecond: number;
   /** New polls per second per client IP; 0 disables. */
   pollsPerIpPerSecond: number;
@@ -68,10 +69,17 @@ export class RateLimits {
     await this.client?.connect().catch((err: Error) => this.log.warn({ err: err.message }, 'rate limits fall back to per-process counters'));
   }
 
-  /** Throws RateLimitedError (429 + Retry-After) when this sender exceeded its /send rate. */
-  async checkSend(principal: Principal): Promise<void> {
+  /**
+   * Counts `appends` (messages x streams) against this sender's /send rate. Throws
+   * RateLimitedError (429 + Retry-After) over the rate, and BadRequestError for a request that
+   * appends more than a whole second allows (it could never pass).
+   */
+  async checkSend(principal: Principal, appends: number): Promise<void> {
     const limiter = principal.kind === 'server' ? this.keySend : this.clientSend;
-    await this.consume(limiter, principal.subject, 'too many sends, slow down');
+    if (limiter && appends > limiter.points) {
+      throw new BadRequestError(`this request appends ${appends} messages (messages x streams); this sender may append at most ${limiter.points} per second`);
+    }
+    await this.consume(limiter, principal.subject, 'too many messages sent, slow down', appends);
   }
 
   /** Throws RateLimitedError when this client IP opened polls faster than allowed. */
@@ -85,10 +93,10 @@ export class RateLimits {
     this.client.disconnect();
   }
 
-  private async consume(limiter: Limiter, key: string, message: string): Promise<void> {
+  private async consume(limiter: Limiter, key: string, message: string, points = 1): Promise<void> {
     if (!limiter) return;
     try {
-      await limiter.consume(key);
+      await limiter.consume(key, points);
     } catch (res) {
       if (res instanceof RateLimiterRes) throw new RateLimitedError(message, Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
       // Both the shared and the insurance counter failed: let the request through rather than

@@ -1,5 +1,5 @@
 /**
- * POST /send: authenticate -> rate limit -> validate -> authorise -> append -> answer. Answers
+ * POST /send: authenticate -> validate -> authorise -> rate limit -> append -> answer. Answers
  * 200 only once the store confirmed every append. Accepts one message (`stream` or `streams`), or a batch (`messages`).
  */
 import type { Context } from 'koa';
@@ -69,11 +69,12 @@ export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits; 
     if (ctx.query.transport === 'xdr') ctx.state.errorsAs200 = true;
     const body = await readJsonBody(ctx, deps.limits.bodyBytes, deps.limits.bodyTimeoutMs);
     const principal = await deps.auth.authenticate(credentialOf(ctx, isObject(body) ? body.token : undefined));
-    await deps.rateLimits.checkSend(principal);
     const outgoing = parseSend(body, deps.limits);
     for (const m of outgoing) {
       for (const s of m.streams) if (!principal.canWrite(s)) throw new ForbiddenError(`not allowed to send to stream "${s}"`);
     }
+    // Counted per append, not per request: one request may fan out to thousands of new streams.
+    await deps.rateLimits.checkSend(principal, outgoing.reduce((n, m) => n + m.streams.length, 0));
 
     // One atomic append per stream, in request order; results map back to request order.
     const ts = Date.now();

@@ -1,5 +1,5 @@
 /**
- * Rate limits (rateLimits.*, rate-limiter-flexible): /send per client subject and per API key,
+ * Rate limits (rateLimits.*, rate-limiter-flexible): messages sent per client subject and per API key,
  * new polls per client IP; shared by every process on one Redis; still enforced per process
  * (never a 500) while Redis is away.
  */
@@ -43,6 +43,14 @@ describe('rate limits', function () {
       const alice2 = await gw.token({ sub: 'alice', streams: [], pub: ['room:*'], ttlSeconds: 60 });
       expect((await send(gw.url, alice2, { stream, data: 1 })).status).to.equal(429);
       expect((await send(gw.url, bob, { stream, data: 1 })).status).to.equal(200);
+    });
+
+    it('counts every append, so a fan-out cannot create streams faster than the limit; a request over a whole second is refused 400', async function () {
+      const carol = await gw.token({ sub: 'carol', streams: [], pub: ['room:*'] });
+      const [a, b, c, d] = [uniqueStream(), uniqueStream(), uniqueStream(), uniqueStream()];
+      expect((await send(gw.url, carol, { streams: [a, b, c, d], data: 1 })).status).to.equal(400);
+      expect((await send(gw.url, carol, { messages: [{ streams: [a, b], data: 1 }, { stream: c, data: 2 }] })).status).to.equal(200);
+      expect((await send(gw.url, carol, { stream: d, data: 1 })).status).to.equal(429);
     });
 
     it('limits each API key by rateLimits.apiKeySendPerSecond', async function () {
