@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { spawnGateway, startGateway, TEST_API_KEY, type ChildGateway, type TestGateway } from '../support/gateway.js';
 import { send, uniqueStream } from '../support/http.js';
-import { rawPoll } from '../support/raw-http.js';
+import { rawPoll, rawRequest } from '../support/raw-http.js';
 import { redisClient, sharedRedis, startRedisServer, uniquePrefix, type RedisServer } from '../support/redis.js';
 
 async function statuses(n: number, call: () => Promise<number>): Promise<number[]> {
@@ -65,6 +65,33 @@ describe('rate limits', function () {
       expect(refused.status).to.equal(429);
       expect(refused.headers['retry-after']).to.equal('1');
       expect((await poll(gw.apiKey, '127.0.0.3')).status).to.equal(200);
+    });
+  });
+
+  describe('the client IP behind proxies (server.trustProxyHops)', function () {
+    const pollFrom = (gw: TestGateway, forwardedFor: string) =>
+      rawRequest(gw.url, '/poll?streams=room:1&timeout=0', { headers: { authorization: `Bearer ${gw.apiKey}`, 'x-forwarded-for': forwardedFor } }).response;
+
+    it('ignores X-Forwarded-For by default, so a client cannot dodge per-IP limits by forging it', async function () {
+      const gw = await startGateway({ rateLimits: { pollsPerIpPerSecond: 2 } });
+      try {
+        const res = [];
+        for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) res.push((await pollFrom(gw, ip)).status);
+        expect(res).to.deep.equal([200, 200, 429]);
+      } finally {
+        await gw.shutdown();
+      }
+    });
+
+    it('keys limits by the forwarded client address when trustProxyHops is 1', async function () {
+      const gw = await startGateway({ rateLimits: { pollsPerIpPerSecond: 2 }, server: { trustProxyHops: 1 } });
+      try {
+        const res = [];
+        for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.1', '10.0.0.1']) res.push((await pollFrom(gw, ip)).status);
+        expect(res).to.deep.equal([200, 200, 200, 200, 429]);
+      } finally {
+        await gw.shutdown();
+      }
     });
   });
 
