@@ -15,6 +15,8 @@ import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { LongPolls } from './transports/long-poll.js';
+import { SseHub } from './transports/sse.js';
+import { WsHub } from './transports/websocket.js';
 import { WaiterRegistry } from './waiters.js';
 
 export interface Gateway {
@@ -23,6 +25,10 @@ export interface Gateway {
   store: Store;
   registry: WaiterRegistry;
   longPolls: LongPolls;
+  /** WebSocket connections (GET /ws); `size` counts open ones. */
+  websockets: WsHub;
+  /** Server-Sent Events streams (GET /sse); `size` counts open ones. */
+  sse: SseHub;
   auth: Auth;
   cursors: CursorCodec;
   server: Server;
@@ -62,9 +68,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const longPolls = new LongPolls(store, registry, log.child({ module: 'long-poll' }));
   const auth = new Auth(config.auth);
   const cursors = new CursorCodec(config.auth.secret);
+  const websockets = new WsHub({ config, store, registry, auth, cursors, log: log.child({ module: 'websocket' }) });
+  const sse = new SseHub({ store, registry, cursors, log: log.child({ module: 'sse' }), options: config.sse });
   let draining = false;
   const app = createApp({
-    config, log, store, auth, cursors, longPolls,
+    config, log, store, auth, cursors, longPolls, sse,
     staticDir: fileURLToPath(new URL('../../static', import.meta.url)),
     isDraining: () => draining,
   });
@@ -73,6 +81,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;
+  server.on('upgrade', (req, socket, head) => websockets.handleUpgrade(req, socket, head));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -88,12 +97,17 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       longPolls.shutdown();
+      const streamsEnded = sse.shutdown();
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), config.server.shutdownGraceMs);
+      // Upgraded sockets are no longer HTTP connections: closeAllConnections() does not reach them.
+      await Promise.all([websockets.shutdown(), streamsEnded]);
+      // Ended event streams leave idle keep-alive connections behind.
+      server.closeIdleConnections();
       await closed;
       clearTimeout(grace);
       await store.close();
     })());
 
-  return { config, log, store, registry, longPolls, auth, cursors, server, port, shutdown };
+  return { config, log, store, registry, longPolls, websockets, sse, auth, cursors, server, port, shutdown };
 }
