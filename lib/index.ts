@@ -4,7 +4,7 @@
  * requests finish, connections still open at the grace deadline are cut, the store is closed.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createApp } from './app.js';
 import { Auth } from './auth.js';
@@ -82,6 +82,15 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;
   server.on('upgrade', (req, socket, head) => websockets.handleUpgrade(req, socket, head));
+  // Connections that never sent a request (browser preconnects, a fetch pool's spare socket) are not
+  // "idle" to Node, so closeIdleConnections() leaves them and they would hold shutdown for the grace.
+  const unused = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  server.on('request', (req) => unused.delete(req.socket));
+  server.prependListener('upgrade', (req) => unused.delete(req.socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -104,6 +113,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       await Promise.all([websockets.shutdown(), streamsEnded]);
       // Ended event streams leave idle keep-alive connections behind.
       server.closeIdleConnections();
+      for (const socket of unused) socket.destroy();
       await closed;
       clearTimeout(grace);
       await store.close();

@@ -218,13 +218,14 @@ export class Feed {
       if (read.messages.length >= this.limit || d.messages.length < read.messages.length) more.push(d.stream);
     });
     if (!hasNews(batch)) return more;
-    this.positions = batch.positions;
-    const flushed = this.sink.write(batch, before);
+    // Judged on what is still unread from earlier writes, so one large batch alone never counts.
     if (this.sink.bufferedBytes() > this.options.maxBufferedBytes) {
       this.close();
       this.sink.overflow();
       return [];
     }
+    this.positions = batch.positions;
+    const flushed = this.sink.write(batch, before);
     // A backlog is written one batch at a time, each once the last left: a slow reader is paced, not cut.
     if (more.length > 0) await Promise.race([flushed.catch(() => undefined), this.ended]);
     return more;

@@ -246,7 +246,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   /** Control frames (acks, errors, confirmations); JSON.stringify drops undefined fields. */
   private sendJson(frame: Record<string, unknown>): void {
     if (this.released) return;
+    if (this.ws.bufferedAmount > this.hub.config.ws.maxBufferedBytes) return this.overflow();
     this.ws.send(JSON.stringify(frame));
-    if (this.ws.bufferedAmount > this.hub.config.ws.maxBufferedBytes) this.overflow();
   }
 }

@@ -3,6 +3,15 @@ import type { ConfigInput } from '../../lib/config.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { handshake, poll, sendAll, WsClient } from '../support/clients.js';
 
+/** Resolves once `check` holds, looking again on every turn of the event loop (for state with no event). */
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 describe('WebSocket transport (GET /ws)', () => {
   let gw: TestGateway;
   const clients: WsClient[] = [];
@@ -208,6 +217,64 @@ describe('WebSocket transport (GET /ws)', () => {
       await c.next('ack', (f) => f.ref === 1);
       const stored = await poll(gw.url, gw.apiKey, { streams: 'rl', since: 'earliest' });
       expect(stored.messages.map((m: any) => m.data)).to.deep.equal([0, 1]);
+    });
+  });
+
+  describe('heartbeat', () => {
+    it('drops a client that stops answering pings after about interval * maxMissed + timeout, and releases it', async () => {
+      const [interval, timeout, maxMissed] = [100, 50, 2];
+      await restart({ ws: { pingIntervalMs: interval, pongTimeoutMs: timeout, maxMissedPongs: maxMissed } });
+      const healthy = await open();
+      await healthy.subscribe(['hb']);
+      const mute = await open({ token: gw.apiKey, autoPong: false });
+      await mute.subscribe(['hb', 'hb2']);
+      expect(gw.registry.size).to.equal(3);
+      const opened = Date.now();
+      const { code } = await mute.closed;
+      const took = Date.now() - opened;
+      expect(code).to.equal(1006); // dropped without a closing handshake: the peer is not answering
+      expect(took).to.be.within(interval * maxMissed + timeout - 60, interval * (maxMissed + 2) + timeout + 500);
+      expect(gw.websockets.size).to.equal(1);
+      expect(gw.registry.size).to.equal(1);
+      // The answering client outlived several rounds and is still served.
+      await sendAll(gw.url, gw.apiKey, 'hb', ['alive']);
+      expect((await healthy.messages(1)).messages[0]!.data).to.equal('alive');
+      await healthy.close();
+      await until(() => gw.websockets.size === 0);
+      expect(gw.registry.size).to.equal(0);
+      expect(gw.websockets.heartbeat.timers).to.equal(0);
+    });
+  });
+
+  describe('backpressure', () => {
+    it('closes a client that does not read with 4008 once maxBufferedBytes is exceeded; it resumes by cursor', async () => {
+      await restart({
+        ws: { maxBufferedBytes: 64 * 1024, maxPayloadBytes: 512 * 1024 },
+        limits: { dataBytes: 256 * 1024, bodyBytes: 512 * 1024 },
+        retention: { default: { maxLength: 20 } },
+      });
+      const slow = await open();
+      const sub = await slow.subscribe(['bp']);
+      slow.ws.pause(); // stop reading: kernel buffers fill, then the server's send buffer grows
+      const blob = 'x'.repeat(200 * 1024);
+      let sent = 0;
+      while (gw.websockets.size > 0) {
+        if (++sent > 500) throw new Error('the slow client was never disconnected');
+        await sendAll(gw.url, gw.apiKey, 'bp', [blob]);
+      }
+      expect(gw.registry.size).to.equal(0);
+      slow.ws.resume();
+      const { code } = await slow.closed;
+      expect(code).to.equal(4008);
+      // It resumes from the last cursor it read: the next message, or a gap if retention dropped it.
+      const seen = slow.unread.filter((f) => f.type === 'messages');
+      const last = seen.at(-1);
+      const lastSeq = last ? last.messages.at(-1).seq : 0;
+      const again = await open();
+      await again.subscribe(['bp'], { cursor: last?.cursor ?? sub.cursor });
+      const { frames } = await again.messages(1);
+      const next = frames[0]!.gaps ? frames[0]!.gaps[0].from : frames[0]!.messages[0].seq;
+      expect(next).to.equal(lastSeq + 1);
     });
   });
 
