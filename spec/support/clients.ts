@@ -20,6 +20,15 @@ function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> 
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Resolves once `check` holds, looking again on every turn of the event loop (for state that emits no event). */
+export async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 /** Items arriving over time; next() takes the first one matching, waiting if needed. */
 class Inbox<T> {
   private readonly items: T[] = [];

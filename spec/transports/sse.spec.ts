@@ -1,16 +1,8 @@
 import { expect } from 'chai';
 import type { ConfigInput } from '../../lib/config.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
-import { poll, sendAll, SseClient } from '../support/clients.js';
+import { poll, sendAll, SseClient, until } from '../support/clients.js';
 
-/** Resolves once `check` holds, looking again on every turn of the event loop (for state with no event). */
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 /** Reads a raw event stream until `done(text so far)` holds or the server ends it. */
 async function readStream(res: Response, done: (text: string) => boolean): Promise<{ text: string; ended: boolean }> {

@@ -1,16 +1,8 @@
 import { expect } from 'chai';
 import type { ConfigInput } from '../../lib/config.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
-import { handshake, poll, sendAll, WsClient } from '../support/clients.js';
+import { handshake, poll, sendAll, until, WsClient } from '../support/clients.js';
 
-/** Resolves once `check` holds, looking again on every turn of the event loop (for state with no event). */
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 describe('WebSocket transport (GET /ws)', () => {
   let gw: TestGateway;
@@ -168,8 +160,11 @@ describe('WebSocket transport (GET /ws)', () => {
       expect(gw.websockets.size).to.equal(2);
     });
 
-    it('answers 404 for an upgrade on another path', async () => {
+    it('answers 404 for an upgrade on another path, and 400 for a plain GET /ws', async () => {
       expect((await handshake(gw.url, '/poll')).status).to.equal(404);
+      const plain = await fetch(`${gw.url}/ws`);
+      expect(plain.status).to.equal(400);
+      expect((await plain.json()).error.code).to.equal('bad_request');
     });
   });
 
@@ -233,7 +228,8 @@ describe('WebSocket transport (GET /ws)', () => {
       const { code } = await mute.closed;
       const took = Date.now() - opened;
       expect(code).to.equal(1006); // dropped without a closing handshake: the peer is not answering
-      expect(took).to.be.within(interval * maxMissed + timeout - 60, interval * (maxMissed + 2) + timeout + 500);
+      // The first ping comes within one interval of joining, the last miss is counted `timeout` after the maxMissed-th.
+      expect(took).to.be.within(interval * (maxMissed - 1) + timeout - 20, interval * (maxMissed + 2) + timeout + 500);
       expect(gw.websockets.size).to.equal(1);
       expect(gw.registry.size).to.equal(1);
       // The answering client outlived several rounds and is still served.
