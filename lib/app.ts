@@ -60,7 +60,7 @@ export function createApp(deps: AppDeps): Koa {
   router.get('/poll', poll);
   router.post('/poll', poll);
   router.all('/poll', only('GET', 'POST'));
-  router.get('/sse', sseRoute({ store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams }));
+  router.get('/sse', sseRoute({ store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs }));
   router.all('/sse', only('GET'));
   // GET /ws is answered on the server's 'upgrade' event (lib/transports/websocket.ts); a plain GET lands here.
   router.all('/ws', () => {

@@ -8,7 +8,7 @@
 import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import type { CursorCodec } from '../cursor.js';
-import { BadRequestError, ForbiddenError, ShuttingDownError } from '../errors.js';
+import { BadRequestError, ForbiddenError } from '../errors.js';
 import { credentialOf } from '../http/credentials.js';
 import { parseStreamList } from '../streams.js';
 import type { Store } from '../store/store.js';
@@ -21,6 +21,7 @@ export interface SseRouteDeps {
   cursors: CursorCodec;
   sse: SseHub;
   maxStreams: number;
+  retryMs: number;
 }
 
 function single(query: Record<string, unknown>, name: string): string | undefined {
@@ -40,7 +41,16 @@ export function sseRoute(deps: SseRouteDeps) {
     if (since !== 'now' && since !== 'earliest') throw new BadRequestError('since must be "earliest" or "now"');
     const cursor = ctx.get('last-event-id') || single(query, 'cursor');
     const positions = await positionsOf(deps, { streams, cursor, since });
-    if (deps.sse.isDraining) throw new ShuttingDownError();
+    if (deps.sse.isDraining) {
+      // Not a 503: EventSource never retries a non-200 answer. An empty stream makes it reconnect,
+      // and Connection: close makes that a new connection, to a node that is not draining.
+      ctx.set('Connection', 'close');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.type = 'text/event-stream; charset=utf-8';
+      ctx.body = `retry: ${deps.retryMs}\n\n`;
+      ctx.state.pollEnd = 'shutdown';
+      return;
+    }
 
     ctx.status = 200;
     ctx.respond = false;

@@ -112,7 +112,11 @@ class SseStream implements FeedSink {
     this.feed.close();
     this.hub.release(this);
     this.onEnd(reason);
-    if (!this.res.writableEnded) this.res.end();
+    const socket = this.res.socket;
+    if (this.res.writableEnded) return;
+    // On shutdown the connection goes too: the browser's reconnect must open a new one, which the
+    // load balancer sends to another node, not reuse this one to reach a node that is draining.
+    this.res.end(reason === 'shutdown' ? () => socket?.end() : undefined);
   }
 }
 
@@ -126,6 +130,11 @@ export class SseHub {
   /** Open event streams in this process. */
   get size(): number {
     return this.streams.size;
+  }
+
+  /** Live hub timers (the shared keep-alive: 0 or 1), for tests and leak checks. */
+  get timers(): number {
+    return this.keepAlive ? 1 : 0;
   }
 
   get isDraining(): boolean {

@@ -127,6 +127,7 @@ describe('Server-Sent Events transport (GET /sse)', () => {
     es.close();
     await until(() => gw.sse.size === 0);
     expect(gw.registry.size).to.equal(0);
+    expect(gw.sse.timers).to.equal(0);
   });
 
   it('refuses a bad token with 401 and a bad cursor with 400, as JSON', async () => {
@@ -139,6 +140,16 @@ describe('Server-Sent Events transport (GET /sse)', () => {
     const token = await gw.token({ sub: 'u', streams: ['mine'] });
     const forbidden = await fetch(`${gw.url}/sse?streams=yours&token=${token}`);
     expect(forbidden.status).to.equal(403);
+  });
+
+  it('answers a request while draining with an empty stream and Connection: close, so EventSource retries elsewhere', async () => {
+    await restart({ sse: { retryMs: 777 } });
+    await gw.sse.shutdown(); // the SSE hub alone: the server still accepts the request
+    const res = await fetch(`${gw.url}/sse?streams=d&token=${gw.apiKey}`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('connection')).to.equal('close');
+    expect(res.headers.get('content-type')).to.equal('text/event-stream; charset=utf-8');
+    expect(await res.text()).to.equal('retry: 777\n\n');
   });
 
   it('ends every stream promptly on shutdown', async () => {
