@@ -1,7 +1,8 @@
 /**
- * start(): config -> store -> waiters -> app -> listen. The returned gateway's shutdown() drains:
- * readiness turns 503, parked polls are answered at once with their cursors unchanged, in-flight
- * requests finish, connections still open at the grace deadline are cut, the store is closed.
+ * start(): config -> store -> waiters -> app (+ WebSocket upgrades) -> listen. The returned
+ * gateway's shutdown() drains: readiness turns 503, parked polls are answered at once with their
+ * cursors unchanged, WebSockets are closed with 1001, event streams are ended, in-flight requests
+ * finish, connections still open at the grace deadline are cut, the store is closed.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';

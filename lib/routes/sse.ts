@@ -41,6 +41,12 @@ export function sseRoute(deps: SseRouteDeps) {
     if (since !== 'now' && since !== 'earliest') throw new BadRequestError('since must be "earliest" or "now"');
     const cursor = ctx.get('last-event-id') || single(query, 'cursor');
     const positions = await positionsOf(deps, { streams, cursor, since });
+    if (ctx.method === 'HEAD') {
+      // koa-router routes HEAD to GET handlers; a HEAD has no body, so there is no stream to hold open.
+      ctx.type = 'text/event-stream; charset=utf-8';
+      ctx.status = 200;
+      return;
+    }
     if (deps.sse.isDraining) {
       // Not a 503: EventSource never retries a non-200 answer. An empty stream makes it reconnect,
       // and Connection: close makes that a new connection, to a node that is not draining.

@@ -19,14 +19,11 @@ import { Feed, type FeedSink } from './feed.js';
 import type { HeartbeatMember } from './heartbeat.js';
 import type { WsHub } from './websocket.js';
 
-/** Close codes of our own (4000-4999 is the application range of RFC 6455). */
+/** Close codes the gateway sends (4000-4999 is the application range of RFC 6455); ws itself sends 1009. */
 export const CLOSE = {
-  normal: 1000,
   goingAway: 1001,
-  policy: 1008,
-  tooBig: 1009,
-  unauthorized: 4401,
   tooSlow: 4008,
+  unauthorized: 4401,
 } as const;
 
 /** Frames handled or queued at once; above this the socket stops being read until the queue drains. */

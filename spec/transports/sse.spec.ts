@@ -130,6 +130,12 @@ describe('Server-Sent Events transport (GET /sse)', () => {
     expect(gw.sse.timers).to.equal(0);
   });
 
+  it('answers HEAD without opening a stream', async () => {
+    const res = await fetch(`${gw.url}/sse?streams=h&token=${gw.apiKey}`, { method: 'HEAD' });
+    expect(res.status).to.equal(200);
+    expect(gw.sse.size).to.equal(0);
+  });
+
   it('refuses a bad token with 401 and a bad cursor with 400, as JSON', async () => {
     const unauth = await fetch(`${gw.url}/sse?streams=a&token=nope`);
     expect(unauth.status).to.equal(401);
