@@ -38,8 +38,10 @@ export interface AppDeps {
 }
 
 function only(...allow: string[]) {
+  // koa-router answers HEAD with the GET route, so every GET route allows HEAD too.
+  const allowed = allow.includes('GET') ? [...allow, 'HEAD'] : allow;
   return () => {
-    throw new MethodNotAllowedError(`use ${allow.join(' or ')}`, allow);
+    throw new MethodNotAllowedError(`use ${allow.join(' or ')}`, allowed);
   };
 }
 

@@ -239,6 +239,17 @@ function checkCombinations(c: Parsed): string[] {
     problems.push('server.requestTimeoutMs must exceed poll.maxTimeoutSeconds by at least 5 s');
   }
   if (c.limits.dataBytes > c.limits.bodyBytes) problems.push('limits.dataBytes must not exceed limits.bodyBytes');
+  for (const [i, r] of [c.retention.default, ...c.retention.overrides].entries()) {
+    const where = i === 0 ? 'retention.default' : `retention.overrides[${i - 1}]`;
+    const ttl = r.ttlSeconds ?? c.retention.default.ttlSeconds;
+    const metaTtl = r.metaTtlSeconds ?? c.retention.default.metaTtlSeconds;
+    // Metadata must outlive the messages, or a quiet stream's clients see a reset instead of a gap.
+    if (metaTtl < ttl) problems.push(`${where}.metaTtlSeconds must not be less than its ttlSeconds`);
+  }
+  for (const origin of c.cors.origins) {
+    // Browsers send the scheme and host in lower case: a mixed-case entry could never match.
+    if (origin !== origin.toLowerCase()) problems.push(`cors.origins: "${origin}" must be lower case`);
+  }
   if (c.ws.pongTimeoutMs > c.ws.pingIntervalMs) problems.push('ws.pongTimeoutMs must not exceed ws.pingIntervalMs (a pong is awaited before the next ping)');
   // A send frame carries the data plus its envelope; it must fit in one frame.
   if (c.limits.dataBytes + 1024 > c.ws.maxPayloadBytes) problems.push('ws.maxPayloadBytes must exceed limits.dataBytes by at least 1024 bytes');
