@@ -6,7 +6,7 @@ import Router from 'koa-router';
 import type { Auth } from './auth.js';
 import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
-import { MethodNotAllowedError, NotFoundError } from './errors.js';
+import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
 import { cors } from './http/cors.js';
 import { closeWhenDraining } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
@@ -19,9 +19,11 @@ import { demoTokenRoute } from './routes/demo.js';
 import { healthRoute, readyRoute } from './routes/health.js';
 import { pollRoute } from './routes/poll.js';
 import { sendRoute } from './routes/send.js';
+import { sseRoute } from './routes/sse.js';
 import { statsRoute } from './routes/stats.js';
 import type { Store } from './store/store.js';
 import type { LongPolls } from './transports/long-poll.js';
+import type { SseHub } from './transports/sse.js';
 import type { WaiterRegistry } from './waiters.js';
 
 export interface AppDeps {
@@ -32,6 +34,7 @@ export interface AppDeps {
   cursors: CursorCodec;
   longPolls: LongPolls;
   registry: WaiterRegistry;
+  sse: SseHub;
   staticDir: string;
   isDraining: () => boolean;
   rateLimits: RateLimits;
@@ -40,8 +43,10 @@ export interface AppDeps {
 }
 
 function only(...allow: string[]) {
+  // koa-router answers HEAD with the GET route, so every GET route allows HEAD too.
+  const allowed = allow.includes('GET') ? [...allow, 'HEAD'] : allow;
   return () => {
-    throw new MethodNotAllowedError(`use ${allow.join(' or ')}`, allow);
+    throw new MethodNotAllowedError(`use ${allow.join(' or ')}`, allowed);
   };
 }
 
@@ -71,6 +76,12 @@ export function createApp(deps: AppDeps): Koa {
   router.get('/poll', poll);
   router.post('/poll', poll);
   router.all('/poll', only('GET', 'POST'));
+  router.get('/sse', sseRoute({ store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs }));
+  router.all('/sse', only('GET'));
+  // GET /ws is answered on the server's 'upgrade' event (lib/transports/websocket.ts); a plain GET lands here.
+  router.all('/ws', () => {
+    throw new BadRequestError('GET /ws needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)');
+  });
   router.get('/healthz', healthRoute());
   router.all('/healthz', only('GET'));
   router.get('/readyz', readyRoute({ store: deps.store, isDraining: deps.isDraining }));

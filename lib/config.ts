@@ -114,6 +114,40 @@ const schema = z.object({
     /** Answer GET /poll?callback=... as JSONP (default false). */
     enabled: z.boolean().default(false),
   }).prefault({}),
+  ws: z.object({
+    /** Server ping every this long (default 25 s: under the 30-60 s idle cut of common proxies and load balancers). */
+    pingIntervalMs: z.number().int().min(10).max(600_000).default(25_000),
+    /** A ping counts as missed when no pong came back within this; at most pingIntervalMs (default 10 s: mobile radios wake slowly). */
+    pongTimeoutMs: z.number().int().min(10).max(600_000).default(10_000),
+    /** Consecutive missed pongs before the socket is dropped (default 2: one lost pong is not a dead peer). */
+    maxMissedPongs: z.number().int().min(1).max(100).default(2),
+    /** A socket opened without credentials must send its auth frame within this, else close 4401 (default 5 s). */
+    authTimeoutMs: z.number().int().min(10).max(120_000).default(5000),
+    /** Largest client frame; a bigger one closes the socket with 1009 (default 256 KiB). */
+    maxPayloadBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(256 * 1024),
+    /** Outgoing bytes buffered for a client that does not read; above this it is closed with 4008 (default 1 MiB). */
+    maxBufferedBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+    /** Streams one connection may subscribe to (default 128). */
+    maxSubscriptions: z.number().int().min(1).max(10_000).default(128),
+    /** Send frames per second per connection, with a burst of as many (default 100). */
+    sendsPerSecond: z.number().int().min(1).max(100_000).default(100),
+    /** Messages per messages frame and per store read (default 100). */
+    batchLimit: z.number().int().min(1).max(10_000).default(100),
+    /** A closing handshake the client does not finish in this time ends with the socket destroyed (default 5 s). */
+    closeTimeoutMs: z.number().int().min(10).max(60_000).default(5000),
+  }).prefault({}),
+  sse: z.object({
+    /** A `: keep-alive` comment is written this often (default 15 s: under common 30-60 s proxy idle cuts). */
+    keepAliveMs: z.number().int().min(10).max(600_000).default(15_000),
+    /** The `retry:` sent at the start: the browser's reconnect delay (default 2000 ms). */
+    retryMs: z.number().int().min(0).max(600_000).default(2000),
+    /** Streams are ended after this, so clients reconnect with Last-Event-ID: spreads load over rolling deploys and re-checks tokens (default 10 min). */
+    maxLifetimeMs: z.number().int().min(10).max(86_400_000).default(600_000),
+    /** Outgoing bytes buffered for a client that does not read; above this the stream is ended (default 1 MiB). */
+    maxBufferedBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+    /** Messages per store read (default 100). */
+    batchLimit: z.number().int().min(1).max(10_000).default(100),
+  }).prefault({}),
   server: z.object({
     /** Idle keep-alive sockets are closed after this; keep above the load balancer's idle timeout (default 65 s). */
     keepAliveTimeoutMs: z.number().int().min(1000).default(65_000),
@@ -227,6 +261,20 @@ function checkCombinations(c: Parsed): string[] {
     problems.push('server.requestTimeoutMs must exceed poll.maxTimeoutSeconds by at least 5 s');
   }
   if (c.limits.dataBytes > c.limits.bodyBytes) problems.push('limits.dataBytes must not exceed limits.bodyBytes');
+  for (const [i, r] of [c.retention.default, ...c.retention.overrides].entries()) {
+    const where = i === 0 ? 'retention.default' : `retention.overrides[${i - 1}]`;
+    const ttl = r.ttlSeconds ?? c.retention.default.ttlSeconds;
+    const metaTtl = r.metaTtlSeconds ?? c.retention.default.metaTtlSeconds;
+    // Metadata must outlive the messages, or a quiet stream's clients see a reset instead of a gap.
+    if (metaTtl < ttl) problems.push(`${where}.metaTtlSeconds must not be less than its ttlSeconds`);
+  }
+  for (const origin of c.cors.origins) {
+    // Browsers send the scheme and host in lower case: a mixed-case entry could never match.
+    if (origin !== origin.toLowerCase()) problems.push(`cors.origins: "${origin}" must be lower case`);
+  }
+  if (c.ws.pongTimeoutMs > c.ws.pingIntervalMs) problems.push('ws.pongTimeoutMs must not exceed ws.pingIntervalMs (a pong is awaited before the next ping)');
+  // A send frame carries the data plus its envelope; it must fit in one frame.
+  if (c.limits.dataBytes + 1024 > c.ws.maxPayloadBytes) problems.push('ws.maxPayloadBytes must exceed limits.dataBytes by at least 1024 bytes');
   return problems;
 }
 

@@ -65,6 +65,14 @@ export class UnsupportedMediaTypeError extends GatewayError {
   override readonly status = 415;
 }
 
+/** A per-connection limit (e.g. WebSocket subscriptions) would be exceeded; nothing was changed. */
+export class LimitExceededError extends GatewayError {
+  override readonly name = 'LimitExceededError';
+  override readonly code = 'limit_exceeded';
+  override readonly status = 400;
+  override readonly wsCloseCode = 1008;
+}
+
 export class RateLimitedError extends GatewayError {
   override readonly name = 'RateLimitedError';
   override readonly code = 'rate_limited';

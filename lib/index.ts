@@ -1,10 +1,11 @@
 /**
- * start(): config -> store -> waiters -> app -> listen. The returned gateway's shutdown() drains:
- * readiness turns 503, parked polls are answered at once with their cursors unchanged, in-flight
- * requests finish, connections still open at the grace deadline are cut, the store is closed.
+ * start(): config -> store -> waiters -> app (+ WebSocket upgrades) -> listen. The returned
+ * gateway's shutdown() drains: readiness turns 503, parked polls are answered at once with their
+ * cursors unchanged, WebSockets are closed with 1001, event streams are ended, in-flight requests
+ * finish, connections still open at the grace deadline are cut, the store is closed.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createApp } from './app.js';
 import { Auth } from './auth.js';
@@ -17,6 +18,8 @@ import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { LongPolls } from './transports/long-poll.js';
+import { SseHub } from './transports/sse.js';
+import { WsHub } from './transports/websocket.js';
 import { WaiterRegistry } from './waiters.js';
 
 export interface Gateway {
@@ -25,6 +28,11 @@ export interface Gateway {
   store: Store;
   registry: WaiterRegistry;
   longPolls: LongPolls;
+  /** WebSocket connections (GET /ws); `size` counts open ones. */
+  websockets: WsHub;
+  /** Server-Sent Events streams (GET /sse); `size` counts open ones. */
+  sse: SseHub;
+  /** Open long-lived connections per subject, IP and process (parked polls; SSE and WebSocket to come). */
   caps: ConnectionCaps;
   auth: Auth;
   cursors: CursorCodec;
@@ -73,9 +81,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     perProcess: config.limits.parkedPerProcess,
     retryAfterSeconds: config.limits.capRetryAfterSeconds,
   });
+  const websockets = new WsHub({ config, store, registry, auth, cursors, log: log.child({ module: 'websocket' }) });
+  const sse = new SseHub({ store, registry, cursors, log: log.child({ module: 'sse' }), options: config.sse });
   let draining = false;
   const app = createApp({
-    config, log, store, auth, cursors, longPolls, registry, rateLimits, caps,
+    config, log, store, auth, cursors, longPolls, registry, sse, rateLimits, caps,
     staticDir: fileURLToPath(new URL('../../static', import.meta.url)),
     isDraining: () => draining,
   });
@@ -84,6 +94,16 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;
+  server.on('upgrade', (req, socket, head) => websockets.handleUpgrade(req, socket, head));
+  // Connections that never sent a request (browser preconnects, a fetch pool's spare socket) are not
+  // "idle" to Node, so closeIdleConnections() leaves them and they would hold shutdown for the grace.
+  const unused = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  server.on('request', (req) => unused.delete(req.socket));
+  server.prependListener('upgrade', (req) => unused.delete(req.socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -99,12 +119,19 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       longPolls.shutdown();
+      const streamsEnded = sse.shutdown();
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), config.server.shutdownGraceMs);
+      // Upgraded sockets are no longer HTTP connections: closeAllConnections() does not reach them.
+      await Promise.all([websockets.shutdown(), streamsEnded]);
+      // Ended event streams leave idle keep-alive connections behind.
+      server.closeIdleConnections();
+      // Only sockets that sent nothing: one whose request headers are still arriving gets its answer.
+      for (const socket of unused) if (socket.bytesRead === 0) socket.destroy();
       await closed;
       clearTimeout(grace);
       await Promise.all([store.close(), rateLimits.close()]);
     })());
 
-  return { config, log, store, registry, longPolls, caps, auth, cursors, server, port, shutdown };
+  return { config, log, store, registry, longPolls, websockets, sse, caps, auth, cursors, server, port, shutdown };
 }

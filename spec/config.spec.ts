@@ -180,6 +180,15 @@ describe('loadConfig', function () {
       expect(refusal(() => load({}, { poll: { defaultLimit: 2000 } }))).to.include('poll.defaultLimit');
       expect(refusal(() => load({}, { limits: { bodyBytes: 2048, dataBytes: 4096 } }))).to.include('limits.dataBytes');
     });
+
+    it('refuses stream metadata that would expire before the messages', function () {
+      expect(refusal(() => load({}, { retention: { default: { ttlSeconds: 100, metaTtlSeconds: 50 } } }))).to.include('retention.default.metaTtlSeconds');
+      expect(refusal(() => load({}, { retention: { overrides: [{ prefix: 'x:', ttlSeconds: 10 ** 8 }] } }))).to.include('retention.overrides[0].metaTtlSeconds');
+    });
+
+    it('refuses CORS origins that are not lower case (browsers send them lower case)', function () {
+      expect(refusal(() => load({}, { cors: { origins: ['https://App.example.com'] } }))).to.include('https://App.example.com');
+    });
   });
 });
 

@@ -1,14 +1,19 @@
 /**
  * Where a credential comes from: the Authorization header (preferred), else a `token` parameter in
- * the query or body, for transports that cannot set headers (XDomainRequest, JSONP, EventSource).
+ * the query or body, for transports that cannot set headers (XDomainRequest, JSONP, EventSource,
+ * the browser WebSocket).
  */
 import type { Context } from 'koa';
 import { UnauthorizedError } from '../errors.js';
 
 export function credentialOf(ctx: Context, tokenParam: unknown): string | undefined {
-  const header = ctx.get('authorization');
-  if (header) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return credentialFrom(ctx.get('authorization'), tokenParam);
+}
+
+/** The same rule on a raw Authorization header value (WebSocket upgrades never reach Koa). */
+export function credentialFrom(authorization: string | undefined, tokenParam: unknown): string | undefined {
+  if (authorization) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match) throw new UnauthorizedError('Authorization must be "Bearer <token or API key>"');
     return match[1];
   }

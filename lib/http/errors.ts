@@ -6,6 +6,7 @@
 import type { Context, Next } from 'koa';
 import { GatewayError, MethodNotAllowedError } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
+import { noStore } from './request-log.js';
 
 export function errorBody(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } });
@@ -22,6 +23,7 @@ export function errorHandler() {
 }
 
 function render(ctx: Context, err: unknown): void {
+  noStore(ctx);
   let status = 500;
   let code = 'internal';
   let message = 'internal error';

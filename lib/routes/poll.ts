@@ -140,8 +140,14 @@ export function pollRoute(deps: PollDeps) {
   };
 }
 
-/** The cursor's positions, with streams it does not mention starting now or at their oldest message. */
-async function positionsOf(deps: PollDeps, p: PollParams): Promise<Map<string, Position>> {
+/**
+ * The cursor's positions, with streams it does not mention starting now or at their oldest message.
+ * Shared by /poll, /sse and WebSocket subscribe. Throws InvalidCursorError, or store errors.
+ */
+export async function positionsOf(
+  deps: Pick<PollDeps, 'store' | 'cursors'>,
+  p: Pick<PollParams, 'streams' | 'cursor' | 'since'>,
+): Promise<Map<string, Position>> {
   const known = p.cursor ? deps.cursors.decode(p.cursor, p.streams) : new Map<string, Position>();
   const entries = await Promise.all(
     p.streams.map(async (s): Promise<[string, Position]> => [s, known.get(s) ?? (await startPosition(deps.store, s, p.since))]),

@@ -21,7 +21,7 @@ export interface SendLimits {
   streamsPerSend: number;
 }
 
-interface Outgoing {
+export interface Outgoing {
   streams: string[];
   id: string;
   dataJson: string;
@@ -31,7 +31,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function parseMessage(raw: unknown, limits: SendLimits, where: string): Outgoing {
+/** Validates one message to send (shared with the WebSocket send frame); throws BadRequestError or PayloadTooLargeError. */
+export function parseMessage(raw: unknown, limits: SendLimits, where: string): Outgoing {
   if (!isObject(raw)) throw new BadRequestError(`${where} must be a JSON object`);
   const hasOne = raw.stream !== undefined;
   const hasMany = raw.streams !== undefined;

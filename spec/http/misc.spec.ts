@@ -103,16 +103,17 @@ describe('health, routing and cross-cutting HTTP behaviour', function () {
 
     const routes: [string, string[], string][] = [
       ['/send', ['GET', 'PUT', 'DELETE', 'PATCH'], 'POST'],
-      ['/poll', ['PUT', 'DELETE', 'PATCH'], 'GET, POST'],
-      ['/healthz', ['POST', 'PUT', 'DELETE'], 'GET'],
-      ['/readyz', ['POST', 'PUT', 'DELETE'], 'GET'],
-      ['/demo/token', ['POST', 'PUT', 'DELETE'], 'GET'],
+      ['/poll', ['PUT', 'DELETE', 'PATCH'], 'GET, POST, HEAD'],
+      ['/healthz', ['POST', 'PUT', 'DELETE'], 'GET, HEAD'],
+      ['/readyz', ['POST', 'PUT', 'DELETE'], 'GET, HEAD'],
+      ['/demo/token', ['POST', 'PUT', 'DELETE'], 'GET, HEAD'],
     ];
     for (const [path, methods, allow] of routes) {
       it(`405 with Allow: ${allow} for ${methods.join('/')} ${path}`, async function () {
         for (const method of methods) {
           const res = await request(gw.url)[method.toLowerCase() as 'put'](path).set('Authorization', `Bearer ${gw.apiKey}`);
           expectError(res, 405, 'method_not_allowed');
+          expectNoStore(res);
           expect(res.headers.allow, `${method} ${path}`).to.equal(allow);
         }
       });

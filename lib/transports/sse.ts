@@ -1,0 +1,173 @@
+/**
+ * Server-Sent Events: one open response per client, fed by a Feed (the same waiter registry as
+ * /poll, no per-connection polling). Every event's `id:` is the cursor after it, so the browser's
+ * automatic reconnect (Last-Event-ID) resumes exactly. Each stream owns exactly one cleanup
+ * (release), run on the first of: client gone, max lifetime, overflow, shutdown, subscribe failure.
+ * The event format is documented in docs/PROTOCOL.md.
+ */
+import type { ServerResponse } from 'node:http';
+import type { CursorCodec, Position } from '../cursor.js';
+import type { Batch } from '../delivery.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { WaiterRegistry } from '../waiters.js';
+import { Feed, type FeedSink } from './feed.js';
+
+export interface SseOptions {
+  keepAliveMs: number;
+  retryMs: number;
+  maxLifetimeMs: number;
+  maxBufferedBytes: number;
+  batchLimit: number;
+}
+
+export interface SseDeps {
+  store: Store;
+  registry: WaiterRegistry;
+  cursors: CursorCodec;
+  log: Logger;
+  options: SseOptions;
+}
+
+export type SseEnd = 'gone' | 'lifetime' | 'shutdown' | 'overflow' | 'store_unavailable';
+
+function event(name: string | undefined, id: string, data: string): string {
+  return `id: ${id}\n${name ? `event: ${name}\n` : ''}data: ${data}\n\n`;
+}
+
+class SseStream implements FeedSink {
+  readonly feed: Feed;
+  /** Settles when the response is closed, whoever ended it. */
+  readonly closed: Promise<void>;
+  private lifetime?: NodeJS.Timeout;
+  private released = false;
+  private readonly onClose = () => this.end('gone');
+
+  constructor(private readonly hub: SseHub, private readonly res: ServerResponse, private readonly onEnd: (end: SseEnd) => void) {
+    const o = hub.deps.options;
+    this.closed = new Promise((resolve) => res.once('close', () => resolve()));
+    this.feed = new Feed(this, { store: hub.deps.store, registry: hub.deps.registry, log: hub.deps.log, limit: o.batchLimit, maxBufferedBytes: o.maxBufferedBytes });
+  }
+
+  async start(positions: ReadonlyMap<string, Position>): Promise<void> {
+    const o = this.hub.deps.options;
+    this.res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      // nginx buffers proxied responses unless told not to; an event stream must not wait in a buffer.
+      'X-Accel-Buffering': 'no',
+    });
+    this.res.write(`retry: ${o.retryMs}\n\n`);
+    this.res.once('close', this.onClose);
+    this.lifetime = setTimeout(() => this.end('lifetime'), o.maxLifetimeMs);
+    try {
+      await this.feed.add(positions);
+    } catch (err) {
+      this.hub.deps.log.warn({ err: (err as Error).message }, 'sse subscribe failed; ending the stream so the client retries');
+      this.end('store_unavailable');
+      return;
+    }
+    if (this.released) return;
+    // Tells the client the subscription is live and sets its Last-Event-ID even if nothing arrives.
+    const cursor = this.hub.deps.cursors.encode(this.feed.positions);
+    this.res.write(event('ready', cursor, JSON.stringify({ cursor })));
+  }
+
+  keepAlive(): void {
+    this.res.write(': keep-alive\n\n');
+  }
+
+  /** Per message `id: <cursor after it>`; a reset or gap is its own event, with the cursor just past it. */
+  write(batch: Batch, before: ReadonlyMap<string, Position>): Promise<void> {
+    const { cursors } = this.hub.deps;
+    const running = new Map(before);
+    let out = '';
+    for (const d of batch.deliveries) {
+      const first = d.position.seq - d.messages.length;
+      running.set(d.stream, { epoch: d.position.epoch, seq: first });
+      if (d.reset) out += event('reset', cursors.encode(running), JSON.stringify({ stream: d.stream }));
+      if (d.gap) out += event('gap', cursors.encode(running), JSON.stringify(d.gap));
+      d.messages.forEach((m, i) => {
+        running.set(d.stream, { epoch: d.position.epoch, seq: first + i + 1 });
+        out += event(undefined, cursors.encode(running), m);
+      });
+    }
+    return new Promise((resolve) => this.res.write(out, () => resolve()));
+  }
+
+  bufferedBytes(): number {
+    return this.res.writableLength;
+  }
+
+  overflow(): void {
+    this.end('overflow');
+  }
+
+  /** Ends the response (the client reconnects with Last-Event-ID) and releases everything. */
+  end(reason: SseEnd): void {
+    if (this.released) return;
+    this.released = true;
+    clearTimeout(this.lifetime);
+    this.res.off('close', this.onClose);
+    this.feed.close();
+    this.hub.release(this);
+    this.onEnd(reason);
+    const socket = this.res.socket;
+    if (this.res.writableEnded) return;
+    // On shutdown the connection goes too: the browser's reconnect must open a new one, which the
+    // load balancer sends to another node, not reuse this one to reach a node that is draining.
+    this.res.end(reason === 'shutdown' ? () => socket?.end() : undefined);
+  }
+}
+
+export class SseHub {
+  private readonly streams = new Set<SseStream>();
+  private keepAlive?: NodeJS.Timeout;
+  private draining = false;
+
+  constructor(readonly deps: SseDeps) {}
+
+  /** Open event streams in this process. */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Live hub timers (the shared keep-alive: 0 or 1), for tests and leak checks. */
+  get timers(): number {
+    return this.keepAlive ? 1 : 0;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Turns `res` into an event stream at these positions. The caller has validated and authorised
+   * everything: from here on failures end the stream, they never become HTTP errors.
+   */
+  open(res: ServerResponse, positions: ReadonlyMap<string, Position>, onEnd: (end: SseEnd) => void): void {
+    const stream = new SseStream(this, res, onEnd);
+    this.streams.add(stream);
+    // One timer for every stream, running only while there are streams.
+    this.keepAlive ??= setInterval(() => {
+      for (const s of this.streams) s.keepAlive();
+    }, this.deps.options.keepAliveMs);
+    void stream.start(positions);
+  }
+
+  release(stream: SseStream): void {
+    this.streams.delete(stream);
+    if (this.streams.size === 0) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+  }
+
+  /** Ends every stream now and resolves once their responses are closed; later requests get 503. */
+  async shutdown(): Promise<void> {
+    this.draining = true;
+    const streams = [...this.streams];
+    for (const s of streams) s.end('shutdown');
+    await Promise.all(streams.map((s) => s.closed));
+  }
+}
