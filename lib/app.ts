@@ -38,7 +38,7 @@ export interface AppDeps {
   staticDir: string;
   isDraining: () => boolean;
   rateLimits: RateLimits;
-  /** Parked polls (and later SSE/WebSocket connections) per subject, IP and process. */
+  /** Open parked polls, SSE streams and WebSockets per subject, IP and process. */
   caps: ConnectionCaps;
 }
 
@@ -76,7 +76,7 @@ export function createApp(deps: AppDeps): Koa {
   router.get('/poll', poll);
   router.post('/poll', poll);
   router.all('/poll', only('GET', 'POST'));
-  router.get('/sse', sseRoute({ store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs }));
+  router.get('/sse', sseRoute({ rateLimits: deps.rateLimits, caps: deps.caps, store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs }));
   router.all('/sse', only('GET'));
   // GET /ws is answered on the server's 'upgrade' event (lib/transports/websocket.ts); a plain GET lands here.
   router.all('/ws', () => {

@@ -87,13 +87,13 @@ const schema = z.object({
     streamsPerSend: z.number().int().min(1).max(10_000).default(100),
     /** A request body not fully received this long after the handler starts reading is cut with 408 (default 10 s). */
     bodyTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
-    /** Parked polls one client-token subject may hold at once; API keys are exempt (default 20). */
+    /** Parked polls, SSE streams and WebSockets one client-token subject may hold at once; API keys are exempt (default 20). */
     parkedPerSubject: z.number().int().min(1).max(1_000_000).default(20),
-    /** Parked polls one client IP may hold at once (default 1000: NATs and proxies share addresses). */
+    /** Parked polls, SSE streams and WebSockets one client IP may hold at once (default 1000: NATs and proxies share addresses). */
     parkedPerIp: z.number().int().min(1).max(1_000_000).default(1000),
-    /** Parked polls this process holds at most; beyond it new polls get 503 (default 20,000). */
+    /** Parked polls, SSE streams and WebSockets this process holds at most; beyond it new ones get 503 (default 20,000). */
     parkedPerProcess: z.number().int().min(1).max(10_000_000).default(20_000),
-    /** Retry-After (s) sent when a parked-poll cap refuses a poll (default 2). */
+    /** Retry-After (s) sent when a connection cap refuses (default 2). */
     capRetryAfterSeconds: z.number().int().min(1).max(3600).default(2),
   }).prefault({}),
   rateLimits: z.object({
@@ -101,7 +101,7 @@ const schema = z.object({
     sendPerSecond: z.number().int().min(0).max(1_000_000).default(20),
     /** The same per API key; 0 disables (default 10,000: a full batch x fan-out fits in one second). */
     apiKeySendPerSecond: z.number().int().min(0).max(10_000_000).default(10_000),
-    /** New polls per second per client IP; 0 disables (default 100). */
+    /** New polls, SSE streams and WebSocket upgrades per second per client IP; 0 disables (default 100). */
     pollsPerIpPerSecond: z.number().int().min(0).max(1_000_000).default(100),
   }).prefault({}),
   cors: z.object({

@@ -32,7 +32,7 @@ export interface Gateway {
   websockets: WsHub;
   /** Server-Sent Events streams (GET /sse); `size` counts open ones. */
   sse: SseHub;
-  /** Open long-lived connections per subject, IP and process (parked polls; SSE and WebSocket to come). */
+  /** Open long-lived connections (parked polls, SSE streams, WebSockets) per subject, IP and process. */
   caps: ConnectionCaps;
   auth: Auth;
   cursors: CursorCodec;
@@ -81,7 +81,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     perProcess: config.limits.parkedPerProcess,
     retryAfterSeconds: config.limits.capRetryAfterSeconds,
   });
-  const websockets = new WsHub({ config, store, registry, auth, cursors, log: log.child({ module: 'websocket' }) });
+  const websockets = new WsHub({ config, store, registry, auth, cursors, rateLimits, caps, log: log.child({ module: 'websocket' }) });
   const sse = new SseHub({ store, registry, cursors, log: log.child({ module: 'sse' }), options: config.sse });
   let draining = false;
   const app = createApp({

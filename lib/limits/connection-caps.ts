@@ -1,5 +1,5 @@
 /**
- * Caps on long-lived connections (parked polls now; SSE streams and WebSockets can share the same
+ * Caps on long-lived connections (parked polls, SSE streams and WebSockets share one set of
  * counters): per subject, per client IP and per process. acquire() either throws or returns the
  * one function that gives the slot back; calling it more than once is harmless.
  */

@@ -1,6 +1,6 @@
 /**
- * GET /sse?streams=..&token=..&cursor=..&since=..: validate -> authorise -> resolve positions ->
- * hand the response to the SSE transport. Until the hand-over every failure is an ordinary JSON
+ * GET /sse?streams=..&token=..&cursor=..&since=..: rate limit -> validate -> authorise -> resolve
+ * positions -> take a connection slot -> hand the response to the SSE transport. Until the hand-over every failure is an ordinary JSON
  * error answer (rendered by lib/http/errors.ts); after it Koa no longer touches the response.
  * A Last-Event-ID header (the browser's automatic reconnect) wins over the cursor parameter, which
  * the browser repeats unchanged on every reconnect.
@@ -10,12 +10,17 @@ import type { Auth } from '../auth.js';
 import type { CursorCodec } from '../cursor.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
 import { credentialOf } from '../http/credentials.js';
+import type { ConnectionCaps } from '../limits/connection-caps.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 import { parseStreamList } from '../streams.js';
 import type { Store } from '../store/store.js';
 import type { SseHub } from '../transports/sse.js';
 import { positionsOf } from './poll.js';
 
 export interface SseRouteDeps {
+  rateLimits: RateLimits;
+  /** Open streams per subject, IP and process, shared with parked polls and WebSockets. */
+  caps: ConnectionCaps;
   store: Store;
   auth: Auth;
   cursors: CursorCodec;
@@ -33,6 +38,7 @@ function single(query: Record<string, unknown>, name: string): string | undefine
 export function sseRoute(deps: SseRouteDeps) {
   return async function sse(ctx: Context): Promise<void> {
     const query = ctx.query as Record<string, unknown>;
+    await deps.rateLimits.checkPoll(ctx.ip);
     const principal = await deps.auth.authenticate(credentialOf(ctx, single(query, 'token')));
     const raw = Array.isArray(query.streams) ? query.streams.join(',') : query.streams;
     const streams = parseStreamList(raw, deps.maxStreams);
@@ -58,8 +64,13 @@ export function sseRoute(deps: SseRouteDeps) {
       return;
     }
 
+    // Over a cap this is still an ordinary JSON 429/503 (EventSource gives up on it; the client falls back).
+    const release = deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip });
     ctx.status = 200;
     ctx.respond = false;
-    deps.sse.open(ctx.res, positions, (end) => (ctx.state.pollEnd = end));
+    deps.sse.open(ctx.res, positions, (end) => {
+      release();
+      ctx.state.pollEnd = end;
+    });
   };
 }

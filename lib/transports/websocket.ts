@@ -1,7 +1,8 @@
 /**
  * GET /ws: the WebSocket transport, attached to the HTTP server's 'upgrade' event. The handshake is
- * refused with a real HTTP answer (404, 403 for a foreign Origin, 401 for bad credentials, 503 while
- * draining) and the socket destroyed: never a hang. Accepted sockets become WsConnections sharing
+ * refused with a real HTTP answer (404, 403 for a foreign Origin, 401 for bad credentials, 429 over
+ * the per-IP rate or a connection cap, 503 while draining or when the process is full) and the
+ * socket destroyed: never a hang. Accepted sockets become WsConnections sharing
  * one Heartbeat. See docs/PROTOCOL.md.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
@@ -11,8 +12,11 @@ import type { Auth, Principal } from '../auth.js';
 import type { Config } from '../config.js';
 import type { CursorCodec } from '../cursor.js';
 import { ForbiddenError, GatewayError, NotFoundError, ShuttingDownError } from '../errors.js';
+import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { errorBody } from '../http/errors.js';
+import type { ConnectionCaps } from '../limits/connection-caps.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 import { redactUrl, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
@@ -28,6 +32,10 @@ export interface WsHubDeps {
   auth: Auth;
   cursors: CursorCodec;
   log: Logger;
+  /** New connections per IP (rateLimits.pollsPerIpPerSecond). */
+  rateLimits: RateLimits;
+  /** Open sockets per subject, IP and process, shared with parked polls and SSE. */
+  caps: ConnectionCaps;
 }
 
 /**
@@ -53,6 +61,8 @@ export class WsHub {
   readonly cursors: CursorCodec;
   readonly heartbeat: Heartbeat;
   private readonly log: Logger;
+  private readonly rateLimits: RateLimits;
+  private readonly caps: ConnectionCaps;
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<WsConnection>();
   /** Sockets not yet closed, including those whose connection was already released. */
@@ -63,6 +73,8 @@ export class WsHub {
   constructor(deps: WsHubDeps) {
     ({ config: this.config, store: this.store, registry: this.registry, auth: this.auth, cursors: this.cursors } = deps);
     this.log = deps.log;
+    this.rateLimits = deps.rateLimits;
+    this.caps = deps.caps;
     this.origins = new Set(deps.config.cors.origins);
     this.heartbeat = new Heartbeat({
       intervalMs: this.config.ws.pingIntervalMs,
@@ -88,10 +100,19 @@ export class WsHub {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const onError = (err: Error) => this.log.debug({ err: err.message }, 'upgrade socket error');
     socket.on('error', onError);
-    this.authorise(req).then(
+    const ip = clientIp(req, this.config.server.trustProxyHops);
+    this.authorise(req, ip).then(
       (principal) => {
         if (socket.destroyed) return;
         if (this.draining) return this.refuse(socket, new ShuttingDownError());
+        let release: () => void;
+        try {
+          release = this.caps.acquire({ subject: principal?.kind === 'client' ? principal.subject : undefined, ip });
+        } catch (err) {
+          return this.refuse(socket, err);
+        }
+        // The raw socket closes on every path: refused by ws, closed, dropped, or reset by the client.
+        socket.once('close', release);
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           socket.off('error', onError);
           this.accept(ws, principal);
@@ -118,10 +139,11 @@ export class WsHub {
   }
 
   /** The principal from upgrade credentials, or undefined when the client will send an auth frame. */
-  private async authorise(req: IncomingMessage): Promise<Principal | undefined> {
+  private async authorise(req: IncomingMessage, ip: string): Promise<Principal | undefined> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== WS_PATH) throw new NotFoundError('no such endpoint');
     if (this.draining) throw new ShuttingDownError();
+    await this.rateLimits.checkPoll(ip);
     if (!originAllowed(req.headers.origin, req.headers.host, this.origins)) {
       throw new ForbiddenError('this Origin may not open a WebSocket (add it to cors.origins)');
     }
