@@ -171,8 +171,11 @@ export class WsConnection implements HeartbeatMember, FeedSink {
         return this.onSend(frame, ref);
       case 'ping':
         return this.sendJson({ type: 'pong', ref });
-      default:
-        throw new BadRequestError(`unknown frame type ${JSON.stringify(String(frame.type)).slice(0, 40)}: expected subscribe, unsubscribe, send or ping`);
+      default: {
+        // Never String() a client value: {"toString":"x"} makes it throw (socket.io-parser CVE-2023-32695).
+        const type = typeof frame.type === 'string' ? JSON.stringify(frame.type).slice(0, 40) : `(a ${frame.type === null ? 'null' : typeof frame.type})`;
+        throw new BadRequestError(`unknown frame type ${type}: expected subscribe, unsubscribe, send or ping`);
+      }
     }
   }
 
