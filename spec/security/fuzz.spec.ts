@@ -19,6 +19,11 @@ const RUNS = 5000;
 const TIME_LIMIT_MS = 25_000;
 const DOCUMENTED_503 = /"code":"(store_unavailable|overloaded|shutting_down)"/;
 
+/** `arb` once in `n` cases, otherwise undefined. */
+function sometimes<T>(arb: fc.Arbitrary<T>, n: number): fc.Arbitrary<T | undefined> {
+  return fc.oneof({ weight: n - 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
+}
+
 interface Case {
   method: string;
   path: string;
@@ -89,7 +94,7 @@ function caseArbitrary(token: string, cursor: string): fc.Arbitrary<Case> {
     headers: fc.array(fc.tuple(headerName, headerValue), { maxLength: 6 }),
     body: fc.option(fc.oneof({ weight: 4, arbitrary: jsonBody }, { weight: 1, arbitrary: deep }, { weight: 1, arbitrary: binary }, { weight: 1, arbitrary: invalidUtf8 }), { nil: undefined }),
     chunked: fc.boolean(),
-    reset: fc.option(fc.record({ when: fc.constantFrom('request' as const, 'poll' as const), cut: fc.double({ min: 0, max: 1, noNaN: true }) }), { freq: 5, nil: undefined }),
+    reset: sometimes(fc.record({ when: fc.constantFrom('request' as const, 'poll' as const), cut: fc.double({ min: 0, max: 1, noNaN: true }) }), 5),
   });
 }
 
