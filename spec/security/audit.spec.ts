@@ -41,6 +41,18 @@ describe('CI dependency audit gate', function () {
     expect(gate('').status).to.equal(0);
   });
 
+  it('keeps ws at 8.17.1 or later (CVE-2024-37890: too many headers crashed the server), in package.json and installed', function () {
+    const atLeast = (version: string) => {
+      const [major, minor, patch] = version.replace(/^[^\d]*/, '').split('.').map(Number) as [number, number, number];
+      return major > 8 || (major === 8 && (minor > 17 || (minor === 17 && patch >= 1)));
+    };
+    const declared = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')).dependencies.ws as string;
+    expect(declared, declared).to.match(/^\^8\./);
+    expect(atLeast(declared), declared).to.equal(true);
+    const installed = JSON.parse(readFileSync(`${ROOT}node_modules/ws/package.json`, 'utf8')).version as string;
+    expect(atLeast(installed), installed).to.equal(true);
+  });
+
   it('runs in .ci/run on production dependencies', function () {
     expect(readFileSync(`${ROOT}.ci/run`, 'utf8')).to.match(/npm audit --omit=dev --json[^\n]*\| node scripts\/audit\.mjs/);
   });
