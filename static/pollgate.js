@@ -2,9 +2,10 @@
  * pollgate.js: the browser client of a pollgate gateway. Plain ES5, no dependencies; IE7 (and IE8
  * in compatibility mode) need a JSON polyfill such as json2.js loaded first. Docs: docs/CLIENT.md.
  *
- * Sections: helpers; request transports (xhr, xdr, jsonp), each with isUsable(); the client
- * (poll loop, dedupe, backoff, outbox). A push transport (WebSocket, SSE) would be one more section
- * that feeds the same client._batch() / client._fail() pair the poll loop uses.
+ * Sections: helpers; request transports (xhr, xdr, jsonp) and push transports (websocket, sse), each
+ * with isUsable(); the client (transport choice and fallback, poll loop, dedupe, backoff, outbox).
+ * Every transport feeds the same client._batch() / client._fail() pair, so the cursor, dedupe and
+ * state are shared and a switch of transport loses nothing.
  */
 (function (root, factory) {
   if (typeof define === 'function' && define.amd) define([], factory);

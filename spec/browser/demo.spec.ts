@@ -60,6 +60,7 @@ describeBrowser('demo page (Chromium)', function () {
     const b = await newPage();
     await joinDemo(a, gw.url, 'ann', 'browser-pair');
     await joinDemo(b, gw.url, 'bob', 'browser-pair');
+    expect(await a.textContent('#status')).to.equal('online \u00b7 websocket');
     for (let i = 1; i <= 3; i++) {
       await demoSay(a, `ann ${i}`);
       await demoSay(b, `bob ${i}`);
