@@ -281,6 +281,20 @@
       var url = client.options.url;
       var ws = new win.WebSocket((/^https?:/i.test(url) ? url : loc.protocol + '//' + loc.host + url).replace(/^http/i, 'ws') + '/ws');
       var acks = {};
+      var idle;
+      var conn;
+      // Browsers answer the server's pings without showing them: a socket silent for pollTimeout gets
+      // a ping frame, and is given up on when not even the pong comes back (a proxy dropped it).
+      function watch() {
+        clearTimeout(idle);
+        idle = setTimeout(function () {
+          frame({ type: 'ping' });
+          idle = setTimeout(function () {
+            conn.close();
+            sink.fail(makeError('timeout', 'websocket went silent'));
+          }, client.options.timeoutMargin * 1000);
+        }, client.options.pollTimeout * 1000);
+      }
       function frame(f) {
         if (ws.readyState === 1) ws.send(JSON.stringify(f));
         return ws.readyState === 1;
@@ -289,11 +303,13 @@
         frame(client._from({ type: 'subscribe', streams: streams }));
       }
       ws.onopen = function () {
+        watch();
         if (client.token) frame({ type: 'auth', token: client.token });
         subscribe(client.streams);
       };
       ws.onmessage = function (e) {
         var f = parse(e.data) || {};
+        watch();
         var ack = acks[f.ref];
         var err = f.type === 'error' && makeError(f.code, f.message, STATUS_OF[f.code] || 500);
         if (ack && (err || f.type === 'ack')) ack(err, f);
@@ -301,6 +317,7 @@
         else if (f.type === 'messages' || f.type === 'subscribed') sink.batch(f);
       };
       function drop() {
+        clearTimeout(idle);
         for (var ref in acks) acks[ref](makeError('network', 'websocket closed'));
       }
       ws.onclose = function (e) {
@@ -308,7 +325,7 @@
         // 4401: the token was refused (docs/PROTOCOL.md); anything else is a lost connection.
         sink.fail(e.code === 4401 ? makeError('unauthorized', e.reason, 401) : makeError('network', 'websocket closed (' + e.code + ')'));
       };
-      return {
+      conn = {
         close: function () {
           ws.onclose = ws.onmessage = ws.onopen = null;
           ws.close();
@@ -326,6 +343,7 @@
           frame({ type: 'unsubscribe', streams: streams });
         }
       };
+      return conn;
     }
   };
 

@@ -123,6 +123,21 @@ describeBrowser('client transports (Chromium)', function () {
     expect(await logOf(second)).to.deep.equal([['t:fallback-2', 1, 'xhr']]);
   });
 
+  it('gives up on a WebSocket that went silent (a proxy froze it) and resumes from its cursor on a new one', async () => {
+    const stream = 't:frozen';
+    // pollTimeout: a socket silent this long gets a ping; timeoutMargin: how long the pong may take.
+    const page = await open({ streams: [stream], pollTimeout: 1, timeoutMargin: 1 });
+    expect(await page.evaluate(() => (window as any).client.transport)).to.equal('websocket');
+    await sendAs(gw.url, gw.apiKey, stream, 'before');
+    await received(page, 1);
+    const upgrades = proxy.passed.ws;
+    proxy.freeze('ws');
+    await sendAs(gw.url, gw.apiKey, stream, 'while frozen');
+    await received(page, 2);
+    expect(proxy.passed.ws - upgrades, 'new WebSocket connections').to.equal(1);
+    expect(await logOf(page)).to.deep.equal([[stream, 1, 'websocket'], [stream, 2, 'websocket']]);
+  });
+
   it('keeps a forced transport even when it is refused, and says so in its state', async () => {
     proxy.refuse('ws');
     const refusedBefore = proxy.refused.ws;

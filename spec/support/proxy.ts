@@ -25,6 +25,8 @@ export interface CuttingProxy {
   refused: Record<Kind, number>;
   /** Refuses new requests of these kinds with 503 and destroys the open ones. */
   refuse(...kinds: Kind[]): void;
+  /** Stops passing data either way on the open connections of these kinds, keeping them open (a silently dead proxy). */
+  freeze(...kinds: Kind[]): void;
   /** Lets these kinds through again. */
   allow(...kinds: Kind[]): void;
   /** Closes the proxy and every connection through it. */
@@ -39,6 +41,18 @@ export async function startProxy(target: string, pages: Record<string, () => str
   const all = new Set<Duplex>();
   const passed: Record<Kind, number> = { ws: 0, sse: 0, poll: 0, send: 0 };
   const refused: Record<Kind, number> = { ws: 0, sse: 0, poll: 0, send: 0 };
+
+  /** Stops reading an upstream socket and what it is piped with, so nothing moves either way. */
+  function frozen(socket: Duplex): void {
+    const peer = peers.get(socket);
+    if (peer) {
+      socket.unpipe(peer);
+      peer.unpipe(socket);
+      peer.pause();
+    }
+    socket.pause();
+  }
+  const peers = new WeakMap<Duplex, Duplex>();
 
   /** Remembers an upstream socket under its kind until it closes. */
   function track(kind: Kind | null, socket: Duplex): void {
@@ -94,6 +108,7 @@ export async function startProxy(target: string, pages: Record<string, () => str
       socket.pipe(up);
     });
     track(kind, up);
+    peers.set(up, socket);
     up.on('error', () => socket.destroy());
     up.once('close', () => socket.destroy());
     socket.once('close', () => up.destroy());
@@ -109,6 +124,9 @@ export async function startProxy(target: string, pages: Record<string, () => str
         blocked.add(k);
         for (const s of open.get(k)!) s.destroy();
       }
+    },
+    freeze(...kinds) {
+      for (const k of kinds) for (const s of open.get(k)!) frozen(s);
     },
     allow(...kinds) {
       for (const k of kinds) blocked.delete(k);
