@@ -144,14 +144,25 @@ export class RedisStore implements Store {
     this.sub.disconnect();
   }
 
+  /**
+   * Runs a command within commandTimeoutMs. ioredis's own commandTimeout is not enough: an
+   * auto-pipeline waits for the one before it, so while Redis is frozen (SIGSTOP, a long fork) a
+   * request could wait twice the timeout. A command that loses the race may still run later.
+   */
   private async call<T>(op: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('Command timed out')), this.options.commandTimeoutMs);
+    });
     try {
-      return await op();
+      return await Promise.race([op(), deadline]);
     } catch (err) {
       const message = (err as Error).message ?? String(err);
       if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(message)) throw err;
       this.options.log.warn({ err: message }, 'redis command failed');
       throw new StoreUnavailableError();
+    } finally {
+      clearTimeout(timer);
     }
   }
 
