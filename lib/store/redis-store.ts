@@ -48,6 +48,7 @@ export class RedisStore implements Store {
   private lastConfirm: Promise<unknown> = Promise.resolve();
   private readonly keys: RedisKeys;
   private readonly channels = new Set<string>();
+  private subscribing: Promise<unknown> = Promise.resolve();
   private listener?: StoreListener;
   private subscriberReadyOnce = false;
   private closing = false;
@@ -180,7 +181,15 @@ export class RedisStore implements Store {
   async subscribe(stream: string): Promise<void> {
     const channel = this.keys.wakeChannel(stream);
     this.channels.add(channel);
-    await this.sub.subscribe(channel);
+    if (!this.options.cluster) {
+      await this.sub.subscribe(channel);
+      return;
+    }
+    // ioredis Cluster sends concurrent SUBSCRIBEs racing its subscriber connection's set-up, and
+    // all but the first fail with "Connection in subscriber mode": one at a time there.
+    const done = this.subscribing.then(() => this.sub.subscribe(channel));
+    this.subscribing = done.catch(() => undefined);
+    await done;
   }
 
   async unsubscribe(stream: string): Promise<void> {
