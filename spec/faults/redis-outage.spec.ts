@@ -120,7 +120,7 @@ describe('Redis outage', function () {
     for (const { value, ms } of results) {
       expect(value.status).to.be.oneOf([200, 503]);
       if (value.status === 503) expect(value.retryAfter).to.not.equal(null);
-      expect(ms).to.be.below(2500); // commandTimeoutMs 2000, whatever is queued before it
+      expect(ms).to.be.below(3000); // commandTimeoutMs 2000, whatever is queued before it, plus a busy CI
     }
     const acked = results.filter((r) => r.value.status === 200).map((r) => r.value.json.results[0].id);
     await untilSendOk({ stream: 'f:1', data: 'after', id: 'f-after' });
