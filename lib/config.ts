@@ -44,6 +44,16 @@ const schema = z.object({
     commandTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
     /** Use Redis Cluster; url is one seed node (default false). */
     cluster: z.boolean().default(false),
+    /**
+     * What a 200 from /send waits for after the append (default none): the primary's memory (none),
+     * ackReplicas replicas (replicas: WAIT), or the primary's AOF fsync (aof: WAITAOF, Redis >= 7.2).
+     * When the confirmation falls short the send answers 503 and its outcome is indeterminate.
+     */
+    ackDurability: z.enum(['none', 'replicas', 'aof']).default('none'),
+    /** Replicas that must confirm an append when ackDurability is replicas (default 1). */
+    ackReplicas: z.number().int().min(1).max(100).default(1),
+    /** Longest wait for that confirmation; must be below commandTimeoutMs (default 500 ms). */
+    ackTimeoutMs: z.number().int().min(1).max(60_000).default(500),
   }).prefault({}),
   auth: z.object({
     /** HS256 secret for client tokens and cursor tags; >= 32 chars. Generated at start in development. */
@@ -229,7 +239,12 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
   return {
     port: num('PORT'),
     host: env.HOST || undefined,
-    redis: { url: env.REDIS_URL, keyPrefix: env.POLLGATE_REDIS_PREFIX, cluster: bool('POLLGATE_REDIS_CLUSTER') },
+    redis: {
+      url: env.REDIS_URL,
+      keyPrefix: env.POLLGATE_REDIS_PREFIX,
+      cluster: bool('POLLGATE_REDIS_CLUSTER'),
+      ackDurability: env.POLLGATE_REDIS_ACK_DURABILITY || undefined,
+    },
     auth: {
       secret: env.POLLGATE_SECRET || undefined,
       apiKeys: env.POLLGATE_API_KEYS ? list(env.POLLGATE_API_KEYS) : undefined,
@@ -259,6 +274,13 @@ function checkCombinations(c: Parsed): string[] {
   // The server must never cut its own parked polls.
   if (c.poll.maxTimeoutSeconds * 1000 + 5000 > c.server.requestTimeoutMs) {
     problems.push('server.requestTimeoutMs must exceed poll.maxTimeoutSeconds by at least 5 s');
+  }
+  if (c.redis.ackDurability !== 'none') {
+    if (c.redis.ackTimeoutMs >= c.redis.commandTimeoutMs) {
+      problems.push('redis.ackTimeoutMs must be below redis.commandTimeoutMs (the confirmation runs inside the command deadline)');
+    }
+    // WAIT and WAITAOF confirm the writes of the connection they run on, which in a cluster is one node of many.
+    if (c.redis.cluster) problems.push('redis.ackDurability must be "none" with redis.cluster (WAIT/WAITAOF confirm one node\'s connection)');
   }
   if (c.limits.dataBytes > c.limits.bodyBytes) problems.push('limits.dataBytes must not exceed limits.bodyBytes');
   for (const [i, r] of [c.retention.default, ...c.retention.overrides].entries()) {

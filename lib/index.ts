@@ -59,6 +59,7 @@ export async function createStore(config: Config, log: Logger): Promise<Store> {
     keyPrefix: config.redis.keyPrefix,
     cluster: config.redis.cluster,
     commandTimeoutMs: config.redis.commandTimeoutMs,
+    ack: { durability: config.redis.ackDurability, replicas: config.redis.ackReplicas, timeoutMs: config.redis.ackTimeoutMs },
     retention,
     log: log.child({ module: 'redis' }),
   });

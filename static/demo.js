@@ -100,6 +100,7 @@
     client = new window.Pollgate(options);
     window.demoClient = client;
     client.on('state', showState);
+    client.on('transport', function () { showState(client.state); });
     client.on('message', showMessage);
     client.on('gap', function (g) { note('missed messages ' + g.from + '-' + g.to + ' (no longer retained)'); });
     client.on('reset', function () { note('the room was reset'); });

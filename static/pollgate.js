@@ -2,9 +2,10 @@
  * pollgate.js: the browser client of a pollgate gateway. Plain ES5, no dependencies; IE7 (and IE8
  * in compatibility mode) need a JSON polyfill such as json2.js loaded first. Docs: docs/CLIENT.md.
  *
- * Sections: helpers; request transports (xhr, xdr, jsonp), each with isUsable(); the client
- * (poll loop, dedupe, backoff, outbox). A push transport (WebSocket, SSE) would be one more section
- * that feeds the same client._batch() / client._fail() pair the poll loop uses.
+ * Sections: helpers; request transports (xhr, xdr, jsonp) and push transports (websocket, sse), each
+ * with isUsable(); the client (transport choice and fallback, poll loop, dedupe, backoff, outbox).
+ * Every transport feeds the same client._batch() / client._fail() pair, so the cursor, dedupe and
+ * state are shared and a switch of transport loses nothing.
  */
 (function (root, factory) {
   if (typeof define === 'function' && define.amd) define([], factory);
@@ -258,16 +259,149 @@
     }
   };
 
-  var ORDER = ['xhr', 'xdr', 'jsonp'];
+  // ---- push transports ------------------------------------------------------------------------
+  // open(client, sink) connects and returns { close(), send?(item, cb), subscribe?(streams),
+  // unsubscribe?(streams) }. It hands what it receives to sink.batch(json) (the /poll answer shape)
+  // and calls sink.fail(err) once when the connection ends. Docs: docs/PROTOCOL.md.
 
-  function chooseTransport(url, wanted) {
-    if (wanted && wanted !== 'auto') {
-      if (!transports[wanted]) throw new Error('pollgate: unknown transport "' + wanted + '"');
-      if (!transports[wanted].isUsable(url)) throw new Error('pollgate: transport "' + wanted + '" cannot reach ' + url + ' from this page');
-      return wanted;
+  /** `json` from a push frame or event; undefined when it is not JSON (ignored). */
+  function parse(text) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {}
+  }
+
+  /** WebSocket: the token goes in the first frame (out of URLs and logs), then subscribe; sends wait for `ack`. */
+  transports.websocket = {
+    isUsable: function () {
+      return !!(win && win.WebSocket);
+    },
+    open: function (client, sink) {
+      var loc = win.location;
+      var url = client.options.url;
+      var ws = new win.WebSocket((/^https?:/i.test(url) ? url : loc.protocol + '//' + loc.host + url).replace(/^http/i, 'ws') + '/ws');
+      var acks = {};
+      var idle;
+      var conn;
+      // Browsers answer the server's pings without showing them: a socket silent for pollTimeout gets
+      // a ping frame, and is given up on when not even the pong comes back (a proxy dropped it).
+      function watch() {
+        clearTimeout(idle);
+        idle = setTimeout(function () {
+          frame({ type: 'ping' });
+          idle = setTimeout(function () {
+            conn.close();
+            sink.fail(makeError('timeout', 'websocket went silent'));
+          }, client.options.timeoutMargin * 1000);
+        }, client.options.pollTimeout * 1000);
+      }
+      function frame(f) {
+        if (ws.readyState === 1) ws.send(JSON.stringify(f));
+        return ws.readyState === 1;
+      }
+      function subscribe(streams) {
+        frame(client._from({ type: 'subscribe', streams: streams }));
+      }
+      ws.onopen = function () {
+        watch();
+        if (client.token) frame({ type: 'auth', token: client.token });
+        subscribe(client.streams);
+      };
+      ws.onmessage = function (e) {
+        var f = parse(e.data) || {};
+        watch();
+        var ack = acks[f.ref];
+        var err = f.type === 'error' && makeError(f.code, f.message, STATUS_OF[f.code] || 500);
+        if (ack && (err || f.type === 'ack')) ack(err, f);
+        else if (err && f.ref == null) sink.fail(err);
+        else if (f.type === 'messages' || f.type === 'subscribed') sink.batch(f);
+      };
+      function drop() {
+        clearTimeout(idle);
+        for (var ref in acks) acks[ref](makeError('network', 'websocket closed'));
+      }
+      ws.onclose = function (e) {
+        drop();
+        // 4401: the token was refused (docs/PROTOCOL.md); anything else is a lost connection.
+        sink.fail(e.code === 4401 ? makeError('unauthorized', e.reason, 401) : makeError('network', 'websocket closed (' + e.code + ')'));
+      };
+      conn = {
+        close: function () {
+          ws.onclose = ws.onmessage = ws.onopen = null;
+          ws.close();
+          drop();
+        },
+        send: function (item, timeoutMs, done) {
+          var finish = acks[item.id] = once(function (err, ack) {
+            delete acks[item.id];
+            done(err, ack);
+          }, timeoutMs, noop);
+          if (!frame({ type: 'send', stream: item.stream, data: item.data, id: item.id, ref: item.id })) finish(makeError('network', 'websocket not open'));
+        },
+        subscribe: subscribe,
+        unsubscribe: function (streams) {
+          frame({ type: 'unsubscribe', streams: streams });
+        }
+      };
+      return conn;
     }
-    for (var i = 0; i < ORDER.length; i++) if (transports[ORDER[i]].isUsable(url)) return ORDER[i];
-    throw new Error('pollgate: no transport can reach ' + url + ' from this page');
+  };
+
+  /**
+   * Server-Sent Events: the token and cursor travel in the URL (EventSource sets no headers). The
+   * client, not the browser, reconnects: always on a fresh EventSource from its own cursor.
+   */
+  transports.sse = {
+    isUsable: function () {
+      return !!(win && win.EventSource);
+    },
+    open: function (client, sink) {
+      var params = client._from({ streams: client.streams.join(','), token: client.token });
+      var es = new win.EventSource(withQuery(client.options.url + '/sse', params, false));
+      // Every event's id is the cursor just after it.
+      function on(type) {
+        es.addEventListener(type, function (e) {
+          var d = parse(e.data) || {};
+          var json = { cursor: e.lastEventId };
+          if (type === 'message') json.messages = [d];
+          if (type === 'gap') json.gaps = [d];
+          if (type === 'reset') json.resets = [d.stream];
+          sink.batch(json);
+        }, false);
+      }
+      on('message');
+      on('ready');
+      on('gap');
+      on('reset');
+      es.onerror = function () {
+        es.close();
+        sink.fail(makeError('network', 'event stream failed'));
+      };
+      return {
+        close: function () {
+          es.close();
+        }
+      };
+    }
+  };
+
+  var POLLERS = ['xhr', 'xdr', 'jsonp'];
+
+  function usable(name, url) {
+    return !!transports[name] && transports[name].isUsable(url);
+  }
+
+  /** The usable transports from `wanted` ('polling' is the first usable of xhr, xdr, jsonp), in order. */
+  function chooseTransports(url, wanted) {
+    var out = [];
+    for (var i = 0; i < wanted.length; i++) {
+      var name = wanted[i];
+      for (var j = 0; name === 'polling' && j < POLLERS.length; j++) if (usable(POLLERS[j], url)) name = POLLERS[j];
+      if (usable(name, url)) out.push(name);
+      else if (wanted.length === 1) throw new Error('pollgate: transport "' + name + '" cannot reach ' + url + ' from this page');
+    }
+    if (!out.length) throw new Error('pollgate: no transport can reach ' + url + ' from this page');
+    return out;
   }
 
   // ---- the client ----------------------------------------------------------------------------
@@ -276,6 +410,9 @@
     url: '',
     streams: [],
     transport: 'auto',
+    transports: ['websocket', 'sse', 'polling'],
+    connectTimeout: 10000,
+    upgradeInterval: 120000,
     pollTimeout: 25,
     timeoutMargin: 15,
     sendTimeout: 15000,
@@ -301,9 +438,13 @@
     var o = this.options = extend(extend({}, DEFAULTS), options || {});
     o.url = String(o.url).replace(/\/+$/, '');
     if (!o.token && !o.getToken) throw new Error('pollgate: give a token or a getToken(callback) function');
-    this.transport = chooseTransport(o.url, o.transport);
-    // JSONP can only receive; sends then need the same origin (XHR).
-    this._sender = this.transport !== 'jsonp' ? this.transport : sameOrigin(o.url) && transports.xhr.isUsable(o.url) ? 'xhr' : null;
+    this._modes = chooseTransports(o.url, o.transport !== 'auto' ? [o.transport] : o.transports);
+    this._failed = {};
+    this.transport = this._modes[0];
+    var poller = usable('xhr', o.url) ? 'xhr' : usable('xdr', o.url) ? 'xdr' : null;
+    for (var i = this._modes.length - 1; i >= 0; i--) if (transports[this._modes[i]].request) poller = this._modes[i];
+    // JSONP can only receive; sends then need the same origin (XHR). On WebSocket they use the socket.
+    this._sender = poller !== 'jsonp' ? poller : sameOrigin(o.url) && usable('xhr', o.url) ? 'xhr' : null;
     this.token = o.token || null;
     this.streams = [];
     this.state = 'connecting';
@@ -372,7 +513,11 @@
       this._started = true;
       this._setState(win && win.navigator && win.navigator.onLine === false ? 'offline' : 'connecting');
       this._unlisten.push(
-        listen(win, 'online', function () { self._wake(); }),
+        listen(win, 'online', function () {
+          // Transports that failed while the network was down deserve another try.
+          self._failed = {};
+          self._wake();
+        }),
         listen(win, 'offline', function () {
           self._stopPoll();
           self._fail(makeError('network', 'browser is offline'));
@@ -393,14 +538,14 @@
     /** Adds streams; they are polled from now on, from "now", without losing the others' positions. */
     subscribe: function (streams) {
       streams = isArray(streams) ? streams : [streams];
-      var changed = false;
+      var added = [];
       for (var i = 0; i < streams.length; i++) {
         if (streams[i] && indexOf(this.streams, streams[i]) < 0) {
           this.streams.push(streams[i]);
-          changed = true;
+          added.push(streams[i]);
         }
       }
-      if (changed) this._restartPoll();
+      if (added.length) this._change('subscribe', added);
       return this;
     },
 
@@ -414,7 +559,7 @@
           delete this._seen[streams[i]];
         }
       }
-      this._restartPoll();
+      this._change('unsubscribe', streams);
       return this;
     },
 
@@ -432,6 +577,7 @@
       this._closed = true;
       this._stopPoll();
       clearTimeout(this._sendTimer);
+      clearTimeout(this._upgradeTimer);
       for (var i = 0; i < this._unlisten.length; i++) this._unlisten[i]();
       this._unlisten = [];
       this._setState('closed');
@@ -442,6 +588,7 @@
     _stopPoll: function () {
       clearTimeout(this._timer);
       this._timer = null;
+      this._push = null;
       if (this._abortPoll) {
         var abort = this._abortPoll;
         this._abortPoll = null;
@@ -460,6 +607,12 @@
 
     // A poll in flight is replaced by one naming the new streams; the gateway answers the old one
     // at once (same conn), and a lost answer costs nothing: the cursor moves only with delivered batches.
+    _change: function (verb, streams) {
+      // A live WebSocket changes its subscriptions in place; other transports reconnect with the new list.
+      if (this._push && this._push[verb] && this.streams.length) this._push[verb](streams);
+      else this._restartPoll();
+    },
+
     _restartPoll: function () {
       if (!this._started || this._closed) return;
       this._stopPoll();
@@ -473,16 +626,32 @@
       this._flush();
     },
 
+    /** Sets where to start in a request: the cursor, or `since` before the first answer. */
+    _from: function (params) {
+      if (this.cursor) params.cursor = this.cursor;
+      else params.since = this._since;
+      return params;
+    },
+
+    /** The first transport that has not failed; the last one is never given up on. */
+    _mode: function () {
+      for (var i = 0; i < this._modes.length - 1; i++) if (!this._failed[this._modes[i]]) return this._modes[i];
+      return this._modes[i];
+    },
+
     _poll: function () {
       var self = this;
       if (this._closed || this._abortPoll) return;
       if (!this.streams.length) return;
       if (this._whenToken(function () { self._poll(); })) return;
       var o = this.options;
+      var mode = this._mode();
+      var previous = this.transport;
+      this.transport = mode;
+      if (mode !== previous) this._emit('transport', mode, previous);
+      if (!transports[mode].request) return this._open(mode);
       // Until a poll has succeeded, ask for an answer at once: 'online' should not wait for a message.
-      var params = { streams: this.streams.join(','), timeout: this.state === 'online' ? o.pollTimeout : 0, conn: this._conn };
-      if (this.cursor) params.cursor = this.cursor;
-      else params.since = this._since;
+      var params = this._from({ streams: this.streams.join(','), timeout: this.state === 'online' ? o.pollTimeout : 0, conn: this._conn });
       if (o.limit) params.limit = o.limit;
       var aborted = false;
       var abort = noop;
@@ -506,6 +675,48 @@
       });
     },
 
+    /**
+     * Connects a push transport. It fails over to the next transport when it ends before
+     * delivering anything on a network error or `connectTimeout`; a live one that ends reconnects.
+     */
+    _open: function (mode) {
+      var self = this;
+      var live = false;
+      var conn;
+      var timer = setTimeout(function () { end(makeError('timeout', 'no answer in ' + self.options.connectTimeout + ' ms')); }, this.options.connectTimeout);
+      function current() {
+        return self._abortPoll === stop;
+      }
+      function stop() {
+        clearTimeout(timer);
+        conn.close();
+      }
+      function end(err) {
+        if (!current()) return;
+        self._stopPoll();
+        self._fail(err, !live && (err.code === 'network' || err.code === 'timeout') && mode);
+      }
+      this._abortPoll = stop;
+      try {
+        conn = transports[mode].open(this, {
+          batch: function (json) {
+            if (!current()) return;
+            if (!live) {
+              live = true;
+              clearTimeout(timer);
+              self._push = conn;
+            }
+            self._batch(json);
+          },
+          fail: end
+        });
+      } catch (e) {
+        // e.g. a SecurityError for ws: from an https: page
+        conn = { close: noop };
+        end(makeError('network', e.message));
+      }
+    },
+
     /** Applies one answer: resets, gaps, then new messages; advances the cursor. */
     _batch: function (json) {
       var i;
@@ -523,8 +734,9 @@
       var messages = json.messages || [];
       for (i = 0; i < messages.length; i++) {
         var m = messages[i];
-        // Dedupe and order per stream: only a seq above the last delivered one is new.
-        if (m.seq <= (this._seen[m.stream] || 0)) continue;
+        // Dedupe and order per stream: only a seq above the last delivered one is new. A WebSocket
+        // may still deliver a stream just unsubscribed.
+        if (m.seq <= (this._seen[m.stream] || 0) || indexOf(this.streams, m.stream) < 0) continue;
         this._seen[m.stream] = m.seq;
         this._emit('message', m);
       }
@@ -532,10 +744,28 @@
       this._flush();
     },
 
-    /** A failed request: report it, fix what the client can, and retry with backoff. */
-    _fail: function (err) {
+    /**
+     * A failed request: report it, fix what the client can, and retry with backoff, or at once on
+     * the next transport when `failed` names a transport that never worked this time.
+     */
+    _fail: function (err, failed) {
+      var self = this;
       var o = this.options;
       if (this._closed) return;
+      var offline = win && win.navigator && win.navigator.onLine === false;
+      if (failed && !offline && failed !== this._modes[this._modes.length - 1]) {
+        this._failed[failed] = 1;
+        // Try the better transports again later: a proxy that refused them may be gone (a new network).
+        if (!this._upgradeTimer && o.upgradeInterval) {
+          this._upgradeTimer = setTimeout(function () {
+            self._upgradeTimer = null;
+            self._failed = {};
+            if (self._mode() !== self.transport) self._restartPoll();
+          }, o.upgradeInterval);
+        }
+        this._setState('reconnecting');
+        return this._later(0);
+      }
       if (err.code === 'invalid_cursor') {
         // Only a gateway with a new secret rejects our cursor: re-read what is retained; dedupe drops what we saw.
         this.cursor = null;
@@ -543,7 +773,6 @@
       }
       if (err.code === 'unauthorized') this._authError(err);
       else if (!retryable(err)) this._emit('error', err);
-      var offline = win && win.navigator && win.navigator.onLine === false;
       this._setState(offline ? 'offline' : 'reconnecting');
       var delay = Math.max(backoff(this._attempt++, o.backoffBase, o.backoffCap), (err.retryAfter || 0) * 1000);
       this._later(err.code === 'invalid_cursor' ? 0 : delay);
@@ -609,15 +838,9 @@
       if (this._sending || this._sendTimer || this._closed || !this._outbox.length || !this._sender) return;
       if (this._whenToken(function () { self._flush(); })) return;
       var item = this._outbox[0];
+      var o = this.options;
       this._sending = true;
-      transports[this._sender].request({
-        url: this.options.url,
-        path: '/send',
-        params: {},
-        body: { stream: item.stream, data: item.data, id: item.id },
-        token: this.token,
-        timeoutMs: this.options.sendTimeout
-      }, function (err, json) {
+      function done(err, json) {
         self._sending = false;
         if (self._closed) return;
         if (err && retryable(err)) return self._retrySend(err);
@@ -626,12 +849,21 @@
         self._save();
         var cb = self._callbacks[item.id];
         delete self._callbacks[item.id];
-        var result = json && json.results && json.results[0];
+        var result = json && json.results ? json.results[0] : json && { stream: json.stream, seq: json.seq, id: json.id, duplicate: json.duplicate };
         if (err) self._emit('send_error', err, item);
         else self._emit('sent', result, item);
         if (cb) cb(err, result);
         self._flush();
-      });
+      }
+      if (this._push && this._push.send) return this._push.send(item, o.sendTimeout, done);
+      transports[this._sender].request({
+        url: o.url,
+        path: '/send',
+        params: {},
+        body: { stream: item.stream, data: item.data, id: item.id },
+        token: this.token,
+        timeoutMs: o.sendTimeout
+      }, done);
     },
 
     // After `sendRetries` quick retries the outbox waits for the next successful poll.

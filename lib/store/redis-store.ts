@@ -31,6 +31,8 @@ export interface RedisStoreOptions {
   keyPrefix: string;
   cluster: boolean;
   commandTimeoutMs: number;
+  /** What an append waits for before it resolves (see redis.ackDurability in config.ts). */
+  ack?: { durability: 'none' | 'replicas' | 'aof'; replicas: number; timeoutMs: number };
   retention: (stream: string) => RetentionRule;
   log: Logger;
 }
@@ -39,8 +41,14 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private readonly cmd: Client;
   private readonly sub: Client;
+  /** Appends and their WAIT/WAITAOF, when acknowledgements wait for durability (single Redis only). */
+  private readonly acker?: Redis;
+  /** Appends answered but not yet covered by a WAIT share the next one. */
+  private nextConfirm?: Promise<boolean>;
+  private lastConfirm: Promise<unknown> = Promise.resolve();
   private readonly keys: RedisKeys;
   private readonly channels = new Set<string>();
+  private subscribing: Promise<unknown> = Promise.resolve();
   private listener?: StoreListener;
   private subscriberReadyOnce = false;
   private closing = false;
@@ -68,8 +76,10 @@ export class RedisStore implements Store {
     } else {
       this.cmd = new Redis(options.url, commandOptions);
       this.sub = new Redis(options.url, subscriberOptions);
+      // WAIT blocks its connection: reads keep their own.
+      if (options.ack && options.ack.durability !== 'none') this.acker = new Redis(options.url, { ...commandOptions, enableAutoPipelining: false });
     }
-    for (const client of [this.cmd, this.sub]) {
+    for (const client of [this.cmd, this.sub, ...(this.acker ? [this.acker] : [])]) {
       client.defineCommand('pgAppend', { numberOfKeys: 3, lua: lua('append-3') });
       client.defineCommand('pgRead', { numberOfKeys: 2, lua: lua('read-2') });
       // An 'error' event without a listener would crash the process; reconnects are automatic.
@@ -82,9 +92,32 @@ export class RedisStore implements Store {
   /** Connects both clients; throws StoreUnavailableError when Redis cannot be reached. */
   async connect(): Promise<void> {
     try {
-      await Promise.all([this.cmd.connect(), this.sub.connect()]);
+      await Promise.all([this.cmd.connect(), this.sub.connect(), this.acker?.connect()]);
     } catch (err) {
       throw new StoreUnavailableError(`cannot connect to Redis: ${(err as Error).message}`);
+    }
+    if (!this.acker) return;
+    try {
+      await this.checkAckSupport(this.acker);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  /** Refuses an ackDurability this Redis cannot honour, with a message naming the setting. */
+  private async checkAckSupport(client: Redis): Promise<void> {
+    const info = await client.info();
+    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
+    const version = field('redis_version');
+    const [major = 0, minor = 0] = version.split('.').map(Number);
+    if (this.options.ack!.durability === 'aof') {
+      if (major < 7 || (major === 7 && minor < 2)) {
+        throw new Error(`redis.ackDurability "aof" needs WAITAOF (Redis >= 7.2); ${this.options.url} runs Redis ${version}. Use "replicas" or "none", or upgrade Redis`);
+      }
+      if (field('aof_enabled') !== '1') throw new Error(`redis.ackDurability "aof" needs appendonly yes on ${this.options.url}`);
+    } else if (Number(field('connected_slaves')) < this.options.ack!.replicas) {
+      this.options.log.warn({ replicas: Number(field('connected_slaves')), needed: this.options.ack!.replicas }, 'fewer replicas than redis.ackReplicas: sends answer 503 until they connect');
     }
   }
 
@@ -96,7 +129,12 @@ export class RedisStore implements Store {
       this.keys.wakeChannel(stream), messageHead(stream),
     ];
     for (const m of messages) args.push(m.id, m.tail);
-    const reply = await this.call(() => (this.cmd as unknown as ScriptClient).pgAppend(...args));
+    const client = this.acker ?? this.cmd;
+    const reply = await this.call(() => (client as unknown as ScriptClient).pgAppend(...args));
+    // Stored and visible, but not confirmed durable: the sender must treat it as indeterminate.
+    if (this.acker && !(await this.call(() => this.confirm()))) {
+      throw new StoreUnavailableError(`stored but not confirmed (${this.options.ack!.durability}); retry with the same id`);
+    }
     return messages.map((m, i) => ({
       stream,
       seq: Number(reply[1 + 2 * i]),
@@ -116,10 +154,42 @@ export class RedisStore implements Store {
     return { stream, epoch, lastSeq, firstSeq, after: epoch === '' ? after : Math.max(after, firstSeq - 1), messages };
   }
 
+  /**
+   * Group commit: one WAIT (or WAITAOF) at a time on the acker connection, covering every append
+   * answered before it was sent (a WAIT confirms all earlier writes of its connection, and blocks
+   * the connection while it waits); appends answered meanwhile share the next one.
+   */
+  private confirm(): Promise<boolean> {
+    if (!this.nextConfirm) {
+      const sent = this.lastConfirm.then(() => {
+        this.nextConfirm = undefined;
+        return this.waitForDurability();
+      });
+      this.lastConfirm = sent.catch(() => undefined);
+      this.nextConfirm = sent;
+    }
+    return this.nextConfirm;
+  }
+
+  private async waitForDurability(): Promise<boolean> {
+    const { durability, replicas, timeoutMs } = this.options.ack!;
+    if (durability === 'replicas') return Number(await this.acker!.call('WAIT', replicas, timeoutMs)) >= replicas;
+    const [local] = (await this.acker!.call('WAITAOF', 1, 0, timeoutMs)) as number[];
+    return Number(local) >= 1;
+  }
+
   async subscribe(stream: string): Promise<void> {
     const channel = this.keys.wakeChannel(stream);
     this.channels.add(channel);
-    await this.sub.subscribe(channel);
+    if (!this.options.cluster) {
+      await this.sub.subscribe(channel);
+      return;
+    }
+    // ioredis Cluster sends concurrent SUBSCRIBEs racing its subscriber connection's set-up, and
+    // all but the first fail with "Connection in subscriber mode": one at a time there.
+    const done = this.subscribing.then(() => this.sub.subscribe(channel));
+    this.subscribing = done.catch(() => undefined);
+    await done;
   }
 
   async unsubscribe(stream: string): Promise<void> {
@@ -139,19 +209,31 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.allSettled([this.cmd.quit(), this.sub.quit()]);
+    await Promise.allSettled([this.cmd.quit(), this.sub.quit(), this.acker?.quit()]);
     this.cmd.disconnect();
     this.sub.disconnect();
+    this.acker?.disconnect();
   }
 
+  /**
+   * Runs a command within commandTimeoutMs. ioredis's own commandTimeout is not enough: an
+   * auto-pipeline waits for the one before it, so while Redis is frozen (SIGSTOP, a long fork) a
+   * request could wait twice the timeout. A command that loses the race may still run later.
+   */
   private async call<T>(op: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('Command timed out')), this.options.commandTimeoutMs);
+    });
     try {
-      return await op();
+      return await Promise.race([op(), deadline]);
     } catch (err) {
       const message = (err as Error).message ?? String(err);
       if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(message)) throw err;
       this.options.log.warn({ err: message }, 'redis command failed');
       throw new StoreUnavailableError();
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -50,7 +50,7 @@ describeBrowser('cross-origin transports (Chromium)', function () {
   const count = (n: number) => (window as any).got.length >= n;
 
   it('receives and sends over CORS XHR from an allowed origin', async () => {
-    pageOptions.cors = { streams: ['room:cors'] };
+    pageOptions.cors = { streams: ['room:cors'], transport: 'xhr' };
     const page = await open(`${allowed.url}/cors.html`);
     expect(await page.evaluate(() => (window as any).client.transport)).to.equal('xhr');
     await sendAs(gw.url, gw.apiKey, 'room:cors', 'one');

@@ -35,11 +35,12 @@ describeBrowser('demo page (Chromium)', function () {
     return context.newPage();
   }
 
-  it('receives a message sent by /send, with window.WebSocket removed before any script, and saves a screenshot', async () => {
+  it('receives a message sent by /send, with WebSocket and EventSource removed before any script, and saves a screenshot', async () => {
     const page = await newPage();
     await page.addInitScript(() => {
       delete (window as any).WebSocket;
-      (window as any).WebSocket = undefined;
+      delete (window as any).EventSource;
+      (window as any).WebSocket = (window as any).EventSource = undefined;
     });
     await joinDemo(page, gw.url, 'alice', 'browser-demo');
     expect(await page.evaluate(() => typeof (window as any).WebSocket)).to.equal('undefined');
@@ -59,6 +60,7 @@ describeBrowser('demo page (Chromium)', function () {
     const b = await newPage();
     await joinDemo(a, gw.url, 'ann', 'browser-pair');
     await joinDemo(b, gw.url, 'bob', 'browser-pair');
+    expect(await a.textContent('#status')).to.equal('online \u00b7 websocket');
     for (let i = 1; i <= 3; i++) {
       await demoSay(a, `ann ${i}`);
       await demoSay(b, `bob ${i}`);

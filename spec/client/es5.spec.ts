@@ -12,8 +12,8 @@ import { CLIENT_PATH } from '../support/node-client.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const ES_CHECK = fileURLToPath(new URL('../../../node_modules/.bin/es-check', import.meta.url));
-/** The budget from issue 3: under 5 KB minified and gzipped. */
-const MAX_GZIP_BYTES = 5 * 1024;
+/** The budget: under 5 KB minified and gzipped for issue 3's polling client, 6 KB with WebSocket and SSE (issue 4). */
+const MAX_GZIP_BYTES = 6 * 1024;
 
 describe('static/pollgate.js', () => {
   it('passes es-check es5 (with the demo script)', async function () {

@@ -104,7 +104,7 @@ export async function demoSay(page: Page, text: string): Promise<void> {
 
 /**
  * Init script making the page look like IE8/9 to the client: XMLHttpRequest without CORS, and an
- * XDomainRequest that enforces XDR's limits (GET/POST only, same scheme, no way to set headers,
+ * XDomainRequest that enforces XDR's limits, and neither WebSocket nor EventSource (GET/POST only, same scheme, no way to set headers,
  * text/plain bodies, no status: non-200 answers fire onerror) over the real XHR. Its requests are
  * logged in window.__xdrLog.
  */
@@ -117,6 +117,7 @@ export function ieStandIn(): void {
     throw new Error('this XMLHttpRequest cannot go cross-origin (IE9)');
   };
   w.XMLHttpRequest = LegacyXHR;
+  w.WebSocket = w.EventSource = undefined;
   function XDomainRequest(this: any) {
     this.timeout = 0;
     this.responseText = '';
@@ -159,4 +160,25 @@ export function ieStandIn(): void {
     if (this.xhr) this.xhr.abort();
   };
   w.XDomainRequest = XDomainRequest;
+}
+
+/**
+ * A page that loads the client from `gatewayUrl` without starting it: window.start(options) creates
+ * window.client and records in window.log each message as [stream, seq, transport it came over],
+ * and in window.transports every transport change.
+ */
+export function recordingPage(gatewayUrl: string): string {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>recording</title></head><body>
+<script src="${gatewayUrl}/pollgate.js"></script>
+<script>
+  window.log = []; window.transports = []; window.errors = [];
+  window.start = function (options) {
+    options.url = ${JSON.stringify(gatewayUrl)};
+    var client = window.client = new Pollgate(options);
+    window.transports.push(client.transport);
+    client.on('message', function (m) { log.push([m.stream, m.seq, client.transport]); });
+    client.on('transport', function (t) { transports.push(t); });
+    client.on('error', function (e) { errors.push(e.code); });
+  };
+</script></body></html>`;
 }

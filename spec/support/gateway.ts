@@ -51,13 +51,16 @@ export interface ChildGateway {
   url: string;
   port: number;
   process: ChildProcess;
-  /** Everything the process printed so far. */
+  /** What the process printed so far (the last 256 KiB: long fault runs print a lot). */
   output(): string;
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
   /** SIGKILL if still running. */
   kill(): Promise<void>;
 }
+
+const OUTPUT_KEPT = 256 * 1024;
+const keepTail = (s: string) => (s.length > OUTPUT_KEPT ? s.slice(-OUTPUT_KEPT) : s);
 
 const CLI = fileURLToPath(new URL('../../lib/cli.js', import.meta.url));
 
@@ -72,12 +75,12 @@ export async function spawnGateway(env: Record<string, string>): Promise<ChildGa
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const port = await new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
-      out += chunk.toString();
+      out = keepTail(out + chunk.toString());
       const m = /"port":(\d+),[^\n]*"msg":"listening"/.exec(out);
       if (m) resolve(Number(m[1]));
     };
     child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out = keepTail(out + c.toString())));
     exited.then((code) => reject(new Error(`gateway exited (${code}) before listening:\n${out}`)));
   });
   return {

@@ -1,4 +1,5 @@
-/** Root hooks: one Redis for the whole run, stopped at the end. */
+/** Root hooks: one Redis for the whole run (and a Redis Cluster if a test asked for one), stopped at the end. */
+import { stopSharedRedisCluster } from './redis-cluster.js';
 import { sharedRedis, stopSharedRedis } from './redis.js';
 
 export const mochaHooks = {
@@ -7,6 +8,6 @@ export const mochaHooks = {
     await sharedRedis();
   },
   async afterAll() {
-    await stopSharedRedis();
+    await Promise.all([stopSharedRedis(), stopSharedRedisCluster()]);
   },
 };

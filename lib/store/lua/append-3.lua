@@ -1,23 +1,33 @@
 --[[
   Appends messages to one stream's log, atomically: assign seqs, push, trim, refresh TTLs,
-  record idempotency keys, publish one wake-up.
+  record idempotency keys, publish one wake-up. Starts a new epoch when the Redis process that
+  serves the stream is not the one that last wrote it (see "Redis restarts" below).
 
-  KEYS[1] meta  hash: e = epoch, s = last seq
+  KEYS[1] meta  hash: e = epoch, s = last seq, r = run_id of the Redis process that last wrote
   KEYS[2] log   list of stored message JSON, oldest first (seq of index i = first + i)
   KEYS[3] ids   sorted set: message id -> seq, trimmed with the log (idempotency window = retained log)
 
   ARGV[1] maxLength        ARGV[2] log TTL (ms)       ARGV[3] meta TTL (ms)
-  ARGV[4] epoch to use when the stream has no meta (a new log)
+  ARGV[4] epoch to use for a new log, or after a Redis restart
   ARGV[5] wake-up channel  ARGV[6] stored JSON before the seq
   ARGV[7], ARGV[8], ...    pairs of (message id, stored JSON after the seq)
 
   Output: { epoch, seq1, duplicate1, seq2, duplicate2, ... }, duplicate = 1 when the id was
   already in the retained log (nothing appended, seq is the original's).
+
+  Redis restarts: with appendfsync everysec (or no persistence of the last writes, or a failover
+  to a lagging replica) the restarted Redis may have lost the newest writes, and seq would then
+  roll back under the same epoch: new messages would reuse seqs clients already saw, and clients
+  would drop them as duplicates. run_id changes on every Redis start, so a stream first written
+  by a new process gets a new epoch (its seqs go on, its log and ids are kept): every reader is
+  told "reset" instead of silently skipping. INFO is callable from scripts; it costs ~10 us.
 ]]
 local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
 local maxLength = tonumber(ARGV[1])
 
-local epoch = redis.call('HGET', meta, 'e')
+local runId = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local state = redis.call('HMGET', meta, 'e', 'r')
+local epoch = state[1]
 if not epoch then
   -- A new log: whatever survived of an older one must not be served under the new epoch.
   epoch = ARGV[4]
@@ -26,7 +36,10 @@ if not epoch then
   if redis.call('EXISTS', log, ids) > 0 then
     redis.call('DEL', log, ids)
   end
-  redis.call('HSET', meta, 'e', epoch, 's', '0')
+  redis.call('HSET', meta, 'e', epoch, 's', '0', 'r', runId)
+elseif state[2] ~= runId then
+  epoch = ARGV[4]
+  redis.call('HSET', meta, 'e', epoch, 'r', runId)
 end
 
 local last = tonumber(redis.call('HGET', meta, 's'))
