@@ -29,6 +29,9 @@ export interface RateLimitRedis {
 
 type Limiter = RateLimiterAbstract | undefined;
 
+/** Longest wait for a shared counter before the in-process one decides (ms). */
+const LIMITER_TIMEOUT_MS = 250;
+
 export class RateLimits {
   private readonly clientSend: Limiter;
   private readonly keySend: Limiter;
@@ -40,7 +43,10 @@ export class RateLimits {
     if (redis && (settings.sendPerSecond || settings.apiKeySendPerSecond || settings.pollsPerIpPerSecond)) {
       // A dedicated connection: the store's client stays private to the store, and a limiter call
       // that cannot reach Redis fails at once (no offline queue) and falls back to its insurance.
-      const options = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: redis.commandTimeoutMs, connectTimeout: 2000 };
+      // A short timeout of its own: a frozen Redis must not add a whole commandTimeoutMs to every
+      // request before the store's own call; a counter that times out falls back to its insurance.
+      const commandTimeout = Math.min(LIMITER_TIMEOUT_MS, redis.commandTimeoutMs);
+      const options = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout, connectTimeout: 2000 };
       this.client = redis.cluster
         ? new Cluster([redis.url], { redisOptions: options, enableOfflineQueue: false, lazyConnect: true })
         : new Redis(redis.url, options);
