@@ -3,6 +3,9 @@
  * send still uploading, and clients that vanish with a TCP reset while parked.
  */
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request, Agent, type ClientRequest } from 'node:http';
 import { spawnGateway, TEST_API_KEY, type ChildGateway } from '../support/gateway.js';
 import { poll, stats, untilParked } from '../support/http.js';
@@ -29,13 +32,22 @@ function rawPoll(port: number, path: string, agent: Agent): { req: ClientRequest
 }
 
 describe('at scale', function () {
+  // Every poll here comes from 127.0.0.1: lift the per-IP caps and rates this test is not about.
+  let configDir: string;
+  let UNCAPPED: string;
+  before(() => {
+    configDir = mkdtempSync(join(tmpdir(), 'pollgate-scale-'));
+    UNCAPPED = join(configDir, 'config.json');
+    writeFileSync(UNCAPPED, JSON.stringify({ limits: { parkedPerIp: 1_000_000 }, rateLimits: { pollsPerIpPerSecond: 0 } }));
+  });
+  after(() => rmSync(configDir, { recursive: true, force: true }));
   this.timeout(90_000);
   let gw: ChildGateway | undefined;
   let agent: Agent;
   beforeEach(async () => {
     agent = new Agent({ keepAlive: false, maxSockets: Infinity });
     const redis = await sharedRedis();
-    gw = await spawnGateway({ REDIS_URL: redis.url, POLLGATE_REDIS_PREFIX: uniquePrefix() });
+    gw = await spawnGateway({ REDIS_URL: redis.url, POLLGATE_REDIS_PREFIX: uniquePrefix(), POLLGATE_CONFIG: UNCAPPED });
   });
   afterEach(async () => {
     await gw?.kill();

@@ -36,7 +36,12 @@ export class Testbed {
     this.redisPort = await freePort();
     await this.startRedis();
     // Retention far above what a run sends, so a gap means a fault, not trimming.
-    writeFileSync(join(this.dir, 'gateway.json'), JSON.stringify({ retention: { default: { maxLength: 500_000 } } }));
+    writeFileSync(join(this.dir, 'gateway.json'), JSON.stringify({
+      retention: { default: { maxLength: 500_000 } },
+      // Every client runs on this machine: per-IP caps and rates would measure themselves, not faults.
+      limits: { parkedPerIp: 1_000_000 },
+      rateLimits: { pollsPerIpPerSecond: 0, apiKeySendPerSecond: 0 },
+    }));
     for (let i = 0; i < nodes; i++) this.ports.push(await freePort());
     await Promise.all(this.ports.map((_, i) => this.startGateway(i)));
   }
