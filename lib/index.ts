@@ -115,6 +115,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const port = (server.address() as AddressInfo).port;
 
   let closing: Promise<void> | undefined;
+  /** How long shutdown lets a connection that has sent nothing yet start its request. */
+  const UNUSED_SOCKET_WAIT_MS = 500;
   const shutdown = () =>
     (closing ??= (async () => {
       draining = true;
@@ -127,10 +129,14 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       await Promise.all([websockets.shutdown(), streamsEnded]);
       // Ended event streams leave idle keep-alive connections behind.
       server.closeIdleConnections();
-      // Only sockets that sent nothing: one whose request headers are still arriving gets its answer.
-      for (const socket of unused) if (socket.bytesRead === 0) socket.destroy();
+      // Sockets that still have sent nothing a moment later are spare (preconnects, pool sockets);
+      // one whose request is on its way by then has bytes read and gets its answer.
+      const spare = setTimeout(() => {
+        for (const socket of unused) if (socket.bytesRead === 0) socket.destroy();
+      }, Math.min(UNUSED_SOCKET_WAIT_MS, config.server.shutdownGraceMs));
       await closed;
       clearTimeout(grace);
+      clearTimeout(spare);
       await Promise.all([store.close(), rateLimits.close()]);
     })());
 
