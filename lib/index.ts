@@ -131,9 +131,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       server.closeIdleConnections();
       // Sockets that still have sent nothing a moment later are spare (preconnects, pool sockets);
       // one whose request is on its way by then has bytes read and gets its answer.
-      const spare = setTimeout(() => {
+      // setImmediate: if the loop was busy past the wait, the timer runs before that turn's reads;
+      // the check phase runs after them, so bytes that had arrived are counted by then.
+      const spare = setTimeout(() => setImmediate(() => {
         for (const socket of unused) if (socket.bytesRead === 0) socket.destroy();
-      }, Math.min(UNUSED_SOCKET_WAIT_MS, config.server.shutdownGraceMs));
+      }), Math.min(UNUSED_SOCKET_WAIT_MS, config.server.shutdownGraceMs));
       await closed;
       clearTimeout(grace);
       clearTimeout(spare);
