@@ -71,7 +71,7 @@ export async function runFaults(options: RunOptions): Promise<RunResult> {
     const text = [
       `pollgate fault run: ${options.seconds} s of faults, ${Math.round((Date.now() - started) / 1000)} s in all, ${streams.length} streams, ${senders.length} senders, ${pollers.length} pollers (${[...new Set(transports.map((t) => t.name))].join(', ')}), 3 gateways, 1 Redis (AOF everysec)`,
       `faults: ${[...nemesis.counts].map(([f, n]) => `${f} ${n}`).join(', ')}`,
-      `poller reconnects: ${pollers.map((p) => p.reconnects).join(', ')}`,
+      `poller reconnects: ${pollers.map((p) => `${p.history.name} ${p.reconnects}`).join(', ')}`,
       formatReport(report),
       `verdict: ${report.ok ? 'OK' : 'FAILED'}`,
       '',
