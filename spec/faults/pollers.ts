@@ -2,9 +2,7 @@
  * Pollers of the fault suite: a client that follows streams through one transport, reconnects
  * to any live node when its connection fails (or the nemesis cuts it), and records everything it
  * is told. A transport only has to turn "follow these streams from this cursor on this node"
- * into batches; SSE and WebSocket transports plug in beside the long-poll one:
- *   WS  GET /ws, send {"type":"subscribe","streams","cursor"}, receive {"type":"messages","messages","cursor",...}
- *   SSE GET /sse?streams=&token=&cursor=, each event's data is a batch and its `id:` the cursor.
+ * into batches: the long-poll one is here, the SSE and WebSocket ones in stream-transports.ts.
  */
 import type { PollEvent, PollerHistory } from './checker.js';
 
@@ -54,6 +52,9 @@ export const longPoll: Transport = {
   },
 };
 
+const BACKOFF_BASE_MS = 50;
+const BACKOFF_MAX_MS = 2000;
+
 export interface PollerOptions {
   name: string;
   transport: Transport;
@@ -68,6 +69,8 @@ export class Poller {
   readonly history: PollerHistory;
   reconnects = 0;
   private cursor?: string;
+  /** Failed connections in a row since the last batch: the backoff grows with it. */
+  private failures = 0;
   private current?: AbortController;
   private stopped = false;
   private loop?: Promise<void>;
@@ -104,6 +107,7 @@ export class Poller {
     for (const g of batch.gaps ?? []) this.history.streams.get(g.stream)?.push({ type: 'gap', from: g.from, to: g.to, at });
     for (const m of batch.messages) this.history.streams.get(m.stream)?.push({ type: 'msg', seq: m.seq, id: m.id, at });
     this.cursor = batch.cursor;
+    this.failures = 0;
   }
 
   private async run(): Promise<void> {
@@ -119,7 +123,10 @@ export class Poller {
       } catch {
         if (this.stopped) return;
         this.reconnects++;
-        await new Promise((r) => setTimeout(r, 20 + Math.random() * 100));
+        // Full-jitter exponential backoff (50 ms doubling, at most 2 s): a dead node or a paused
+        // Redis is not hammered, and the first retry after a cut is still quick.
+        const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.failures++);
+        await new Promise((r) => setTimeout(r, Math.random() * ceiling));
       }
     }
   }

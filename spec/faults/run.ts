@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { check, formatReport, type History, type Report } from './checker.js';
 import { Nemesis } from './nemesis.js';
 import { longPoll, Poller, type Transport } from './pollers.js';
+import { sse, websocket } from './stream-transports.js';
 import { Sender } from './senders.js';
 import { Testbed } from './testbed.js';
 
@@ -13,7 +14,7 @@ export interface RunOptions {
   seconds: number;
   streams?: number;
   senders?: number;
-  /** One poller per entry; SSE and WebSocket transports join this list when they land. */
+  /** One poller per entry; default 2 long-poll, 2 SSE, 2 WebSocket. */
   transports?: Transport[];
   /** Where the text report goes (created); printed either way. */
   reportFile?: string;
@@ -29,7 +30,7 @@ export interface RunResult {
 export async function runFaults(options: RunOptions): Promise<RunResult> {
   const print = options.print ?? ((l: string) => process.stdout.write(`${l}\n`));
   const streams = Array.from({ length: options.streams ?? 4 }, (_, i) => `faults:${i}`);
-  const transports = options.transports ?? [longPoll, longPoll, longPoll, longPoll, longPoll, longPoll];
+  const transports = options.transports ?? [longPoll, longPoll, sse, sse, websocket, websocket];
   const bed = await Testbed.start(3);
   const nodes = () => bed.nodes();
   const pollers = transports.map((t, i) => new Poller({ name: `${t.name}-${i}`, transport: t, streams, apiKey: bed.apiKey, nodes }));
@@ -70,7 +71,7 @@ export async function runFaults(options: RunOptions): Promise<RunResult> {
     const text = [
       `pollgate fault run: ${options.seconds} s of faults, ${Math.round((Date.now() - started) / 1000)} s in all, ${streams.length} streams, ${senders.length} senders, ${pollers.length} pollers (${[...new Set(transports.map((t) => t.name))].join(', ')}), 3 gateways, 1 Redis (AOF everysec)`,
       `faults: ${[...nemesis.counts].map(([f, n]) => `${f} ${n}`).join(', ')}`,
-      `poller reconnects: ${pollers.map((p) => p.reconnects).join(', ')}`,
+      `poller reconnects: ${pollers.map((p) => `${p.history.name} ${p.reconnects}`).join(', ')}`,
       formatReport(report),
       `verdict: ${report.ok ? 'OK' : 'FAILED'}`,
       '',

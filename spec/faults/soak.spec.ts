@@ -1,7 +1,7 @@
 /**
  * The fault-injection run (see spec/faults/run.ts). CI runs it for FAULTS_SECONDS (default 60) as
- * part of `npm test`; `FAULTS_SECONDS=600 npm run test:faults` is the 10-minute run quoted in
- * docs/GUARANTEES.md. The report also goes to artifacts/faults-<seconds>s.txt.
+ * part of `npm test`; `FAULTS_SECONDS=300 npm run test:faults` is the run quoted in
+ * docs/GUARANTEES.md (2 long-poll, 2 SSE and 2 WebSocket pollers). The report also goes to artifacts/faults-<seconds>s.txt.
  */
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
