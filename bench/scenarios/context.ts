@@ -24,3 +24,23 @@ export async function redisScriptCalls(ctx: ScenarioContext): Promise<number | u
   for (const m of info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) calls += Number(m[1]);
   return calls;
 }
+
+const CHUNK = 500;
+
+/**
+ * Starts `count` polls in chunks, each once the previous chunk is parked: a burst of thousands
+ * of connects overflows the listen backlog and the dropped SYNs retry seconds later.
+ */
+export async function parkInChunks<T>(ctx: ScenarioContext, count: number, start: (i: number) => Promise<T>, already = 0): Promise<Promise<T>[]> {
+  const polls: Promise<T>[] = [];
+  for (let i = 0; i < count; ) {
+    const end = Math.min(count, i + CHUNK);
+    for (; i < end; i++) {
+      const p = start(i);
+      p.catch(() => undefined); // settled by the caller; never an unhandled rejection meanwhile
+      polls.push(p);
+    }
+    await ctx.gw.waitFor(`${end} of ${count} polls to park`, (s) => s.parkedPolls >= already + end, 60_000);
+  }
+  return polls;
+}

@@ -5,7 +5,7 @@
  */
 import { poll, pool, round, sharedAbort } from '../client.js';
 import { sleep } from '../gateway.js';
-import type { ScenarioContext } from './context.js';
+import { parkInChunks, type ScenarioContext } from './context.js';
 
 export interface ParkedResult {
   clients: number;
@@ -62,12 +62,9 @@ async function park(ctx: ScenarioContext, clients: number, prefix: string, holdS
   const p = pool(ctx.gw.url, clients);
   const abort = sharedAbort();
   const started = performance.now();
-  const polls = Array.from({ length: clients }, (_, i) =>
+  const polls = await parkInChunks(ctx, clients, (i) =>
     poll(p, ctx.token, { streams: `${prefix}${i}`, since: 'earliest', timeoutS: holdS, signal: abort.signal }),
   );
-  // Keep a rejection from surfacing as unhandled before the caller settles them.
-  for (const x of polls) x.catch(() => undefined);
-  await ctx.gw.waitFor(`${clients} parked polls`, (s) => s.parkedPolls >= clients, 60_000);
   const seconds = (performance.now() - started) / 1000;
   await sleep(300);
   return { polls, parked: await ctx.gw.stats(), seconds, abort, close: () => p.destroy() };

@@ -7,7 +7,7 @@
 import type { Pool } from 'undici';
 import { percentile, poll, pool, round, send, sharedAbort } from '../client.js';
 import { procCpuMicros, sleep } from '../gateway.js';
-import { redisScriptCalls, type ScenarioContext } from './context.js';
+import { parkInChunks, redisScriptCalls, type ScenarioContext } from './context.js';
 
 export interface TargetedResult {
   /** Offered messages/s; 0 = as fast as the gateway answers. */
@@ -54,14 +54,14 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
   let carried = 0;
   const stop = sharedAbort();
 
-  const loops = streams.map((stream, i) => pollLoop(ctx, polls, stream, state[i]!, stop.signal, name, (a, now) => {
+  const onMessages = (a: { data: { t: number } }[], now: number) => {
     if (a.length) {
       responses++;
       carried += a.length;
       for (const m of a) latencies.push(now - m.data.t);
     }
-  }));
-  await ctx.gw.waitFor(`${clients} targeted pollers parked`, (s) => s.parkedPolls >= clients, 60_000);
+  };
+  const loops = await parkInChunks(ctx, clients, (i) => pollLoop(ctx, polls, streams[i]!, state[i]!, stop.signal, name, onMessages));
 
   const cpu0 = await ctx.gw.cpuMicros();
   const calls0 = await redisScriptCalls(ctx);
