@@ -60,6 +60,7 @@ export function printReport(report: { machine: ReturnType<typeof machine>; floor
     for (const p of r.parked) {
       rows.push([`KB RSS per parked poll (${p.clients})`, `${p.kbPerParked} (2nd round ${p.kbPerParkedRound2})`, p === big ? `≤ ${TARGETS.kbPerParked}` : '', p === big ? mark(p.kbPerParked <= TARGETS.kbPerParked) : '']);
       rows.push([`  RSS MB: base / after leave / after 2nd round timed out (${p.clients})`, `${p.baselineRssMB} / ${p.rssAfterLeaveMB} / ${p.rssAfterTimeoutMB}`, '', '']);
+      rows.push([`  heap MB after leave / timeout; open fds base / leave / timeout`, `${p.heapAfterLeaveMB} / ${p.heapAfterTimeoutMB}; ${p.fdsBase} / ${p.fdsAfterLeave} / ${p.fdsAfterTimeout}`, '', '']);
     }
     for (const f of r.fanout) {
       rows.push([`fan-out ${f.clients}: ms to 50/99/100%`, `${f.p50Ms} / ${f.p99Ms} / ${f.p100Ms}`, f === fan ? `99% ≤ ${TARGETS.fanout99Ms}` : '', f === fan ? mark(f.p99Ms <= TARGETS.fanout99Ms) : '']);

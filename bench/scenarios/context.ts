@@ -33,14 +33,19 @@ const CHUNK = 500;
  */
 export async function parkInChunks<T>(ctx: ScenarioContext, count: number, start: (i: number) => Promise<T>, already = 0): Promise<Promise<T>[]> {
   const polls: Promise<T>[] = [];
+  let failure: unknown;
   for (let i = 0; i < count; ) {
     const end = Math.min(count, i + CHUNK);
     for (; i < end; i++) {
       const p = start(i);
-      p.catch(() => undefined); // settled by the caller; never an unhandled rejection meanwhile
+      // Settled by the caller; meanwhile a failure ends the wait with its reason.
+      p.catch((err) => (failure ??= err));
       polls.push(p);
     }
-    await ctx.gw.waitFor(`${end} of ${count} polls to park`, (s) => s.parkedPolls >= already + end, 60_000);
+    await ctx.gw.waitFor(`${end} of ${count} polls to park`, (s) => {
+      if (failure) throw new Error(`a poll failed while parking: ${String(failure)}`);
+      return s.parkedPolls >= already + end;
+    }, 60_000);
   }
   return polls;
 }

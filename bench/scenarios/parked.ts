@@ -3,6 +3,7 @@
  * idle baseline, then RSS once they left by closing their connections (round 1) and once a
  * second round timed out (round 2): memory must not keep growing after they are gone.
  */
+import { readdirSync } from 'node:fs';
 import { poll, pool, round, sharedAbort } from '../client.js';
 import { sleep } from '../gateway.js';
 import { parkInChunks, type ScenarioContext } from './context.js';
@@ -15,6 +16,12 @@ export interface ParkedResult {
   rssAfterTimeoutMB: number;
   kbPerParkedRound2: number;
   rssAfterLeaveMB: number;
+  /** Heap in use and the gateway's open descriptors once everything left: growth here is a leak, RSS alone may be allocator slack. */
+  heapAfterLeaveMB: number;
+  heapAfterTimeoutMB: number;
+  fdsBase: number;
+  fdsAfterLeave: number;
+  fdsAfterTimeout: number;
   parkSeconds: number;
 }
 
@@ -23,6 +30,7 @@ const MB = 1024 * 1024;
 export async function parkedMemory(ctx: ScenarioContext, clients: number): Promise<ParkedResult> {
   const name = `parked-${clients}`;
   const base = await ctx.gw.stats();
+  const fdsBase = openFds(ctx.gw.pid);
 
   // Round 1: park, measure, then leave by closing every connection.
   const r1 = await park(ctx, clients, `${ctx.tag}:p1:${clients}:`, 55);
@@ -32,6 +40,7 @@ export async function parkedMemory(ctx: ScenarioContext, clients: number): Promi
   await ctx.gw.waitFor('abandoned polls to leave', (s) => s.parkedPolls === 0);
   await sleep(500);
   const afterLeave = await ctx.gw.stats();
+  const fdsAfterLeave = openFds(ctx.gw.pid);
 
   // Round 2: park again with a hold just long enough to park them all, then let them time out.
   const hold = Math.ceil(r1.seconds * 2 + 3);
@@ -45,6 +54,7 @@ export async function parkedMemory(ctx: ScenarioContext, clients: number): Promi
   await ctx.gw.waitFor('timed-out polls to leave', (s) => s.parkedPolls === 0);
   await sleep(500);
   const afterTimeout = await ctx.gw.stats();
+  const fdsAfterTimeout = openFds(ctx.gw.pid);
 
   return {
     clients,
@@ -54,8 +64,19 @@ export async function parkedMemory(ctx: ScenarioContext, clients: number): Promi
     rssAfterLeaveMB: round(afterLeave.memory.rss / MB),
     kbPerParkedRound2: round((r2.parked.memory.rss - afterLeave.memory.rss) / 1024 / clients, 2),
     rssAfterTimeoutMB: round(afterTimeout.memory.rss / MB),
+    heapAfterLeaveMB: round(afterLeave.memory.heapUsed / MB),
+    heapAfterTimeoutMB: round(afterTimeout.memory.heapUsed / MB),
+    fdsBase, fdsAfterLeave, fdsAfterTimeout,
     parkSeconds: round(r1.seconds, 2),
   };
+}
+
+function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return -1;
+  }
 }
 
 async function park(ctx: ScenarioContext, clients: number, prefix: string, holdS: number) {
