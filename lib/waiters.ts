@@ -1,7 +1,9 @@
 /**
  * Parked clients of this process, by stream. The registry subscribes the store to a stream while
  * it has local waiters on it, and on a wake-up reads the stream once for all of them (fan-out
- * costs one store read per node, not one per waiter). It never talks to Redis itself.
+ * costs one store read per node, not one per waiter). A wake-up that carries the appended
+ * messages answers the waiters positioned right before them with no read at all. It never talks
+ * to Redis itself.
  */
 import type { Logger } from './log.js';
 import type { Position } from './cursor.js';
@@ -14,7 +16,11 @@ export interface Waiter {
   readonly limit: number;
   /** The waiter's current position in a stream. */
   position(stream: string): Position;
-  /** A fresh snapshot of a stream that grew; shared by every waiter on it, so do not mutate it. */
+  /**
+   * A fresh snapshot of a stream that grew; shared by every waiter on it, so do not mutate it.
+   * Apply it synchronously (move the position or leave the registry): waiters still behind the
+   * wake-up's head after onRead returns get a store read.
+   */
   onRead(read: StreamRead): void;
   /** Wake-ups may have been lost: re-read every stream. */
   onResync(): void;
@@ -84,6 +90,8 @@ export class WaiterRegistry implements StoreListener {
   wake(stream: string, hint: WakeHint): void {
     const entry = this.byStream.get(stream);
     if (!entry) return; // nobody here waits on it any more
+    // A read in flight may land after the hint with an older snapshot: let it run, then re-read.
+    if (hint.messages?.length && !entry.reading) this.answerFromHint(stream, entry, hint, hint.messages);
     let behind = false;
     for (const w of entry.waiters) {
       const p = w.position(stream);
@@ -107,6 +115,22 @@ export class WaiterRegistry implements StoreListener {
   /** Calls fn on every waiter (used at shutdown); waiters remove themselves. */
   forEach(fn: (w: Waiter) => void): void {
     for (const w of [...this.all]) fn(w);
+  }
+
+  /**
+   * Hands the hint's messages to the waiters positioned inside the range it covers. Exact for
+   * them: same epoch, and every message after their position up to the head is in the hint, so
+   * the snapshot below answers just as a read would. Anyone else (another epoch, a position
+   * before the range, which may need a gap or reset) is left to the read.
+   */
+  private answerFromHint(stream: string, entry: StreamEntry, hint: WakeHint, messages: readonly string[]): void {
+    const after = hint.lastSeq - messages.length;
+    // firstSeq is where the hint starts, not the log's oldest: only positions >= after read it.
+    const read: StreamRead = { stream, epoch: hint.epoch, lastSeq: hint.lastSeq, firstSeq: after + 1, after, messages: messages as string[] };
+    for (const w of [...entry.waiters]) {
+      const p = w.position(stream);
+      if (p.epoch === hint.epoch && p.seq >= after && p.seq < hint.lastSeq) w.onRead(read);
+    }
   }
 
   /** One read from the lowest position of the stream's waiters, handed to all of them. */
