@@ -42,7 +42,7 @@ export class GatewayProcess {
 
   static async start(o: GatewayOptions): Promise<GatewayProcess> {
     const port = await freePort();
-    const node = [process.execPath, ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), CLI];
+    const node = [process.execPath, '--expose-gc', ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), CLI];
     const pin = hasTaskset ? 'taskset -c 0 ' : '';
     const quoted = node.map((a) => `'${a}'`).join(' ');
     const out = openSync(o.logFile, 'a');
@@ -78,8 +78,10 @@ export class GatewayProcess {
     return this.child.pid!;
   }
 
-  async stats(reset = false): Promise<Stats> {
-    const r = await this.admin.request({ method: 'GET', path: `/stats${reset ? '?reset=1' : ''}`, headers: { authorization: `Bearer ${BENCH_API_KEY}` } });
+  /** `reset` restarts the loop-delay histogram; `gc` collects garbage first (the gateway runs with --expose-gc). */
+  async stats(reset = false, gc = false): Promise<Stats> {
+    const q = [reset ? 'reset=1' : '', gc ? 'gc=1' : ''].filter(Boolean).join('&');
+    const r = await this.admin.request({ method: 'GET', path: `/stats${q ? `?${q}` : ''}`, headers: { authorization: `Bearer ${BENCH_API_KEY}` } });
     const text = await r.body.text();
     if (r.statusCode !== 200) throw new Error(`/stats ${r.statusCode}: ${text}`);
     return JSON.parse(text) as Stats;

@@ -81,10 +81,8 @@ async function throughputLevels(ctx: ScenarioContext): Promise<{ max: TargetedRe
   for (let k = 0; k < (QUICK ? 1 : 3); k++) maxRuns.push(await targeted(ctx, TARGETED_CLIENTS, 0, QUICK ? 2 : 4, `max${k}`));
   const max = median(maxRuns, (r) => r.cpuUsPerDelivery);
   const levels: TargetedResult[] = [];
-  for (const f of QUICK ? [0.5] : [0.1, 0.25, 0.5, 0.75]) {
-    const rate = Math.max(50, Math.round((max.deliveriesPerSec * f) / 50) * 50);
-    levels.push(await targeted(ctx, TARGETED_CLIENTS, rate, QUICK ? 2 : 3, `r${rate}`));
-  }
+  const rates = new Set((QUICK ? [0.5] : [0.1, 0.25, 0.5, 0.75]).map((f) => Math.max(10, Math.round((max.deliveriesPerSec * f) / 10) * 10)));
+  for (const rate of rates) levels.push(await targeted(ctx, TARGETED_CLIENTS, rate, QUICK ? 2 : 3, `r${rate}`));
   return { max, maxRuns, levels: [...levels, max] };
 }
 

@@ -29,7 +29,7 @@ const MB = 1024 * 1024;
 
 export async function parkedMemory(ctx: ScenarioContext, clients: number): Promise<ParkedResult> {
   const name = `parked-${clients}`;
-  const base = await ctx.gw.stats();
+  const base = await ctx.gw.stats(false, true);
   const fdsBase = openFds(ctx.gw.pid);
 
   // Round 1: park, measure, then leave by closing every connection.
@@ -39,7 +39,7 @@ export async function parkedMemory(ctx: ScenarioContext, clients: number): Promi
   await r1.close();
   await ctx.gw.waitFor('abandoned polls to leave', (s) => s.parkedPolls === 0);
   await sleep(500);
-  const afterLeave = await ctx.gw.stats();
+  const afterLeave = await ctx.gw.stats(false, true);
   const fdsAfterLeave = openFds(ctx.gw.pid);
 
   // Round 2: park again with a hold just long enough to park them all, then let them time out.
@@ -53,7 +53,7 @@ export async function parkedMemory(ctx: ScenarioContext, clients: number): Promi
   await r2.close();
   await ctx.gw.waitFor('timed-out polls to leave', (s) => s.parkedPolls === 0);
   await sleep(500);
-  const afterTimeout = await ctx.gw.stats();
+  const afterTimeout = await ctx.gw.stats(false, true);
   const fdsAfterTimeout = openFds(ctx.gw.pid);
 
   return {
@@ -88,5 +88,5 @@ async function park(ctx: ScenarioContext, clients: number, prefix: string, holdS
   );
   const seconds = (performance.now() - started) / 1000;
   await sleep(300);
-  return { polls, parked: await ctx.gw.stats(), seconds, abort, close: () => p.destroy() };
+  return { polls, parked: await ctx.gw.stats(false, true), seconds, abort, close: () => p.destroy() };
 }

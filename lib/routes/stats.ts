@@ -1,7 +1,8 @@
 /**
  * GET /stats (API keys only): this process's parked clients, subscriptions and resource use,
  * for operators, the benchmark (CPU time, RSS, event-loop delay) and tests that must know when
- * polls are parked. `?reset=1` restarts the event-loop delay histogram after answering.
+ * polls are parked. `?reset=1` restarts the event-loop delay histogram after answering; `?gc=1`
+ * collects garbage first when the process runs with --expose-gc (the benchmark's memory figures).
  */
 import type { Context } from 'koa';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -32,6 +33,8 @@ export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterReg
     noStore(ctx);
     const principal = await deps.auth.authenticate(credentialOf(ctx, undefined));
     if (principal.kind !== 'server') throw new ForbiddenError('stats need an API key');
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (ctx.query.gc === '1' && gc) gc();
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     ctx.body = {
