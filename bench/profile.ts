@@ -32,6 +32,7 @@ function areaOf(url: string, fn: string): string {
   if (dep) return dep[1]!;
   const ours = /dist\/(lib\/.*)\.js$/.exec(url);
   if (ours) return ours[1]!;
+  if (url.startsWith('node:internal/')) return `node:internal/${url.slice(14).split('/')[0]!.replace(/\.js$/, '')}`;
   if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
   return url;
 }

@@ -78,11 +78,11 @@ async function withGateway<T>(store: StoreKind, redis: RedisServer | undefined, 
 async function throughputLevels(ctx: ScenarioContext): Promise<{ max: TargetedResult; maxRuns: TargetedResult[]; levels: TargetedResult[] }> {
   await targeted(ctx, TARGETED_CLIENTS, 0, 1.5, 'warmup');
   const maxRuns: TargetedResult[] = [];
-  for (let k = 0; k < (QUICK ? 1 : 3); k++) maxRuns.push(await targeted(ctx, TARGETED_CLIENTS, 0, QUICK ? 2 : 4, `max${k}`));
+  for (let k = 0; k < (QUICK ? 1 : 3); k++) maxRuns.push(await targeted(ctx, TARGETED_CLIENTS, 0, QUICK ? 2 : 3, `max${k}`));
   const max = median(maxRuns, (r) => r.cpuUsPerDelivery);
   const levels: TargetedResult[] = [];
-  const rates = new Set((QUICK ? [0.5] : [0.1, 0.25, 0.5, 0.75]).map((f) => Math.max(10, Math.round((max.deliveriesPerSec * f) / 10) * 10)));
-  for (const rate of rates) levels.push(await targeted(ctx, TARGETED_CLIENTS, rate, QUICK ? 2 : 3, `r${rate}`));
+  const rates = new Set((QUICK ? [0.5] : [0.1, 0.3, 0.6]).map((f) => Math.max(10, Math.round((max.deliveriesPerSec * f) / 10) * 10)));
+  for (const rate of rates) levels.push(await targeted(ctx, TARGETED_CLIENTS, rate, QUICK ? 2 : 2.5, `r${rate}`));
   return { max, maxRuns, levels: [...levels, max] };
 }
 
@@ -99,7 +99,7 @@ async function runStore(store: StoreKind, redis: RedisServer | undefined, tmp: s
     log('send-only');
     await sendOnly(ctx, 1.5, 200_000); // warm-up: the first seconds are mostly JIT compilation
     const sendRuns = [];
-    for (let k = 0; k < (QUICK ? 1 : 3); k++) sendRuns.push(await sendOnly(ctx, QUICK ? 1.5 : 3, 200_000));
+    for (let k = 0; k < (QUICK ? 1 : 3); k++) sendRuns.push(await sendOnly(ctx, QUICK ? 1.5 : 2, 200_000));
     log('targeted throughput');
     const throughput = await throughputLevels(ctx);
     return {
