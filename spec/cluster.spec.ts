@@ -12,6 +12,7 @@ import { ConfigError } from '../lib/config.js';
 import { spawnGateway, testConfig, TEST_API_KEY, type ChildGateway } from './support/gateway.js';
 import { poll, sendOk } from './support/http.js';
 import { sharedRedis, uniquePrefix } from './support/redis.js';
+import { waitFor } from './support/wait.js';
 
 /** GET /stats on a fresh connection (no keep-alive), so the cluster may pick any worker. */
 function statsPid(url: string): Promise<number> {
@@ -70,6 +71,8 @@ describe('pollgate --workers', function () {
   it('serves one port from two workers that share cursors and wake-ups, and drains on SIGTERM', async () => {
     const redis = await sharedRedis();
     gw = await spawnGateway({ REDIS_URL: redis.url, POLLGATE_REDIS_PREFIX: uniquePrefix() }, ['--workers', '2']);
+    // spawnGateway returns at the first worker's "listening"; the second may still be starting.
+    await waitFor(() => (gw!.output().match(/"msg":"listening"/g) ?? []).length === 2, 'both workers to listen');
     const pids = new Set<number>();
     for (let i = 0; i < 40 && pids.size < 2; i++) pids.add(await statsPid(gw.url));
     expect(pids.size).to.equal(2);
