@@ -26,6 +26,9 @@ export interface Waiter {
   onResync(): void;
 }
 
+/** Waiters answered per turn of the event loop during a fan-out. */
+export const FANOUT_SLICE = 256;
+
 interface StreamEntry {
   waiters: Set<Waiter>;
   /** Resolves once the store delivers wake-ups for this stream. */
@@ -121,15 +124,32 @@ export class WaiterRegistry implements StoreListener {
    * Hands the hint's messages to the waiters positioned inside the range it covers. Exact for
    * them: same epoch, and every message after their position up to the head is in the hint, so
    * the snapshot below answers just as a read would. Anyone else (another epoch, a position
-   * before the range, which may need a gap or reset) is left to the read.
+   * before the range, which may need a gap or reset) is left to the read, and so is a fan-out
+   * larger than one slice.
    */
   private answerFromHint(stream: string, entry: StreamEntry, hint: WakeHint, messages: readonly string[]): void {
     const after = hint.lastSeq - messages.length;
     // firstSeq is where the hint starts, not the log's oldest: only positions >= after read it.
     const read: StreamRead = { stream, epoch: hint.epoch, lastSeq: hint.lastSeq, firstSeq: after + 1, after, messages: messages as string[] };
-    for (const w of [...entry.waiters]) {
+    const ready = [...entry.waiters].filter((w) => {
       const p = w.position(stream);
-      if (p.epoch === hint.epoch && p.seq >= after && p.seq < hint.lastSeq) w.onRead(read);
+      return p.epoch === hint.epoch && p.seq >= after && p.seq < hint.lastSeq;
+    });
+    // A broadcast to thousands goes through the sliced fan-out (one read) so the loop keeps turning.
+    if (ready.length > FANOUT_SLICE) return;
+    for (const w of ready) w.onRead(read);
+  }
+
+  /**
+   * Hands one read to every waiter of the stream, FANOUT_SLICE at a time with a turn of the event
+   * loop in between: answering 5,000 parked polls in one go blocked the loop for the whole
+   * fan-out (docs/PERFORMANCE.md). Waiters that left meanwhile are skipped.
+   */
+  private async handOut(entry: StreamEntry, read: StreamRead): Promise<void> {
+    const waiters = [...entry.waiters];
+    for (let i = 0; i < waiters.length; i += FANOUT_SLICE) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      for (const w of waiters.slice(i, i + FANOUT_SLICE)) if (entry.waiters.has(w)) w.onRead(read);
     }
   }
 
@@ -158,7 +178,7 @@ export class WaiterRegistry implements StoreListener {
           this.log.warn({ stream, err: (err as Error).message }, 'fan-out read failed');
           return;
         }
-        for (const w of [...entry.waiters]) w.onRead(read);
+        await this.handOut(entry, read);
       } while (entry.again);
     } finally {
       entry.reading = false;

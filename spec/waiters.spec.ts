@@ -7,7 +7,7 @@ import type { Position } from '../lib/cursor.js';
 import { resolve } from '../lib/delivery.js';
 import { createLogger } from '../lib/log.js';
 import type { AppendResult, Store, StoreListener, StreamRead, WakeHint } from '../lib/store/store.js';
-import { WaiterRegistry, type Waiter } from '../lib/waiters.js';
+import { FANOUT_SLICE, WaiterRegistry, type Waiter } from '../lib/waiters.js';
 
 const m = (seq: number) => `{"stream":"s","seq":${seq},"id":"m${seq}","ts":1,"data":${seq}}`;
 
@@ -162,6 +162,58 @@ describe('WaiterRegistry', () => {
       await settle();
       expect(w.delivered).to.deep.equal([{ seqs: [5] }, { seqs: [6] }]);
       expect(store.reads).to.have.length(2);
+    });
+  });
+
+  describe('fan-out to more waiters than one slice', () => {
+    const many = FANOUT_SLICE * 2 + 10;
+    const settleAll = async () => {
+      for (let i = 0; i < 20; i++) await settle();
+    };
+
+    it('answers every waiter from one read, letting the event loop turn between slices', async () => {
+      const ws = Array.from({ length: many }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
+      for (const w of ws) await registry.add(w);
+      let answeredWhenLoopTurned = -1;
+      const first = ws[0]!;
+      const onRead = first.onRead.bind(first);
+      first.onRead = (read) => {
+        onRead(read);
+        setImmediate(() => (answeredWhenLoopTurned = ws.filter((w) => w.delivered.length > 0).length));
+      };
+      store.last = 5;
+      wake({ epoch: store.epoch, lastSeq: 5 });
+      await settleAll();
+      expect(ws.every((w) => JSON.stringify(w.delivered) === '[{"seqs":[5]}]')).to.equal(true);
+      expect(store.reads).to.have.length(1);
+      expect(answeredWhenLoopTurned).to.be.within(1, many - 1);
+    });
+
+    it('skips a waiter that left between slices', async () => {
+      const ws = Array.from({ length: many }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
+      for (const w of ws) await registry.add(w);
+      const last = ws[many - 1]!;
+      const first = ws[0]!;
+      const onRead = first.onRead.bind(first);
+      first.onRead = (read) => {
+        onRead(read);
+        registry.remove(last);
+      };
+      store.last = 5;
+      wake({ epoch: store.epoch, lastSeq: 5 });
+      await settleAll();
+      expect(last.delivered).to.deep.equal([]);
+      expect(ws[many - 2]!.delivered).to.deep.equal([{ seqs: [5] }]);
+    });
+
+    it('leaves a broadcast larger than a slice to the one read, not the hint', async () => {
+      const ws = Array.from({ length: FANOUT_SLICE + 1 }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
+      for (const w of ws) await registry.add(w);
+      store.last = 5;
+      wake({ epoch: store.epoch, lastSeq: 5, messages: [m(5)] });
+      await settleAll();
+      expect(ws.every((w) => JSON.stringify(w.delivered) === '[{"seqs":[5]}]')).to.equal(true);
+      expect(store.reads).to.have.length(1);
     });
   });
 
