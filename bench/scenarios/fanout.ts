@@ -18,9 +18,12 @@ export interface FanoutResult {
   storeCalls?: number;
 }
 
+let runs = 0;
+
 export async function fanout(ctx: ScenarioContext, clients: number): Promise<FanoutResult> {
   const name = `fanout-${clients}`;
-  const stream = `${ctx.tag}:b:${clients}`;
+  // A fresh stream each call: a repeated run on the old one would answer at once, never park.
+  const stream = `${ctx.tag}:b${runs++}:${clients}`;
   const p = pool(ctx.gw.url, clients);
   const pub = pool(ctx.gw.url, 1);
   const arrivals: number[] = [];
