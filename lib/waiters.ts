@@ -147,9 +147,17 @@ export class WaiterRegistry implements StoreListener {
    */
   private async handOut(entry: StreamEntry, read: StreamRead): Promise<void> {
     const waiters = [...entry.waiters];
+    const { stream } = read;
+    // A waiter whose position moved while it waited for its slice (its transport read on its
+    // own) may now be past this snapshot, which would look like lost writes: leave it be.
+    const at = waiters.map((w) => w.position(stream));
     for (let i = 0; i < waiters.length; i += FANOUT_SLICE) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      for (const w of waiters.slice(i, i + FANOUT_SLICE)) if (entry.waiters.has(w)) w.onRead(read);
+      for (let k = i; k < Math.min(i + FANOUT_SLICE, waiters.length); k++) {
+        const w = waiters[k]!;
+        const p = w.position(stream);
+        if (entry.waiters.has(w) && p.seq === at[k]!.seq && p.epoch === at[k]!.epoch) w.onRead(read);
+      }
     }
   }
 

@@ -206,6 +206,24 @@ describe('WaiterRegistry', () => {
       expect(ws[many - 2]!.delivered).to.deep.equal([{ seqs: [5] }]);
     });
 
+    it('does not hand an older snapshot to a waiter that moved on while it waited for its slice', async () => {
+      const ws = Array.from({ length: many }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
+      for (const w of ws) await registry.add(w);
+      const moved = ws[many - 1]!;
+      const first = ws[0]!;
+      const onRead = first.onRead.bind(first);
+      first.onRead = (read) => {
+        onRead(read);
+        // Its transport catches up on its own before the last slice is handed out.
+        setImmediate(() => (moved.pos = { epoch: store.epoch, seq: 9 }));
+      };
+      store.last = 5;
+      wake({ epoch: store.epoch, lastSeq: 5 });
+      await settleAll();
+      expect(moved.delivered).to.deep.equal([]);
+      expect(ws[1]!.delivered).to.deep.equal([{ seqs: [5] }]);
+    });
+
     it('leaves a broadcast larger than a slice to the one read, not the hint', async () => {
       const ws = Array.from({ length: FANOUT_SLICE + 1 }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
       for (const w of ws) await registry.add(w);
