@@ -1,20 +1,29 @@
 #!/usr/bin/env node
 /**
  * `pollgate` / `npm start`: load config, start, announce, and drain on SIGTERM/SIGINT.
+ * `pollgate --workers N|auto` runs N such processes on one port (lib/cluster.ts; Redis store only).
  */
+import { assertClusterable, isPrimary, runPrimary, workersFromArgv } from './cluster.js';
 import { ConfigError, loadConfig } from './config.js';
 import { start } from './index.js';
 
 async function main(): Promise<void> {
   let config;
+  let workers;
   try {
     config = loadConfig();
+    workers = workersFromArgv(process.argv.slice(2));
+    assertClusterable(config, workers);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`pollgate: ${err.message}\n`);
       process.exit(1);
     }
     throw err;
+  }
+  if (workers > 1 && isPrimary()) {
+    runPrimary(workers, config, (line) => process.stderr.write(`${line}\n`));
+    return;
   }
   const gateway = await start(config);
   const { log } = gateway;

@@ -1,7 +1,9 @@
 /**
  * Parked clients of this process, by stream. The registry subscribes the store to a stream while
  * it has local waiters on it, and on a wake-up reads the stream once for all of them (fan-out
- * costs one store read per node, not one per waiter). It never talks to Redis itself.
+ * costs one store read per node, not one per waiter). A wake-up that carries the appended
+ * messages answers the waiters positioned right before them with no read at all. It never talks
+ * to Redis itself.
  */
 import type { Logger } from './log.js';
 import type { Position } from './cursor.js';
@@ -14,11 +16,18 @@ export interface Waiter {
   readonly limit: number;
   /** The waiter's current position in a stream. */
   position(stream: string): Position;
-  /** A fresh snapshot of a stream that grew; shared by every waiter on it, so do not mutate it. */
+  /**
+   * A fresh snapshot of a stream that grew; shared by every waiter on it, so do not mutate it.
+   * Apply it synchronously (move the position or leave the registry): waiters still behind the
+   * wake-up's head after onRead returns get a store read.
+   */
   onRead(read: StreamRead): void;
   /** Wake-ups may have been lost: re-read every stream. */
   onResync(): void;
 }
+
+/** Waiters answered per turn of the event loop during a fan-out. */
+export const FANOUT_SLICE = 256;
 
 interface StreamEntry {
   waiters: Set<Waiter>;
@@ -84,6 +93,8 @@ export class WaiterRegistry implements StoreListener {
   wake(stream: string, hint: WakeHint): void {
     const entry = this.byStream.get(stream);
     if (!entry) return; // nobody here waits on it any more
+    // A read in flight may land after the hint with an older snapshot: let it run, then re-read.
+    if (hint.messages?.length && !entry.reading) this.answerFromHint(stream, entry, hint, hint.messages);
     let behind = false;
     for (const w of entry.waiters) {
       const p = w.position(stream);
@@ -107,6 +118,47 @@ export class WaiterRegistry implements StoreListener {
   /** Calls fn on every waiter (used at shutdown); waiters remove themselves. */
   forEach(fn: (w: Waiter) => void): void {
     for (const w of [...this.all]) fn(w);
+  }
+
+  /**
+   * Hands the hint's messages to the waiters positioned inside the range it covers. Exact for
+   * them: same epoch, and every message after their position up to the head is in the hint, so
+   * the snapshot below answers just as a read would. Anyone else (another epoch, a position
+   * before the range, which may need a gap or reset) is left to the read, and so is a fan-out
+   * larger than one slice.
+   */
+  private answerFromHint(stream: string, entry: StreamEntry, hint: WakeHint, messages: readonly string[]): void {
+    const after = hint.lastSeq - messages.length;
+    // firstSeq is where the hint starts, not the log's oldest: only positions >= after read it.
+    const read: StreamRead = { stream, epoch: hint.epoch, lastSeq: hint.lastSeq, firstSeq: after + 1, after, messages: messages as string[] };
+    const ready = [...entry.waiters].filter((w) => {
+      const p = w.position(stream);
+      return p.epoch === hint.epoch && p.seq >= after && p.seq < hint.lastSeq;
+    });
+    // A broadcast to thousands goes through the sliced fan-out (one read) so the loop keeps turning.
+    if (ready.length > FANOUT_SLICE) return;
+    for (const w of ready) w.onRead(read);
+  }
+
+  /**
+   * Hands one read to every waiter of the stream, FANOUT_SLICE at a time with a turn of the event
+   * loop in between: answering 5,000 parked polls in one go blocked the loop for the whole
+   * fan-out (docs/PERFORMANCE.md). Waiters that left meanwhile are skipped.
+   */
+  private async handOut(entry: StreamEntry, read: StreamRead): Promise<void> {
+    const waiters = [...entry.waiters];
+    const { stream } = read;
+    // A waiter whose position moved while it waited for its slice (its transport read on its
+    // own) may now be past this snapshot, which would look like lost writes: leave it be.
+    const at = waiters.map((w) => w.position(stream));
+    for (let i = 0; i < waiters.length; i += FANOUT_SLICE) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      for (let k = i; k < Math.min(i + FANOUT_SLICE, waiters.length); k++) {
+        const w = waiters[k]!;
+        const p = w.position(stream);
+        if (entry.waiters.has(w) && p.seq === at[k]!.seq && p.epoch === at[k]!.epoch) w.onRead(read);
+      }
+    }
   }
 
   /** One read from the lowest position of the stream's waiters, handed to all of them. */
@@ -134,7 +186,7 @@ export class WaiterRegistry implements StoreListener {
           this.log.warn({ stream, err: (err as Error).message }, 'fan-out read failed');
           return;
         }
-        for (const w of [...entry.waiters]) w.onRead(read);
+        await this.handOut(entry, read);
       } while (entry.again);
     } finally {
       entry.reading = false;

@@ -226,6 +226,25 @@ for (const flavour of flavours) {
       expect(hooked.reads - before).to.equal(1);
     });
 
+    it('answers parked polls at the head from the messages the wake-up carries, with no store read', async () => {
+      await sendOk(gw.url, key(), { stream: 'fan:2', data: 'first' });
+      const start = await poll(gw.url, key(), { streams: 'fan:2', since: 'earliest', timeout: 0 });
+      hooked.reads = 0;
+      const polls = Array.from({ length: 5 }, () => poll(gw.url, key(), { streams: 'fan:2', cursor: start.cursor, timeout: 30 }));
+      await waitFor(() => gw.longPolls.size === 5, 'all polls to park');
+      // Each parked poll read once before parking and once after subscribing.
+      await waitFor(() => hooked.reads === 10, 'the re-reads after subscribing');
+      const before = hooked.reads;
+      await sendOk(gw.url, key(), { messages: [{ stream: 'fan:2', data: 'a' }, { stream: 'fan:2', data: 'b' }] });
+      const results = await Promise.all(polls);
+      for (const r of results) expect(r.messages.map((m) => [m.seq, m.data])).to.deep.equal([[2, 'a'], [3, 'b']]);
+      expect(hooked.reads - before).to.equal(0);
+      // The cursor they got continues exactly after the carried messages.
+      await sendOk(gw.url, key(), { stream: 'fan:2', data: 'c' });
+      const next = await poll(gw.url, key(), { streams: 'fan:2', cursor: results[0]!.cursor, timeout: 0 });
+      expect(next.messages.map((m) => m.data)).to.deep.equal(['c']);
+    });
+
     // Redis only: the memory store has no connection to lose.
     (flavour.name === 'redis' ? it : () => {})('wakes every parked poll to re-read the log when the pub/sub connection drops', async () => {
       const start = await poll(gw.url, key(), { streams: 'kill:1', timeout: 0 });

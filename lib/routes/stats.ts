@@ -1,8 +1,11 @@
 /**
  * GET /stats (API keys only): this process's parked clients, subscriptions and resource use,
- * for operators, the benchmark (CPU time, RSS) and tests that must know when polls are parked.
+ * for operators, the benchmark (CPU time, RSS, event-loop delay) and tests that must know when
+ * polls are parked. `?reset=1` restarts the event-loop delay histogram after answering; `?gc=1`
+ * collects garbage first when the process runs with --expose-gc (the benchmark's memory figures).
  */
 import type { Context } from 'koa';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Auth } from '../auth.js';
 import { ForbiddenError } from '../errors.js';
 import { credentialOf } from '../http/credentials.js';
@@ -11,11 +14,27 @@ import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
 import type { LongPolls } from '../transports/long-poll.js';
 
+// One histogram per process, sampled every 10 ms: cheap enough to leave on in production.
+let loopDelay: IntervalHistogram | undefined;
+
+function eventLoopDelay(): IntervalHistogram {
+  if (!loopDelay) {
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+  }
+  return loopDelay;
+}
+
+const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+
 export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterRegistry; longPolls: LongPolls }) {
+  const delay = eventLoopDelay();
   return async function stats(ctx: Context): Promise<void> {
     noStore(ctx);
     const principal = await deps.auth.authenticate(credentialOf(ctx, undefined));
     if (principal.kind !== 'server') throw new ForbiddenError('stats need an API key');
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (ctx.query.gc === '1' && gc) gc();
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     ctx.body = {
@@ -26,7 +45,10 @@ export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterReg
       subscribedStreams: deps.registry.streamCount,
       cpuMicros: { user: cpu.user, system: cpu.system },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed },
+      // Milliseconds a 10 ms timer fired late, since start or the last ?reset=1.
+      eventLoopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max), samples: delay.count },
       uptimeSeconds: Math.round(process.uptime()),
     };
+    if (ctx.query.reset === '1') delay.reset();
   };
 }

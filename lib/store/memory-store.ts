@@ -4,7 +4,7 @@
  */
 import { newEpoch } from '../cursor.js';
 import type { RetentionRule } from '../config.js';
-import { messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead } from './store.js';
+import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 interface StreamLog {
   epoch: string;
@@ -44,6 +44,8 @@ export class MemoryStore implements Store {
     }
     const head = messageHead(stream);
     const results: AppendResult[] = [];
+    const added: string[] = [];
+    let addedBytes = 0;
     for (const m of messages) {
       const prev = log.seqById.get(m.id);
       if (prev !== undefined) {
@@ -51,7 +53,10 @@ export class MemoryStore implements Store {
         continue;
       }
       const seq = ++log.lastSeq;
-      log.messages.push(head + seq + m.tail);
+      const stored = head + seq + m.tail;
+      log.messages.push(stored);
+      added.push(stored);
+      addedBytes += stored.length + 1;
       log.ids.push(m.id);
       log.seqById.set(m.id, seq);
       results.push({ stream, seq, id: m.id, duplicate: false });
@@ -61,12 +66,14 @@ export class MemoryStore implements Store {
       log.messages.splice(0, excess);
       for (const id of log.ids.splice(0, excess)) log.seqById.delete(id);
     }
-    if (results.some((r) => !r.duplicate)) {
+    if (added.length > 0) {
       const now = this.now();
       log.logExpiresAt = now + rule.ttlSeconds * 1000;
       log.metaExpiresAt = now + rule.metaTtlSeconds * 1000;
       if (this.subscribed.has(stream)) {
-        const hint = { epoch: log.epoch, lastSeq: log.lastSeq };
+        const hint: WakeHint = { epoch: log.epoch, lastSeq: log.lastSeq };
+        // Same rule as append-3.lua: carry them when small and none was trimmed by this append.
+        if (addedBytes <= WAKE_MESSAGES_MAX_BYTES && added.length <= rule.maxLength) hint.messages = added;
         // Wake after the sender's promise settles, as a Redis publish would.
         queueMicrotask(() => this.listener?.wake(stream, hint));
       }

@@ -11,7 +11,7 @@ import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RedisKeys } from './redis-keys.js';
-import { messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead } from './store.js';
+import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 function lua(name: string): string {
   return readFileSync(fileURLToPath(new URL(`./lua/${name}.lua`, import.meta.url)), 'utf8');
@@ -126,7 +126,7 @@ export class RedisStore implements Store {
     const args: (string | number)[] = [
       this.keys.meta(stream), this.keys.log(stream), this.keys.ids(stream),
       rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, newEpoch(),
-      this.keys.wakeChannel(stream), messageHead(stream),
+      this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES,
     ];
     for (const m of messages) args.push(m.id, m.tail);
     const client = this.acker ?? this.cmd;
@@ -237,11 +237,19 @@ export class RedisStore implements Store {
     }
   }
 
+  /** Payload: `<epoch>:<lastSeq>`, then optionally `\n` and the appended messages joined by `\n` (append-3.lua). */
   private onMessage(channel: string, payload: string): void {
     const stream = this.keys.streamOfChannel(channel);
-    const sep = payload.lastIndexOf(':');
+    const nl = payload.indexOf('\n');
+    const head = nl < 0 ? payload : payload.slice(0, nl);
+    const sep = head.lastIndexOf(':');
     if (!stream || sep < 0) return;
-    this.listener?.wake(stream, { epoch: payload.slice(0, sep), lastSeq: Number(payload.slice(sep + 1)) });
+    const hint: WakeHint = { epoch: head.slice(0, sep), lastSeq: Number(head.slice(sep + 1)) };
+    if (nl >= 0) {
+      const messages = payload.slice(nl + 1).split('\n');
+      if (messages.length <= hint.lastSeq) hint.messages = messages;
+    }
+    this.listener?.wake(stream, hint);
   }
 
   /**

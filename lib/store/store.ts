@@ -33,11 +33,20 @@ export interface StreamRead {
   messages: string[];
 }
 
-/** A hint that a stream grew; readers must re-read the log, which is the truth. */
+/**
+ * A hint that a stream grew. Without `messages`, readers must re-read the log, which is the truth.
+ * With them, the hint is exact for one range: `messages` are the stored JSON of everything this
+ * append added, seqs lastSeq - messages.length + 1 .. lastSeq of `epoch`, so a reader positioned
+ * inside that range needs no read. Stores attach them only when small and complete.
+ */
 export interface WakeHint {
   epoch: string;
   lastSeq: number;
+  messages?: readonly string[];
 }
+
+/** Largest total size (bytes) of the messages a wake-up carries; a bigger append wakes with a bare hint. */
+export const WAKE_MESSAGES_MAX_BYTES = 16 * 1024;
 
 export interface StoreListener {
   /** A stream this process subscribed to has new messages. */

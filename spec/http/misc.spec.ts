@@ -294,5 +294,26 @@ describe('health, routing and cross-cutting HTTP behaviour', function () {
       const again = await request(logged.url).get('/poll?streams=room:1&timeout=0').set('Authorization', `Bearer ${logged.apiKey}`);
       expect(again.status).to.equal(200);
     });
+
+    it('at warn writes no request lines but still logs an unexpected error with its request id', async function () {
+      const quiet = new LogCapture();
+      const store = wrappedStore({});
+      store.read = () => {
+        throw new Error('quiet failure');
+      };
+      const gw = await startGateway({}, { log: createLogger('warn', quiet), store });
+      try {
+        const ok = await request(gw.url).get('/healthz');
+        expect(ok.headers['x-request-id']).to.be.a('string');
+        const res = await request(gw.url).get('/poll?streams=room:1&timeout=0').set('Authorization', `Bearer ${gw.apiKey}`);
+        expect(res.status).to.equal(500);
+        const id = res.headers['x-request-id']!;
+        const error = await quiet.waitFor((l) => l.msg === 'unexpected error' && l.reqId === id);
+        expect(error.err.message).to.include('quiet failure');
+      } finally {
+        await gw.shutdown();
+      }
+      expect(quiet.text).not.to.include('"msg":"request"');
+    });
   });
 });

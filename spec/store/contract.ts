@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { RetentionRule } from '../../lib/config.js';
-import { messageHead, messageTail, type NewMessage, type Store, type WakeHint } from '../../lib/store/store.js';
+import { WAKE_MESSAGES_MAX_BYTES, messageHead, messageTail, type NewMessage, type Store, type WakeHint } from '../../lib/store/store.js';
 
 export interface StoreHarness {
   store: Store;
@@ -178,6 +178,34 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await h.store.append('w:4', [msg('a')]);
       await h.store.append('w:5', [msg('b')]);
       expect((await woke).stream).to.equal('w:5');
+    });
+
+    it('carries the appended messages in the wake-up when they are small', async () => {
+      await h.store.append('w:6', [msg('a')]);
+      await h.store.subscribe('w:6');
+      const woke = nextWake(h.store);
+      // A duplicate in the batch is not appended, so it is not carried either.
+      await h.store.append('w:6', [msg('b'), msg('a'), msg('c')]);
+      const { hint } = await woke;
+      const r = await h.store.read('w:6', 1, 10);
+      expect(hint).to.deep.equal({ epoch: r.epoch, lastSeq: 3, messages: r.messages });
+    });
+
+    it('wakes without messages when the append is larger than a wake-up may carry', async () => {
+      await h.store.subscribe('w:7');
+      const woke = nextWake(h.store);
+      await h.store.append('w:7', [msg('a', 'x'.repeat(WAKE_MESSAGES_MAX_BYTES))]);
+      const { hint } = await woke;
+      expect(hint).to.deep.equal({ epoch: (await h.store.read('w:7', 0, 0)).epoch, lastSeq: 1 });
+    });
+
+    it('wakes without messages when the append itself outgrew the retained log', async () => {
+      await h.store.subscribe('short:w8');
+      const woke = nextWake(h.store);
+      await h.store.append('short:w8', ['a', 'b', 'c', 'd'].map((id) => msg(id)));
+      const { hint } = await woke;
+      expect(hint.lastSeq).to.equal(4);
+      expect(hint.messages).to.equal(undefined);
     });
 
     it('answers ping', async () => {

@@ -1,7 +1,8 @@
 --[[
   Appends messages to one stream's log, atomically: assign seqs, push, trim, refresh TTLs,
-  record idempotency keys, publish one wake-up. Starts a new epoch when the Redis process that
-  serves the stream is not the one that last wrote it (see "Redis restarts" below).
+  record idempotency keys, publish one wake-up (carrying the appended messages when they fit).
+  Starts a new epoch when the Redis process that serves the stream is not the one that last
+  wrote it (see "Redis restarts" below).
 
   KEYS[1] meta  hash: e = epoch, s = last seq, r = run_id of the Redis process that last wrote
   KEYS[2] log   list of stored message JSON, oldest first (seq of index i = first + i)
@@ -10,7 +11,12 @@
   ARGV[1] maxLength        ARGV[2] log TTL (ms)       ARGV[3] meta TTL (ms)
   ARGV[4] epoch to use for a new log, or after a Redis restart
   ARGV[5] wake-up channel  ARGV[6] stored JSON before the seq
-  ARGV[7], ARGV[8], ...    pairs of (message id, stored JSON after the seq)
+  ARGV[7] most bytes of messages a wake-up may carry (0: never carry them)
+  ARGV[8], ARGV[9], ...    pairs of (message id, stored JSON after the seq)
+
+  Wake-up payload: "<epoch>:<last seq>", followed by "\n" and the appended messages joined by
+  "\n" when all of them fit in ARGV[7] bytes, none was trimmed away by this append and none
+  contains a newline (stored JSON never does; the check keeps the framing safe regardless).
 
   Output: { epoch, seq1, duplicate1, seq2, duplicate2, ... }, duplicate = 1 when the id was
   already in the retained log (nothing appended, seq is the original's).
@@ -46,8 +52,11 @@ local last = tonumber(redis.call('HGET', meta, 's'))
 local first = last - redis.call('LLEN', log) + 1
 local out = { epoch }
 local appended = 0
+local carry = tonumber(ARGV[7])
+local carried = {}
+local carriedBytes = 0
 
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local id = ARGV[i]
   local prev = redis.call('ZSCORE', ids, id)
   if prev and tonumber(prev) >= first then
@@ -56,7 +65,16 @@ for i = 7, #ARGV, 2 do
   else
     last = last + 1
     local seq = string.format('%d', last)
-    redis.call('RPUSH', log, ARGV[6] .. seq .. ARGV[i + 1])
+    local stored = ARGV[6] .. seq .. ARGV[i + 1]
+    redis.call('RPUSH', log, stored)
+    if carry > 0 then
+      carriedBytes = carriedBytes + #stored + 1
+      if carriedBytes > carry or string.find(stored, '\n', 1, true) then
+        carry = 0
+      else
+        carried[#carried + 1] = stored
+      end
+    end
     redis.call('ZADD', ids, seq, id)
     out[#out + 1] = last
     out[#out + 1] = 0
@@ -75,7 +93,11 @@ if appended > 0 then
   redis.call('PEXPIRE', log, ARGV[2])
   redis.call('PEXPIRE', ids, ARGV[2])
   redis.call('PEXPIRE', meta, ARGV[3])
-  redis.call('PUBLISH', ARGV[5], epoch .. ':' .. lastText)
+  local wake = epoch .. ':' .. lastText
+  if carry > 0 and appended <= maxLength then
+    wake = wake .. '\n' .. table.concat(carried, '\n')
+  end
+  redis.call('PUBLISH', ARGV[5], wake)
 end
 
 return out

@@ -1,0 +1,47 @@
+/**
+ * The Node floor, measured in the same run: a bare node:http server (FLOOR=http) or a one-
+ * middleware Koa app (FLOOR=koa) answering a small JSON body, the issue's 39 / 44 µs
+ * references. GET /cpu answers this process's CPU time in µs. PORT from the environment.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import Koa from 'koa';
+
+const body = JSON.stringify({ results: [{ stream: 'floor', seq: 1, id: 'abcdefghijklmnopqrstu' }] });
+const cpu = () => {
+  const c = process.cpuUsage();
+  return String(c.user + c.system);
+};
+
+function bare(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/cpu') {
+    res.end(cpu());
+    return;
+  }
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+}
+
+function koa() {
+  const app = new Koa();
+  app.use(async (ctx) => {
+    if (ctx.path === '/cpu') {
+      ctx.body = cpu();
+      return;
+    }
+    await new Promise((resolve) => {
+      ctx.req.on('end', resolve);
+      ctx.req.resume();
+    });
+    ctx.type = 'application/json; charset=utf-8';
+    ctx.body = body;
+  });
+  return app.callback();
+}
+
+const server = createServer(process.env.FLOOR === 'koa' ? koa() : bare);
+server.keepAliveTimeout = 65_000;
+server.listen(Number(process.env.PORT), '127.0.0.1', () => process.stdout.write('listening\n'));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -1,0 +1,131 @@
+/**
+ * The gateway under test, as a separate process pinned to core 0 (when taskset exists) with a
+ * raised file-descriptor limit. Its CPU time, RSS and event-loop delay come from GET /stats.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { freePort } from '../spec/support/ports.js';
+
+export const BENCH_SECRET = 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz';
+export const BENCH_API_KEY = 'bench-api-key-0123456789';
+const CLI = fileURLToPath(new URL('../lib/cli.js', import.meta.url));
+
+export const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
+
+export interface GatewayOptions {
+  redisUrl: string;
+  logLevel: string;
+  /** Where the gateway's stdout (its log) goes; a file, as a log shipper would read it. */
+  logFile: string;
+  /** Directory for a V8 CPU profile written when the gateway exits. */
+  cpuProfDir?: string;
+  extraEnv?: Record<string, string>;
+}
+
+export interface Stats {
+  pid: number;
+  parkedPolls: number;
+  waiters: number;
+  subscribedStreams: number;
+  cpuMicros: { user: number; system: number };
+  memory: { rss: number; heapUsed: number };
+  eventLoopDelayMs: { p50: number; p99: number; max: number; samples: number };
+}
+
+export class GatewayProcess {
+  private readonly admin: Pool;
+  private constructor(readonly url: string, readonly child: ChildProcess, private readonly exited: Promise<unknown>, private readonly stderr: () => string) {
+    this.admin = new Pool(url, { connections: 1 });
+  }
+
+  static async start(o: GatewayOptions): Promise<GatewayProcess> {
+    const port = await freePort();
+    const node = [process.execPath, '--expose-gc', ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), CLI];
+    const pin = hasTaskset ? 'taskset -c 0 ' : '';
+    const quoted = node.map((a) => `'${a}'`).join(' ');
+    const out = openSync(o.logFile, 'a');
+    const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec ${pin}${quoted}`], {
+      env: {
+        PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1',
+        POLLGATE_SECRET: BENCH_SECRET, POLLGATE_API_KEYS: BENCH_API_KEY, POLLGATE_DEMO_TOKEN: 'false',
+        REDIS_URL: o.redisUrl, POLLGATE_REDIS_PREFIX: 'bench:', LOG_LEVEL: o.logLevel, ...o.extraEnv,
+      },
+      stdio: ['ignore', out, 'pipe'],
+    });
+    closeSync(out);
+    let err = '';
+    child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+    const exited = new Promise((r) => child.once('exit', r));
+    const gw = new GatewayProcess(`http://127.0.0.1:${port}`, child, exited, () => err);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`gateway exited (${child.exitCode}): ${err}`);
+      try {
+        const r = await gw.admin.request({ method: 'GET', path: '/healthz' });
+        await r.body.text();
+        if (r.statusCode === 200) return gw;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`gateway did not start: ${err}`);
+      await sleep(50);
+    }
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** `reset` restarts the loop-delay histogram; `gc` collects garbage first (the gateway runs with --expose-gc). */
+  async stats(reset = false, gc = false): Promise<Stats> {
+    const q = [reset ? 'reset=1' : '', gc ? 'gc=1' : ''].filter(Boolean).join('&');
+    const r = await this.admin.request({ method: 'GET', path: `/stats${q ? `?${q}` : ''}`, headers: { authorization: `Bearer ${BENCH_API_KEY}` } });
+    const text = await r.body.text();
+    if (r.statusCode !== 200) throw new Error(`/stats ${r.statusCode}: ${text}`);
+    return JSON.parse(text) as Stats;
+  }
+
+  /** Server CPU time so far in µs (user + system). */
+  async cpuMicros(): Promise<number> {
+    const s = await this.stats();
+    return s.cpuMicros.user + s.cpuMicros.system;
+  }
+
+  /** Polls /stats until `ok` holds; throws after `timeoutMs`. */
+  async waitFor(what: string, ok: (s: Stats) => boolean, timeoutMs = 30_000): Promise<Stats> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.stats();
+      if (ok(s)) return s;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (parked ${s.parkedPolls})`);
+      await sleep(50);
+    }
+  }
+
+  /** SIGTERM (the gateway drains and exits, writing its CPU profile), SIGKILL after 15 s. */
+  async stop(): Promise<void> {
+    await this.admin.close();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  stderrTail(): string {
+    return this.stderr();
+  }
+}
+
+/** CPU time of any process in µs from /proc/PID/stat (utime + stime, 10 ms ticks). */
+export function procCpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

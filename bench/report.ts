@@ -1,0 +1,95 @@
+/** The machine a run came from, and the printed table of a run against the issue's targets. */
+import { execSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import type { FloorResult } from './scenarios/floor.js';
+import type { FanoutResult } from './scenarios/fanout.js';
+import type { ParkedResult } from './scenarios/parked.js';
+import type { ResumeResult } from './scenarios/resume.js';
+import type { SendOnlyResult } from './scenarios/send-only.js';
+import type { TargetedResult } from './scenarios/targeted.js';
+import { hasTaskset } from './gateway.js';
+
+export interface StoreResults {
+  parked: ParkedResult[];
+  fanout: FanoutResult[];
+  resume: ResumeResult;
+  sendOnly: SendOnlyResult;
+  sendOnlyRuns: SendOnlyResult[];
+  max: TargetedResult;
+  maxRuns: TargetedResult[];
+  levels: TargetedResult[];
+  notes: string[];
+}
+
+export function machine() {
+  let commit = '';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    // not a checkout
+  }
+  return { cpuModel: cpus()[0]?.model ?? '?', nproc: cpus().length, node: process.version, taskset: hasTaskset, commit };
+}
+
+/** Targets from issue 7 (memory store / Redis store). */
+const TARGETS = {
+  cpuUsPerDelivery: { memory: 100, redis: 130 },
+  cpuUsPerSend: { memory: 50, redis: 70 },
+  kbPerParked: 12,
+  fanout99Ms: 300,
+  loopLagP99Ms: 50,
+};
+
+const mark = (ok: boolean) => (ok ? 'ok  ' : 'MISS');
+
+export function printReport(report: { machine: ReturnType<typeof machine>; floors: FloorResult[]; results: Partial<Record<'memory' | 'redis', StoreResults>>; infoLog?: { warn: TargetedResult; info: TargetedResult }; seconds: number }): void {
+  const m = report.machine;
+  console.log(`\npollgate bench @ ${m.commit}: ${m.cpuModel}, ${m.nproc} cores, Node ${m.node}, taskset ${m.taskset ? 'yes' : 'no'}, ${report.seconds} s`);
+  const httpFloor = medianOf(report.floors.filter((f) => f.server === 'http').map((f) => f.cpuUsPerRequest));
+  const koaFloor = medianOf(report.floors.filter((f) => f.server === 'koa').map((f) => f.cpuUsPerRequest));
+  console.log(`floor on this machine during the run: node:http ${report.floors.filter((f) => f.server === 'http').map((f) => f.cpuUsPerRequest).join(' / ')} µs/request (issue: 39), Koa ${report.floors.filter((f) => f.server === 'koa').map((f) => f.cpuUsPerRequest).join(' / ')} (issue: 44)`);
+  console.log(`  so one delivery (2 requests) floors at about ${Math.round(2 * koaFloor)} µs here; a target scaled to this machine = target x ${round2(httpFloor / 39)}`);
+  for (const [store, r] of Object.entries(report.results) as ['memory' | 'redis', StoreResults][]) {
+    console.log(`\n== ${store} store`);
+    const rows: string[][] = [['metric', 'value', 'target', '']];
+    const big = r.parked[r.parked.length - 1]!;
+    const fan = r.fanout[r.fanout.length - 1]!;
+    rows.push(['CPU µs per delivered message (max load, median of runs)', `${r.max.cpuUsPerDelivery}`, `≤ ${TARGETS.cpuUsPerDelivery[store]}`, mark(r.max.cpuUsPerDelivery <= TARGETS.cpuUsPerDelivery[store])]);
+    rows.push(['  deliveries/s at max load; messages per answer', `${r.max.deliveriesPerSec}; ${r.max.messagesPerResponse}`, '', '']);
+    rows.push(['CPU µs per /send, no subscribers (median)', `${r.sendOnly.cpuUsPerSend}`, `≤ ${TARGETS.cpuUsPerSend[store]}`, mark(r.sendOnly.cpuUsPerSend <= TARGETS.cpuUsPerSend[store])]);
+    for (const p of r.parked) {
+      rows.push([`KB RSS per parked poll (${p.clients})`, `${p.kbPerParked} (2nd round ${p.kbPerParkedRound2})`, p === big ? `≤ ${TARGETS.kbPerParked}` : '', p === big ? mark(p.kbPerParked <= TARGETS.kbPerParked) : '']);
+      rows.push([`  RSS MB: base / after leave / after 2nd round timed out (${p.clients})`, `${p.baselineRssMB} / ${p.rssAfterLeaveMB} / ${p.rssAfterTimeoutMB}`, '', '']);
+      rows.push([`  heap MB after leave / timeout; open fds base / leave / timeout`, `${p.heapAfterLeaveMB} / ${p.heapAfterTimeoutMB}; ${p.fdsBase} / ${p.fdsAfterLeave} / ${p.fdsAfterTimeout}`, '', '']);
+    }
+    for (const f of r.fanout) {
+      rows.push([`fan-out ${f.clients}: ms to 50/99/100%`, `${f.p50Ms} / ${f.p99Ms} / ${f.p100Ms}`, f === fan ? `99% ≤ ${TARGETS.fanout99Ms}` : '', f === fan ? mark(f.p99Ms <= TARGETS.fanout99Ms) : '']);
+      rows.push([`  loop delay p99/max ms; store calls (${f.clients})`, `${f.loopDelayP99Ms} / ${f.loopDelayMaxMs}; ${f.storeCalls ?? '-'}`, f === fan ? `p99 < ${TARGETS.loopLagP99Ms}` : '', f === fan ? mark(f.loopDelayP99Ms < TARGETS.loopLagP99Ms) : '']);
+    }
+    rows.push([`resume: clients with exactly the ${r.resume.missedPerClient} missed`, `${r.resume.resumedExactly}/${r.resume.clients}`, 'all', mark(r.resume.resumedExactly === r.resume.clients)]);
+    console.log(table(rows));
+    const lv: string[][] = [['offered/s', 'delivered/s', 'µs CPU/msg', 'CPU %', 'msgs/answer', 'p50 ms', 'p90 ms', 'p99 ms', ...(store === 'redis' ? ['store calls/msg', 'redis µs/msg'] : [])]];
+    for (const l of r.levels) {
+      lv.push([l.rate ? String(l.rate) : 'max', String(l.deliveriesPerSec), String(l.cpuUsPerDelivery), String(l.serverCpuPct), String(l.messagesPerResponse), String(l.p50Ms), String(l.p90Ms), String(l.p99Ms),
+        ...(store === 'redis' ? [String(l.storeCallsPerDelivery), String(l.redisCpuUsPerDelivery)] : [])]);
+    }
+    console.log(table(lv));
+    for (const n of r.notes) console.log(`note: ${n}`);
+  }
+  if (report.infoLog) {
+    const { warn, info } = report.infoLog;
+    console.log(`\nrequest log at info: ${info.cpuUsPerDelivery} µs/delivery vs ${warn.cpuUsPerDelivery} at warn (${Math.round(info.cpuUsPerDelivery - warn.cpuUsPerDelivery)} µs more)`);
+  }
+}
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+const round2 = (v: number) => Math.round(v * 100) / 100;
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+}

@@ -1,0 +1,192 @@
+/**
+ * `npm run bench`: the gateway in its own process pinned to core 0, this load generator pinned to
+ * core 1, real HTTP over loopback. Runs every scenario against the memory store, then Redis (a
+ * private redis-server), checks every delivery, prints a table, writes bench/results/latest.json
+ * and the latency chart. Exits non-zero if any message was lost, duplicated or reordered.
+ *
+ *   --quick            smaller sizes, for a smoke run (about a minute)
+ *   --stores=memory    only these stores (memory,redis)
+ *   --profile          only targeted throughput, with the gateway under --cpu-prof; prints where the time goes
+ *   --out=DIR          results directory (default bench/results)
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { redisClient, startRedisServer, type RedisServer } from '../spec/support/redis.js';
+import { latencyChart } from './chart.js';
+import { readerToken, Violations } from './client.js';
+import { GatewayProcess, hasTaskset } from './gateway.js';
+import { summarizeProfile } from './profile.js';
+import { machine, printReport, type StoreResults } from './report.js';
+import type { ScenarioContext } from './scenarios/context.js';
+import { fanout } from './scenarios/fanout.js';
+import { floor, type FloorResult } from './scenarios/floor.js';
+import { parkedMemory } from './scenarios/parked.js';
+import { resume } from './scenarios/resume.js';
+import { sendOnly } from './scenarios/send-only.js';
+import { targeted, type TargetedResult } from './scenarios/targeted.js';
+
+type StoreKind = 'memory' | 'redis';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const QUICK = flag('quick');
+const PROFILE = flag('profile');
+const STORES = option('stores', 'memory,redis').split(',') as StoreKind[];
+const OUT = option('out', fileURLToPath(new URL('../../bench/results', import.meta.url)));
+const TARGETED_CLIENTS = QUICK ? 200 : 1000;
+
+/** Re-runs this script pinned to core 1 with a raised descriptor limit; the gateway gets core 0. */
+function reexecPinned(): void {
+  const pin = hasTaskset ? 'taskset -c 1 ' : '';
+  const cmd = [process.execPath, fileURLToPath(import.meta.url), ...args].map((a) => `'${a}'`).join(' ');
+  const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec ${pin}${cmd}`], {
+    stdio: 'inherit',
+    env: { ...process.env, POLLGATE_BENCH_CHILD: '1' },
+  });
+  child.once('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+function openFileLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s+/)[3] ?? 1024);
+}
+
+function median<T>(items: T[], key: (t: T) => number): T {
+  return [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!;
+}
+
+async function withGateway<T>(store: StoreKind, redis: RedisServer | undefined, logLevel: string, tmp: string, fn: (ctx: ScenarioContext) => Promise<T>, cpuProfDir?: string): Promise<T> {
+  const gw = await GatewayProcess.start({ redisUrl: store === 'redis' ? redis!.url : '', logLevel, logFile: join(tmp, `gateway-${store}-${logLevel}.log`), cpuProfDir });
+  const client = store === 'redis' ? redisClient(redis!.url) : undefined;
+  try {
+    return await fn({
+      gw, store, violations, token, tag: `${store}${Date.now().toString(36)}`,
+      redis: client ? { pid: redis!.process!.pid!, client } : undefined,
+      maxClients: Math.max(100, openFileLimit() - 1000),
+    });
+  } finally {
+    await client?.quit();
+    await gw.stop();
+  }
+}
+
+/** Targeted throughput: the closed-loop maximum (three runs, median), then fractions of it. */
+async function throughputLevels(ctx: ScenarioContext): Promise<{ max: TargetedResult; maxRuns: TargetedResult[]; levels: TargetedResult[] }> {
+  await targeted(ctx, TARGETED_CLIENTS, 0, 1.5, 'warmup');
+  const maxRuns: TargetedResult[] = [];
+  for (let k = 0; k < (QUICK ? 1 : 3); k++) maxRuns.push(await targeted(ctx, TARGETED_CLIENTS, 0, QUICK ? 2 : 3, `max${k}`));
+  const max = median(maxRuns, (r) => r.cpuUsPerDelivery);
+  const levels: TargetedResult[] = [];
+  const rates = new Set((QUICK ? [0.5] : [0.1, 0.3, 0.6]).map((f) => Math.max(10, Math.round((max.deliveriesPerSec * f) / 10) * 10)));
+  for (const rate of rates) levels.push(await targeted(ctx, TARGETED_CLIENTS, rate, QUICK ? 2 : 2.5, `r${rate}`));
+  return { max, maxRuns, levels: [...levels, max] };
+}
+
+async function runStore(store: StoreKind, redis: RedisServer | undefined, tmp: string): Promise<StoreResults> {
+  return withGateway(store, redis, 'warn', tmp, async (ctx) => {
+    const log = (s: string) => process.stderr.write(`[${store}] ${s}\n`);
+    const big = Math.min(QUICK ? 2000 : 10_000, ctx.maxClients);
+    log('parked memory');
+    const parked = [await parkedMemory(ctx, QUICK ? 500 : 1000), await parkedMemory(ctx, big)];
+    log('broadcast fan-out');
+    const fan = [await fanout(ctx, QUICK ? 500 : 1000), await fanout(ctx, Math.min(QUICK ? 1000 : 5000, ctx.maxClients))];
+    log('resume after disconnect');
+    const resumed = await resume(ctx, QUICK ? 100 : 200);
+    log('send-only');
+    await sendOnly(ctx, 1.5, 200_000); // warm-up: the first seconds are mostly JIT compilation
+    const sendRuns = [];
+    for (let k = 0; k < (QUICK ? 1 : 3); k++) sendRuns.push(await sendOnly(ctx, QUICK ? 1.5 : 2, 200_000));
+    log('targeted throughput');
+    const throughput = await throughputLevels(ctx);
+    return {
+      parked, fanout: fan, resume: resumed,
+      sendOnly: median(sendRuns, (r) => r.cpuUsPerSend), sendOnlyRuns: sendRuns,
+      ...throughput,
+      notes: big < (QUICK ? 2000 : 10_000) ? [`parked scaled down to ${big} (descriptor limit)`] : [],
+    };
+  });
+}
+
+async function profile(store: StoreKind, redis: RedisServer | undefined, tmp: string) {
+  const dir = join(tmp, `prof-${store}`);
+  mkdirSync(dir, { recursive: true });
+  const result = await withGateway(store, redis, 'warn', tmp, async (ctx) => {
+    await targeted(ctx, TARGETED_CLIENTS, 0, 1.5, 'warmup');
+    return targeted(ctx, TARGETED_CLIENTS, 0, 5, 'profiled');
+  }, dir);
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error('the gateway wrote no CPU profile');
+  return { store, targeted: result, summary: summarizeProfile(join(dir, file)) };
+}
+
+const violations = new Violations();
+let token = '';
+
+async function main(): Promise<void> {
+  if (!process.env.POLLGATE_BENCH_CHILD) return reexecPinned();
+  token = await readerToken();
+  mkdirSync(OUT, { recursive: true });
+  const tmp = mkdtempSync(join(tmpdir(), 'pollgate-bench-'));
+  const started = Date.now();
+  const redis = STORES.includes('redis') ? await startRedisServer() : undefined;
+  try {
+    if (PROFILE) {
+      const profiles = [];
+      for (const s of STORES) profiles.push(await profile(s, redis, tmp));
+      writeFileSync(join(OUT, 'profile.json'), JSON.stringify({ machine: machine(), profiles }, null, 2) + '\n');
+      for (const p of profiles) {
+        console.log(`\n== ${p.store}: ${p.targeted.cpuUsPerDelivery} µs/delivery, ${p.targeted.deliveriesPerSec}/s; busy ${p.summary.busyMs} ms`);
+        for (const a of p.summary.areas) console.log(`  ${String(a.pct).padStart(5)}%  ${a.area}`);
+        console.log('  -- functions (self time)');
+        for (const f of p.summary.functions) console.log(`  ${String(f.pct).padStart(5)}%  ${f.fn}  ${f.where}`);
+      }
+    } else {
+      const floors: FloorResult[] = [];
+      const calibrate = async () => {
+        process.stderr.write('[floor] bare node:http and Koa on this machine, now\n');
+        floors.push(await floor('http', QUICK ? 5000 : 20_000), await floor('koa', QUICK ? 5000 : 20_000));
+      };
+      await calibrate();
+      const results: Partial<Record<StoreKind, StoreResults>> = {};
+      for (const s of STORES) results[s] = await runStore(s, redis, tmp);
+      let infoLog: { warn: TargetedResult; info: TargetedResult } | undefined;
+      if (!QUICK && STORES.includes('memory')) {
+        process.stderr.write('[memory] request logging at info\n');
+        const info = await withGateway('memory', redis, 'info', tmp, async (ctx) => {
+          await targeted(ctx, TARGETED_CLIENTS, 0, 1.5, 'warmup');
+          return targeted(ctx, TARGETED_CLIENTS, 0, 4, 'info');
+        });
+        infoLog = { warn: results.memory!.max, info };
+      }
+      await calibrate();
+      const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, seconds: Math.round((Date.now() - started) / 1000), floors, results, infoLog, violations: violations.list };
+      writeFileSync(join(OUT, QUICK ? 'quick.json' : 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+      const colours: Record<StoreKind, string> = { memory: '#1f77b4', redis: '#d62728' };
+      const series = STORES.map((s) => ({
+        label: s,
+        colour: colours[s],
+        points: results[s]!.levels.map((l) => ({ x: l.deliveriesPerSec, p50: l.p50Ms, p90: l.p90Ms, p99: l.p99Ms })),
+      }));
+      writeFileSync(join(OUT, QUICK ? 'quick.svg' : 'latency-vs-load.svg'), latencyChart(`pollgate long-poll: latency vs load (${TARGETED_CLIENTS} clients, 1 core)`, series));
+      printReport(report);
+    }
+  } finally {
+    await redis?.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  if (violations.list.length) {
+    console.error(`\nFAILED: ${violations.list.length} correctness violations (loss, duplication, reordering or errors):`);
+    for (const v of violations.list.slice(0, 30)) console.error(`  ${v}`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+main().catch((err: Error) => {
+  console.error(`bench failed: ${err.stack ?? err.message}`);
+  process.exit(1);
+});
