@@ -11,6 +11,8 @@ import { freePort } from '../spec/support/ports.js';
 export const BENCH_SECRET = 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz';
 export const BENCH_API_KEY = 'bench-api-key-0123456789';
 const CLI = fileURLToPath(new URL('../lib/cli.js', import.meta.url));
+/** Bench-only config layered over production's (read from the source tree: tsc does not copy JSON). */
+const BENCH_CONFIG = fileURLToPath(new URL('../../bench/gateway-config.json', import.meta.url));
 
 export const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
 
@@ -50,7 +52,9 @@ export class GatewayProcess {
       env: {
         PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1',
         POLLGATE_SECRET: BENCH_SECRET, POLLGATE_API_KEYS: BENCH_API_KEY, POLLGATE_DEMO_TOKEN: 'false',
-        REDIS_URL: o.redisUrl, POLLGATE_REDIS_PREFIX: 'bench:', LOG_LEVEL: o.logLevel, ...o.extraEnv,
+        REDIS_URL: o.redisUrl, POLLGATE_REDIS_PREFIX: 'bench:', LOG_LEVEL: o.logLevel,
+        // Every bench client comes from 127.0.0.1: lift the per-IP caps and rates the bench is not about.
+        POLLGATE_CONFIG: BENCH_CONFIG, ...o.extraEnv,
       },
       stdio: ['ignore', out, 'pipe'],
     });
