@@ -3,39 +3,17 @@
  * no CROSSSLOT, and a long-poll woken through the cluster.
  */
 import { expect } from 'chai';
-import { createLogger } from '../../lib/log.js';
-import { RedisKeys } from '../../lib/store/redis-keys.js';
-import { RedisStore } from '../../lib/store/redis-store.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { poll, sendOk } from '../support/http.js';
 import { sharedRedisCluster } from '../support/redis-cluster.js';
 import { uniquePrefix } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
 import { storeContract, type StoreFactory } from './contract.js';
-
-const log = createLogger('silent');
+import { redisHarness } from './redis-harness.js';
 
 const clusterFactory: StoreFactory = async (retention) => {
   const cluster = await sharedRedisCluster();
-  const keyPrefix = uniquePrefix();
-  const keys = new RedisKeys(keyPrefix);
-  const admin = cluster.client();
-  const store = new RedisStore({ url: cluster.url, keyPrefix, cluster: true, commandTimeoutMs: 2000, retention, log });
-  await store.connect();
-  return {
-    store,
-    // One DEL per stream: its keys share a hash tag, so a single slot.
-    async expireMessages(stream) {
-      await admin.del(keys.log(stream), keys.ids(stream));
-    },
-    async expireAll(stream) {
-      await admin.del(keys.log(stream), keys.ids(stream), keys.meta(stream));
-    },
-    async close() {
-      await store.close();
-      admin.disconnect();
-    },
-  };
+  return redisHarness(cluster.url, true, cluster.client(), retention);
 };
 
 describe('Redis Cluster', function () {

@@ -6,30 +6,13 @@ import { createLogger } from '../../lib/log.js';
 import { messageTail } from '../../lib/store/store.js';
 import { redisClient, sharedRedis, uniquePrefix } from '../support/redis.js';
 import { storeContract, type StoreFactory } from './contract.js';
+import { redisHarness } from './redis-harness.js';
 
 const log = createLogger('silent');
 
 const redisFactory: StoreFactory = async (retention) => {
   const redis = await sharedRedis();
-  const keyPrefix = uniquePrefix();
-  const keys = new RedisKeys(keyPrefix);
-  const admin = redisClient(redis.url);
-  const store = new RedisStore({ url: redis.url, keyPrefix, cluster: false, commandTimeoutMs: 2000, retention, log });
-  await store.connect();
-  return {
-    store,
-    // Deleting the keys is what their TTLs would do.
-    async expireMessages(stream) {
-      await admin.del(keys.log(stream), keys.ids(stream));
-    },
-    async expireAll(stream) {
-      await admin.del(keys.log(stream), keys.ids(stream), keys.meta(stream));
-    },
-    async close() {
-      await store.close();
-      admin.disconnect();
-    },
-  };
+  return redisHarness(redis.url, false, redisClient(redis.url), retention);
 };
 
 storeContract('redis', redisFactory);
