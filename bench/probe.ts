@@ -1,0 +1,56 @@
+/**
+ * A quick A/B probe while optimizing (not part of `npm run bench`): send-only and the targeted
+ * maximum on one store, optionally under --cpu-prof. Prints CPU µs per send and per delivery.
+ *
+ *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR]
+ */
+import { readerToken, Violations } from './client.js';
+import { GatewayProcess } from './gateway.js';
+import { sendOnly } from './scenarios/send-only.js';
+import { targeted } from './scenarios/targeted.js';
+import { redisClient, startRedisServer } from '../spec/support/redis.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const args = process.argv.slice(2);
+const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const store = option('store', 'memory') as 'memory' | 'redis';
+const clients = Number(option('clients', '1000'));
+const seconds = Number(option('seconds', '3'));
+const prof = option('prof', '');
+const only = option('only', 'send,targeted').split(',');
+
+async function main(): Promise<void> {
+  const redis = store === 'redis' ? await startRedisServer() : undefined;
+  const gw = await GatewayProcess.start({ redisUrl: redis?.url ?? '', logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined });
+  const client = redis ? redisClient(redis.url) : undefined;
+  const violations = new Violations();
+  const ctx = { gw, store, violations, token: await readerToken(), tag: `p${Date.now().toString(36)}`, redis: client ? { pid: redis!.process!.pid!, client } : undefined, maxClients: 15000 };
+  try {
+    if (only.includes('send')) {
+      await sendOnly(ctx, 1.5, 200_000);
+      const runs = [];
+      for (let k = 0; k < 3; k++) runs.push((await sendOnly(ctx, seconds, 200_000)).cpuUsPerSend);
+      console.log(`send-only µs/send: ${runs.join(' ')}`);
+    }
+    if (only.includes('targeted')) {
+      await targeted(ctx, clients, 0, 1.5, 'warmup');
+      const runs = [];
+      for (let k = 0; k < 3; k++) {
+        const r = await targeted(ctx, clients, 0, seconds, `max${k}`);
+        runs.push(`${r.cpuUsPerDelivery} (${r.deliveriesPerSec}/s${r.storeCallsPerDelivery !== undefined ? `, ${r.storeCallsPerDelivery} calls` : ''}${r.redisCpuUsPerDelivery !== undefined ? `, redis ${r.redisCpuUsPerDelivery}` : ''})`);
+      }
+      console.log(`targeted µs/delivery: ${runs.join(' ')}`);
+    }
+    if (violations.list.length) console.log('VIOLATIONS', violations.list.slice(0, 10));
+  } finally {
+    await client?.quit();
+    await gw.stop();
+    await redis?.stop();
+  }
+  process.exit(0);
+}
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
