@@ -1,6 +1,9 @@
 /**
- * createApp(deps): the Koa app as a readable list of middleware and routes. No I/O of its own.
+ * createHandler(deps): the request handler. The Koa app is a readable list of middleware and
+ * routes; the fast path (lib/http/fast-path.ts) serves the hot endpoints with the same route
+ * functions and rules, without Koa. No I/O of its own.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Koa from 'koa';
 import Router from 'koa-router';
 import type { Auth } from './auth.js';
@@ -10,6 +13,7 @@ import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.
 import { cors } from './http/cors.js';
 import { closeWhenDraining } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
+import { fastPath } from './http/fast-path.js';
 import { requestLog } from './http/request-log.js';
 import { staticFiles } from './http/static.js';
 import type { ConnectionCaps } from './limits/connection-caps.js';
@@ -50,7 +54,18 @@ function only(...allow: string[]) {
   };
 }
 
-export function createApp(deps: AppDeps): Koa {
+/** The server's request listener: the fast path when it takes the request, else Koa. */
+export function createHandler(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { app, poll, send, fastServed } = createApp(deps);
+  const koa = app.callback();
+  if (!deps.config.server.fastPath) return koa;
+  const fast = fastPath({ log: deps.log, cors: deps.config.cors, trustProxyHops: deps.config.server.trustProxyHops, isDraining: deps.isDraining, poll, send, served: fastServed });
+  return (req, res) => {
+    if (!fast(req, res)) void koa(req, res);
+  };
+}
+
+export function createApp(deps: AppDeps) {
   const { config } = deps;
   // ctx.ip keys the per-IP caps and limits: trust X-Forwarded-For only for the configured proxy hops.
   const hops = config.server.trustProxyHops;
@@ -59,6 +74,7 @@ export function createApp(deps: AppDeps): Koa {
   app.on('error', (err: Error) => deps.log.warn({ err: err.message }, 'response error'));
 
   const router = new Router();
+  const fastServed = { count: 0 };
   const poll = pollRoute({
     store: deps.store,
     auth: deps.auth,
@@ -71,7 +87,8 @@ export function createApp(deps: AppDeps): Koa {
     rateLimits: deps.rateLimits,
     caps: deps.caps,
   });
-  router.post('/send', sendRoute({ store: deps.store, auth: deps.auth, limits: config.limits, rateLimits: deps.rateLimits }));
+  const send = sendRoute({ store: deps.store, auth: deps.auth, limits: config.limits, rateLimits: deps.rateLimits });
+  router.post('/send', send);
   router.all('/send', only('POST'));
   router.get('/poll', poll);
   router.post('/poll', poll);
@@ -86,7 +103,7 @@ export function createApp(deps: AppDeps): Koa {
   router.all('/healthz', only('GET'));
   router.get('/readyz', readyRoute({ store: deps.store, isDraining: deps.isDraining }));
   router.all('/readyz', only('GET'));
-  router.get('/stats', statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls }));
+  router.get('/stats', statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls, fastServed }));
   router.all('/stats', only('GET'));
   if (config.auth.demoToken) {
     router.get('/demo/token', demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }));
@@ -102,5 +119,5 @@ export function createApp(deps: AppDeps): Koa {
   app.use(() => {
     throw new NotFoundError('no such endpoint');
   });
-  return app;
+  return { app, poll, send, fastServed };
 }

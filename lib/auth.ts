@@ -3,7 +3,8 @@
  * and `pub` patterns). Verified tokens are cached until they expire, so a client polling every few
  * seconds does not re-run HMAC and JSON parsing each time.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import * as crypto from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { UnauthorizedError } from './errors.js';
 import { matchesAny } from './streams.js';
@@ -27,8 +28,11 @@ export interface AuthOptions {
 const TOKEN_CACHE_MAX = 10_000;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
+// crypto.hash (Node >= 20.12) hashes in one call, without a Hash object per credential.
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
+
 function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
+  return oneShot ? oneShot('sha256', value, 'buffer') : crypto.createHash('sha256').update(value).digest();
 }
 
 function stringList(value: unknown, claim: string): string[] {

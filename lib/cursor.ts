@@ -58,8 +58,28 @@ function writeVarint(out: number[], value: number): void {
   out.push(v);
 }
 
+/** Cursors issued lately, remembered with their decoded form (see CursorCodec.issued). */
+const ISSUED_REMEMBERED = 4096;
+
+/** Adds to a bounded memo, dropping the oldest entry when full. */
+function remember<K, V>(memo: Map<K, V>, key: K, value: V): void {
+  if (memo.size >= ISSUED_REMEMBERED) memo.delete(memo.keys().next().value!);
+  memo.set(key, value);
+}
+
 export class CursorCodec {
   private readonly key: Buffer;
+  /**
+   * The last cursors this codec encoded, with their entries by name hash. A client's next poll
+   * usually brings back the cursor it was just given, which then needs no HMAC to check: it is a
+   * string this process signed itself. Bounded (oldest dropped first); a miss decodes as usual.
+   */
+  private readonly issued = new Map<string, Map<number, Position>>();
+  /**
+   * The same cursors by the positions they encode: a broadcast answers thousands of polls with
+   * the same positions, and each would otherwise pay an HMAC for the same string.
+   */
+  private readonly byPositions = new Map<string, string>();
 
   constructor(secret: string) {
     this.key = createHmac('sha256', secret).update('pollgate cursor v1').digest();
@@ -67,6 +87,24 @@ export class CursorCodec {
 
   /** Encodes positions in the order given. Positions at seq 0 drop their epoch (they match any). */
   encode(positions: ReadonlyMap<string, Position>): string {
+    let key = '';
+    for (const [stream, pos] of positions) key += `${stream}\n${pos.seq === 0 ? '' : pos.epoch}\n${pos.seq}\n`;
+    const known = this.byPositions.get(key);
+    if (known !== undefined) return known;
+    const cursor = this.sign(positions);
+    remember(this.byPositions, key, cursor);
+    if (!this.issued.has(cursor)) {
+      const byHash = new Map<number, Position>();
+      for (const [stream, pos] of positions) {
+        const h = nameHash(stream);
+        if (!byHash.has(h)) byHash.set(h, pos.seq === 0 ? NO_POSITION : { epoch: pos.epoch, seq: pos.seq });
+      }
+      remember(this.issued, cursor, byHash);
+    }
+    return cursor;
+  }
+
+  private sign(positions: ReadonlyMap<string, Position>): string {
     const bytes: number[] = [VERSION];
     for (const [stream, pos] of positions) {
       const h = nameHash(stream);
@@ -83,6 +121,17 @@ export class CursorCodec {
    * does not mention are absent from the map). Throws InvalidCursorError on any malformation.
    */
   decode(cursor: string, streams: readonly string[]): Map<string, Position> {
+    const byHash = this.issued.get(cursor) ?? this.verify(cursor);
+    const out = new Map<string, Position>();
+    for (const s of streams) {
+      const p = byHash.get(nameHash(s));
+      if (p) out.set(s, p);
+    }
+    return out;
+  }
+
+  /** Checks a cursor's format and tag and returns its entries by name hash; throws InvalidCursorError. */
+  private verify(cursor: string): Map<number, Position> {
     if (cursor.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
       throw new InvalidCursorError('cursor is malformed: pass back the cursor string the gateway gave you');
     }
@@ -116,14 +165,9 @@ export class CursorCodec {
         scale *= 0x80;
       }
       const epoch = e.equals(ZERO_EPOCH) ? '' : Buffer.from(e).toString('base64url');
-      if (!byHash.has(h)) byHash.set(h, { epoch: seq === 0 ? '' : epoch, seq });
+      if (!byHash.has(h)) byHash.set(h, seq === 0 ? NO_POSITION : { epoch, seq });
     }
-    const out = new Map<string, Position>();
-    for (const s of streams) {
-      const p = byHash.get(nameHash(s));
-      if (p) out.set(s, p);
-    }
-    return out;
+    return byHash;
   }
 
   private tag(body: Buffer): Buffer {

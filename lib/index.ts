@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createApp } from './app.js';
+import { createHandler } from './app.js';
 import { Auth } from './auth.js';
 import { retentionFor, type Config } from './config.js';
 import { CursorCodec } from './cursor.js';
@@ -85,13 +85,13 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const websockets = new WsHub({ config, store, registry, auth, cursors, rateLimits, caps, log: log.child({ module: 'websocket' }) });
   const sse = new SseHub({ store, registry, cursors, log: log.child({ module: 'sse' }), options: config.sse });
   let draining = false;
-  const app = createApp({
+  const handler = createHandler({
     config, log, store, auth, cursors, longPolls, registry, sse, rateLimits, caps,
     staticDir: fileURLToPath(new URL('../../static', import.meta.url)),
     isDraining: () => draining,
   });
 
-  const server = createServer({ connectionsCheckingInterval: config.server.connectionsCheckingIntervalMs }, app.callback());
+  const server = createServer({ connectionsCheckingInterval: config.server.connectionsCheckingIntervalMs }, handler);
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;

@@ -26,8 +26,12 @@ export interface Waiter {
   onResync(): void;
 }
 
-/** Waiters answered per turn of the event loop during a fan-out. */
+/** Most waiters answered per turn of the event loop during a fan-out (the first slice's size). */
 export const FANOUT_SLICE = 256;
+/** Fewest waiters per turn, however slow their answers. */
+const FANOUT_SLICE_MIN = 16;
+/** Time a slice may hold the loop, answers written included (ms); the event-loop lag target is 50 ms p99. */
+const FANOUT_SLICE_BUDGET_MS = 10;
 
 interface StreamEntry {
   waiters: Set<Waiter>;
@@ -141,9 +145,11 @@ export class WaiterRegistry implements StoreListener {
   }
 
   /**
-   * Hands one read to every waiter of the stream, FANOUT_SLICE at a time with a turn of the event
+   * Hands one read to every waiter of the stream, a slice at a time with a turn of the event
    * loop in between: answering 5,000 parked polls in one go blocked the loop for the whole
-   * fan-out (docs/PERFORMANCE.md). Waiters that left meanwhile are skipped.
+   * fan-out (docs/PERFORMANCE.md). A slice is sized so that it and the answers it causes (written
+   * in the microtasks that follow it) take about FANOUT_SLICE_BUDGET_MS. Waiters that left
+   * meanwhile are skipped.
    */
   private async handOut(entry: StreamEntry, read: StreamRead): Promise<void> {
     const waiters = [...entry.waiters];
@@ -151,9 +157,16 @@ export class WaiterRegistry implements StoreListener {
     // A waiter whose position moved while it waited for its slice (its transport read on its
     // own) may now be past this snapshot, which would look like lost writes: leave it be.
     const at = waiters.map((w) => w.position(stream));
-    for (let i = 0; i < waiters.length; i += FANOUT_SLICE) {
-      if (i > 0) await new Promise((r) => setImmediate(r));
-      for (let k = i; k < Math.min(i + FANOUT_SLICE, waiters.length); k++) {
+    let size = FANOUT_SLICE;
+    let began = performance.now();
+    for (let i = 0; i < waiters.length; i += size) {
+      if (i > 0) {
+        await new Promise((r) => setImmediate(r));
+        const took = Math.max(performance.now() - began, 0.01);
+        size = Math.max(FANOUT_SLICE_MIN, Math.min(FANOUT_SLICE, Math.round((size * FANOUT_SLICE_BUDGET_MS) / took)));
+        began = performance.now();
+      }
+      for (let k = i; k < Math.min(i + size, waiters.length); k++) {
         const w = waiters[k]!;
         const p = w.position(stream);
         if (entry.waiters.has(w) && p.seq === at[k]!.seq && p.epoch === at[k]!.epoch) w.onRead(read);

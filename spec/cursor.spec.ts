@@ -103,6 +103,48 @@ describe('CursorCodec', function () {
   });
 });
 
+describe('CursorCodec memos (cursors it issued lately)', function () {
+  const epoch = newEpoch();
+  const many = (n: number) => positions(Array.from({ length: n }, (_, i): [string, Position] => [`s${i}`, { epoch, seq: i + 1 }]));
+
+  it('decodes a cursor it just issued exactly as a fresh codec with the same secret does', function () {
+    const issuer = new CursorCodec(SECRET);
+    for (const p of [many(1), many(3), positions([['a', { epoch, seq: 0 }], ['b', NO_POSITION], ['c', { epoch, seq: 2 ** 40 }]])]) {
+      const cursor = issuer.encode(p);
+      const streams = [...p.keys(), 'absent'];
+      expect([...issuer.decode(cursor, streams)]).to.deep.equal([...new CursorCodec(SECRET).decode(cursor, streams)]);
+    }
+  });
+
+  it('gives the same string for the same positions, and a different one when a position moves', function () {
+    const issuer = new CursorCodec(SECRET);
+    const a = issuer.encode(many(2));
+    expect(issuer.encode(many(2))).to.equal(a);
+    expect(new CursorCodec(SECRET).encode(many(2))).to.equal(a);
+    expect(issuer.encode(positions([['s0', { epoch, seq: 1 }], ['s1', { epoch, seq: 3 }]]))).not.to.equal(a);
+    expect(issuer.encode(positions([['s1', { epoch, seq: 2 }], ['s0', { epoch, seq: 1 }]]))).not.to.equal(a);
+  });
+
+  it('still refuses an altered copy of a cursor it issued', function () {
+    const issuer = new CursorCodec(SECRET);
+    const cursor = issuer.encode(many(2));
+    const i = 5;
+    const altered = cursor.slice(0, i) + (cursor[i] === 'A' ? 'B' : 'A') + cursor.slice(i + 1);
+    expect(() => issuer.decode(altered, ['s0'])).to.throw(InvalidCursorError);
+  });
+
+  it('stays bounded, and decodes cursors issued long ago through the tag', function () {
+    const issuer = new CursorCodec(SECRET);
+    const first = issuer.encode(many(1));
+    for (let i = 0; i < 5000; i++) issuer.encode(positions([['x', { epoch, seq: i + 1 }]]));
+    const memos = issuer as unknown as { issued: Map<string, unknown>; byPositions: Map<string, string> };
+    expect(memos.issued.size).to.be.at.most(4096);
+    expect(memos.byPositions.size).to.be.at.most(4096);
+    expect(memos.issued.has(first)).to.equal(false);
+    expect([...issuer.decode(first, ['s0'])]).to.deep.equal([['s0', { epoch, seq: 1 }]]);
+  });
+});
+
 describe('newEpoch', function () {
   it('gives 8 base64url characters, different each time', function () {
     const a = newEpoch();

@@ -189,6 +189,34 @@ describe('WaiterRegistry', () => {
       expect(answeredWhenLoopTurned).to.be.within(1, many - 1);
     });
 
+    it('makes slices smaller when answers are slow, so one turn of the loop stays short', async () => {
+      const ws = Array.from({ length: FANOUT_SLICE + 64 }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
+      for (const w of ws) {
+        const onRead = w.onRead.bind(w);
+        // 1 ms per answer: the first slice takes about FANOUT_SLICE ms, far over the budget.
+        w.onRead = (read) => {
+          const until = performance.now() + 1;
+          while (performance.now() < until);
+          onRead(read);
+        };
+        await registry.add(w);
+      }
+      const answeredPerTurn: number[] = [];
+      let before = 0;
+      const count = () => ws.filter((w) => w.delivered.length > 0).length;
+      store.last = 5;
+      wake({ epoch: store.epoch, lastSeq: 5 });
+      while (count() < ws.length) {
+        await settle();
+        const now = count();
+        if (now > before) answeredPerTurn.push(now - before);
+        before = now;
+      }
+      expect(answeredPerTurn[0]).to.equal(FANOUT_SLICE);
+      expect(answeredPerTurn.length).to.be.greaterThan(2);
+      for (const n of answeredPerTurn.slice(1)) expect(n).to.be.at.most(32);
+    });
+
     it('skips a waiter that left between slices', async () => {
       const ws = Array.from({ length: many }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
       for (const w of ws) await registry.add(w);

@@ -3,12 +3,12 @@
  * send nothing else). The size cap is enforced while reading: a body over it is refused with 413 as
  * soon as the limit is crossed (or at once from Content-Length), never buffered whole.
  */
-import type { Context } from 'koa';
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
+import type { HttpExchange } from './exchange.js';
 
 const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
 
-export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: number): Promise<unknown> {
+export async function readJsonBody(ctx: HttpExchange, limitBytes: number, timeoutMs: number): Promise<unknown> {
   const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
   if (!JSON_TYPES.has(type)) {
     throw new UnsupportedMediaTypeError('send the body as application/json (text/plain holding JSON is accepted too)');
@@ -33,7 +33,7 @@ export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: 
   }
 }
 
-function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promise<Buffer> {
+function readCapped(ctx: HttpExchange, limitBytes: number, timeoutMs: number): Promise<Buffer> {
   const req = ctx.req;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

@@ -3,10 +3,10 @@
  * the query or body, for transports that cannot set headers (XDomainRequest, JSONP, EventSource,
  * the browser WebSocket).
  */
-import type { Context } from 'koa';
 import { UnauthorizedError } from '../errors.js';
+import type { HttpExchange } from './exchange.js';
 
-export function credentialOf(ctx: Context, tokenParam: unknown): string | undefined {
+export function credentialOf(ctx: HttpExchange, tokenParam: unknown): string | undefined {
   return credentialFrom(ctx.get('authorization'), tokenParam);
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Context, Next } from 'koa';
 import { GatewayError, MethodNotAllowedError } from '../errors.js';
+import type { HttpExchange } from './exchange.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
 
@@ -17,12 +18,13 @@ export function errorHandler() {
     try {
       await next();
     } catch (err) {
-      render(ctx, err);
+      renderError(ctx, err);
     }
   };
 }
 
-function render(ctx: Context, err: unknown): void {
+/** Turns any thrown value into the answer (the fast path calls it directly). */
+export function renderError(ctx: HttpExchange, err: unknown): void {
   noStore(ctx);
   let status = 500;
   let code = 'internal';
@@ -37,7 +39,7 @@ function render(ctx: Context, err: unknown): void {
     code = 'bad_request';
     message = 'malformed request';
   } else {
-    ctx.state.log?.error({ err }, 'unexpected error');
+    ctx.state.log?.error({ err, reqId: ctx.state.requestId }, 'unexpected error');
   }
   ctx.state.errorCode = code;
   const body = errorBody(code, message);

@@ -3,7 +3,6 @@
  * parked-poll caps) -> answer.
  * Always 200 with `{"messages","cursor","gaps"?,"resets"?}` (never 204: old IE reads it as 1223).
  */
-import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import type { CursorCodec, Position } from '../cursor.js';
 import { startPosition, type Since } from '../delivery.js';
@@ -18,6 +17,7 @@ import { CONN_ID, parseStreamList } from '../streams.js';
 import type { Store } from '../store/store.js';
 import type { LongPolls } from '../transports/long-poll.js';
 import { batchJson } from '../wire.js';
+import type { HttpExchange } from '../http/exchange.js';
 
 export interface PollLimits {
   defaultTimeoutSeconds: number;
@@ -91,7 +91,7 @@ export interface PollDeps {
 }
 
 export function pollRoute(deps: PollDeps) {
-  return async function poll(ctx: Context): Promise<void> {
+  return async function poll(ctx: HttpExchange): Promise<void> {
     noStore(ctx);
     // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
     const fromQuery = ctx.method !== 'POST';

@@ -2,7 +2,6 @@
  * POST /send: authenticate -> validate -> authorise -> rate limit -> append -> answer. Answers
  * 200 only once the store confirmed every append. Accepts one message (`stream` or `streams`), or a batch (`messages`).
  */
-import type { Context } from 'koa';
 import { nanoid } from 'nanoid';
 import type { Auth } from '../auth.js';
 import { BadRequestError, ForbiddenError, PayloadTooLargeError } from '../errors.js';
@@ -12,6 +11,7 @@ import { noStore } from '../http/request-log.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { MESSAGE_ID, assertStreamName, parseStreamList } from '../streams.js';
 import { messageTail, type AppendResult, type NewMessage, type Store } from '../store/store.js';
+import type { HttpExchange } from '../http/exchange.js';
 
 export interface SendLimits {
   bodyBytes: number;
@@ -64,7 +64,7 @@ function parseSend(body: unknown, limits: SendLimits): Outgoing[] {
 }
 
 export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits; rateLimits: RateLimits }) {
-  return async function send(ctx: Context): Promise<void> {
+  return async function send(ctx: HttpExchange): Promise<void> {
     noStore(ctx);
     // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
     if (ctx.query.transport === 'xdr') ctx.state.errorsAs200 = true;

@@ -27,7 +27,7 @@ function eventLoopDelay(): IntervalHistogram {
 
 const ms = (ns: number) => Math.round(ns / 1e4) / 100;
 
-export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterRegistry; longPolls: LongPolls }) {
+export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterRegistry; longPolls: LongPolls; fastServed: { count: number } }) {
   const delay = eventLoopDelay();
   return async function stats(ctx: Context): Promise<void> {
     noStore(ctx);
@@ -43,6 +43,8 @@ export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterReg
       parkedPolls: deps.longPolls.size,
       waiters: deps.registry.size,
       subscribedStreams: deps.registry.streamCount,
+      // Requests served without Koa (lib/http/fast-path.ts) since start.
+      fastPathRequests: deps.fastServed.count,
       cpuMicros: { user: cpu.user, system: cpu.system },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed },
       // Milliseconds a 10 ms timer fired late, since start or the last ?reset=1.

@@ -1,0 +1,115 @@
+/**
+ * One HTTP request and its answer, as the routes and the request middleware see it. Koa's context
+ * has this shape, and so does RawExchange, the lean version the fast path (lib/http/fast-path.ts)
+ * builds straight on node:http for the hot endpoints. Code written against HttpExchange runs
+ * unchanged on both, so each rule (errors, CORS, headers, logging) still has one owner.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientIp } from './client-ip.js';
+
+export interface HttpExchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly method: string;
+  /** The request target as received (path and query). */
+  readonly originalUrl: string;
+  /** Query parameters: a repeated name gives an array. */
+  readonly query: Record<string, unknown>;
+  /** The client address (X-Forwarded-For only for the trusted proxy hops). */
+  readonly ip: string;
+  /** Per-request values shared by middleware and routes (request id, JSONP callback, ...). */
+  readonly state: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  status: number;
+  /** The Content-Type of the answer. */
+  type: string;
+  body: unknown;
+  /** A request header, '' when absent. */
+  get(field: string): string;
+  /** Sets (replaces) an answer header. */
+  set(field: string, value: string): void;
+  /** Adds a field to the Vary header. */
+  vary(field: string): void;
+}
+
+/**
+ * Query parameters parsed exactly as Koa 3 parses `ctx.query` (URLSearchParams; a repeated name
+ * gives an array; every name is an own property, `__proto__` included), so a request reads the
+ * same on either path.
+ */
+export function parseQuery(search: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (search === '') return out;
+  for (const [name, value] of new URLSearchParams(search)) {
+    if (!Object.prototype.hasOwnProperty.call(out, name)) {
+      Object.defineProperty(out, name, { value, writable: true, enumerable: true, configurable: true });
+      continue;
+    }
+    const prev = out[name];
+    out[name] = Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
+
+/** HttpExchange over a bare node:http request: headers kept in two small arrays, one writeHead. */
+export class RawExchange implements HttpExchange {
+  readonly method: string;
+  readonly originalUrl: string;
+  readonly state: Record<string, any> = {}; // eslint-disable-line @typescript-eslint/no-explicit-any
+  status = 200;
+  type = '';
+  body: unknown = undefined;
+  private readonly names: string[] = [];
+  private readonly values: string[] = [];
+  private parsedQuery?: Record<string, unknown>;
+  private address?: string;
+
+  constructor(readonly req: IncomingMessage, readonly res: ServerResponse, private readonly search: string, private readonly trustedHops: number) {
+    this.method = req.method ?? 'GET';
+    this.originalUrl = req.url ?? '/';
+  }
+
+  get query(): Record<string, unknown> {
+    return (this.parsedQuery ??= parseQuery(this.search));
+  }
+
+  get ip(): string {
+    return (this.address ??= clientIp(this.req, this.trustedHops));
+  }
+
+  get(field: string): string {
+    const v = this.req.headers[field.toLowerCase()];
+    return (Array.isArray(v) ? v.join(', ') : v) ?? '';
+  }
+
+  set(field: string, value: string): void {
+    const lower = field.toLowerCase();
+    const i = this.names.findIndex((n) => n.toLowerCase() === lower);
+    if (i >= 0) this.values[i] = value;
+    else {
+      this.names.push(field);
+      this.values.push(value);
+    }
+  }
+
+  vary(field: string): void {
+    const i = this.names.findIndex((n) => n.toLowerCase() === 'vary');
+    if (i < 0) this.set('Vary', field);
+    else if (!this.values[i]!.split(/\s*,\s*/).some((f) => f.toLowerCase() === field.toLowerCase())) this.values[i] += `, ${field}`;
+  }
+
+  /**
+   * Writes the answer in one go, as Koa's respond() would for a string body. Nothing is written
+   * when the client is gone or the answer was already sent.
+   */
+  respond(): void {
+    const res = this.res;
+    if (res.headersSent || res.writableEnded || (res.socket && !res.socket.writable)) return;
+    const body = typeof this.body === 'string' ? this.body : JSON.stringify(this.body ?? null);
+    const head: string[] = [];
+    for (let i = 0; i < this.names.length; i++) head.push(this.names[i]!, this.values[i]!);
+    if (this.type) head.push('Content-Type', this.type);
+    head.push('Content-Length', String(Buffer.byteLength(body)));
+    res.writeHead(this.status, head);
+    res.end(body);
+  }
+}
