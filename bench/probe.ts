@@ -2,11 +2,14 @@
  * A quick A/B probe while optimizing (not part of `npm run bench`): send-only and the targeted
  * maximum on one store, optionally under --cpu-prof. Prints CPU µs per send and per delivery.
  *
- *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR]
+ *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR] [--only=send,targeted] [--node-options=...]
  */
 import { readerToken, Violations } from './client.js';
 import { GatewayProcess } from './gateway.js';
 import { sendOnly } from './scenarios/send-only.js';
+import { parkedMemory } from './scenarios/parked.js';
+import { fanout } from './scenarios/fanout.js';
+import { fanoutFloor } from './scenarios/floor.js';
 import { targeted } from './scenarios/targeted.js';
 import { redisClient, startRedisServer } from '../spec/support/redis.js';
 import { tmpdir } from 'node:os';
@@ -19,14 +22,19 @@ const clients = Number(option('clients', '1000'));
 const seconds = Number(option('seconds', '3'));
 const prof = option('prof', '');
 const only = option('only', 'send,targeted').split(',');
+/** e.g. --node-options="--heap-prof --heap-prof-dir=/tmp/hp" (passed to the gateway as NODE_OPTIONS). */
+const nodeOptions = option('node-options', '');
 
 async function main(): Promise<void> {
   const redis = store === 'redis' ? await startRedisServer() : undefined;
-  const gw = await GatewayProcess.start({ redisUrl: redis?.url ?? '', logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined });
+  const gw = await GatewayProcess.start({ redisUrl: redis?.url ?? '', logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined, extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });
   const client = redis ? redisClient(redis.url) : undefined;
   const violations = new Violations();
   const ctx = { gw, store, violations, token: await readerToken(), tag: `p${Date.now().toString(36)}`, redis: client ? { pid: redis!.process!.pid!, client } : undefined, maxClients: 15000 };
   try {
+    if (only.includes('parked')) console.log('parked', JSON.stringify(await parkedMemory(ctx, clients)));
+    if (only.includes('fanoutfloor')) console.log('fanout floor', JSON.stringify(await fanoutFloor(clients)));
+    if (only.includes('fanout')) console.log('fanout', JSON.stringify(await fanout(ctx, clients)));
     if (only.includes('send')) {
       await sendOnly(ctx, 1.5, 200_000);
       const runs = [];

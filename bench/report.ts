@@ -1,7 +1,7 @@
 /** The machine a run came from, and the printed table of a run against the issue's targets. */
 import { execSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import type { FloorResult } from './scenarios/floor.js';
+import type { FanoutFloorResult, FloorResult } from './scenarios/floor.js';
 import type { FanoutResult } from './scenarios/fanout.js';
 import type { ParkedResult } from './scenarios/parked.js';
 import type { ResumeResult } from './scenarios/resume.js';
@@ -42,13 +42,16 @@ const TARGETS = {
 
 const mark = (ok: boolean) => (ok ? 'ok  ' : 'MISS');
 
-export function printReport(report: { machine: ReturnType<typeof machine>; floors: FloorResult[]; results: Partial<Record<'memory' | 'redis', StoreResults>>; infoLog?: { warn: TargetedResult; info: TargetedResult }; seconds: number }): void {
+export function printReport(report: { machine: ReturnType<typeof machine>; floors: FloorResult[]; fanoutFloors?: FanoutFloorResult[]; results: Partial<Record<'memory' | 'redis', StoreResults>>; infoLog?: { warn: TargetedResult; info: TargetedResult }; seconds: number }): void {
   const m = report.machine;
   console.log(`\npollgate bench @ ${m.commit}: ${m.cpuModel}, ${m.nproc} cores, Node ${m.node}, taskset ${m.taskset ? 'yes' : 'no'}, ${report.seconds} s`);
   const httpFloor = medianOf(report.floors.filter((f) => f.server === 'http').map((f) => f.cpuUsPerRequest));
   const koaFloor = medianOf(report.floors.filter((f) => f.server === 'koa').map((f) => f.cpuUsPerRequest));
   console.log(`floor on this machine during the run: node:http ${report.floors.filter((f) => f.server === 'http').map((f) => f.cpuUsPerRequest).join(' / ')} µs/request (issue: 39), Koa ${report.floors.filter((f) => f.server === 'koa').map((f) => f.cpuUsPerRequest).join(' / ')} (issue: 44)`);
   console.log(`  so one delivery (2 requests) floors at about ${Math.round(2 * koaFloor)} µs here; a target scaled to this machine = target x ${round2(httpFloor / 39)}`);
+  for (const f of report.fanoutFloors ?? []) {
+    console.log(`  broadcast floor: bare node:http answering ${f.clients} held requests in one loop: ${f.p50Ms} / ${f.p99Ms} / ${f.p100Ms} ms to 50/99/100%, ${f.serverCpuMs} ms server CPU`);
+  }
   for (const [store, r] of Object.entries(report.results) as ['memory' | 'redis', StoreResults][]) {
     console.log(`\n== ${store} store`);
     const rows: string[][] = [['metric', 'value', 'target', '']];

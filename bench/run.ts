@@ -22,7 +22,7 @@ import { summarizeProfile } from './profile.js';
 import { machine, printReport, type StoreResults } from './report.js';
 import type { ScenarioContext } from './scenarios/context.js';
 import { fanout } from './scenarios/fanout.js';
-import { floor, type FloorResult } from './scenarios/floor.js';
+import { fanoutFloor, floor, type FanoutFloorResult, type FloorResult } from './scenarios/floor.js';
 import { parkedMemory } from './scenarios/parked.js';
 import { resume } from './scenarios/resume.js';
 import { sendOnly } from './scenarios/send-only.js';
@@ -151,6 +151,8 @@ async function main(): Promise<void> {
         floors.push(await floor('http', QUICK ? 5000 : 20_000), await floor('koa', QUICK ? 5000 : 20_000));
       };
       await calibrate();
+      process.stderr.write('[floor] bare node:http answering a broadcast\n');
+      const fanoutFloors: FanoutFloorResult[] = [await fanoutFloor(QUICK ? 1000 : 5000)];
       const results: Partial<Record<StoreKind, StoreResults>> = {};
       for (const s of STORES) results[s] = await runStore(s, redis, tmp);
       let infoLog: { warn: TargetedResult; info: TargetedResult } | undefined;
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
         infoLog = { warn: results.memory!.max, info };
       }
       await calibrate();
-      const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, seconds: Math.round((Date.now() - started) / 1000), floors, results, infoLog, violations: violations.list };
+      const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, seconds: Math.round((Date.now() - started) / 1000), floors, fanoutFloors, results, infoLog, violations: violations.list };
       writeFileSync(join(OUT, QUICK ? 'quick.json' : 'latest.json'), JSON.stringify(report, null, 2) + '\n');
       const colours: Record<StoreKind, string> = { memory: '#1f77b4', redis: '#d62728' };
       const series = STORES.map((s) => ({

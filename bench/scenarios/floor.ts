@@ -2,9 +2,9 @@
  * Calibration: CPU µs per request of a bare node:http server on this machine, now. The machine
  * is shared, so a run's numbers are best read against the floor measured beside them.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { pool, round } from '../client.js';
+import { percentile, pool, round } from '../client.js';
 import { hasTaskset, sleep } from '../gateway.js';
 import { freePort } from '../../spec/support/ports.js';
 
@@ -17,7 +17,7 @@ export interface FloorResult {
   requestsPerSec: number;
 }
 
-export async function floor(server: 'http' | 'koa', requests: number): Promise<FloorResult> {
+async function startFloorServer(server: 'http' | 'koa'): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
   const cmd = [...(hasTaskset ? ['taskset', '-c', '0'] : []), process.execPath, SERVER];
   const child = spawn(cmd[0]!, cmd.slice(1), { env: { PORT: String(port), FLOOR: server }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -25,6 +25,11 @@ export async function floor(server: 'http' | 'koa', requests: number): Promise<F
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`floor server exited ${code}`)));
   });
+  return { port, child };
+}
+
+export async function floor(server: 'http' | 'koa', requests: number): Promise<FloorResult> {
+  const { port, child } = await startFloorServer(server);
   const p = pool(`http://127.0.0.1:${port}`, 32);
   const cpu = async () => {
     const r = await p.request({ method: 'GET', path: '/cpu' });
@@ -47,4 +52,63 @@ export async function floor(server: 'http' | 'koa', requests: number): Promise<F
   await p.destroy();
   child.kill('SIGTERM');
   return { server, requests, cpuUsPerRequest: round((c1 - c0) / requests), requestsPerSec: Math.round(requests / seconds) };
+}
+
+export interface FanoutFloorResult {
+  clients: number;
+  p50Ms: number;
+  p99Ms: number;
+  p100Ms: number;
+  serverCpuMs: number;
+}
+
+/**
+ * The broadcast floor: `clients` requests held by the bare node:http server, then answered all in
+ * one loop; time until 50/99/100% of them have their answer at the load generator, and the
+ * server's CPU for it. No framework, no store, no JSON building: what pollgate's fan-out is read against.
+ */
+export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
+  const { port, child } = await startFloorServer('http');
+  const url = `http://127.0.0.1:${port}`;
+  const p = pool(url, clients);
+  const admin = pool(url, 1);
+  const get = async (path: string, method: 'GET' | 'POST' = 'GET') => {
+    const r = await admin.request({ method, path });
+    return r.body.text();
+  };
+  const arrivals: number[] = [];
+  let t0 = 0;
+  const held: Promise<void>[] = [];
+  try {
+    for (let i = 0; i < clients; ) {
+      const end = Math.min(clients, i + 500);
+      for (; i < end; i++) {
+        held.push(p.request({ method: 'GET', path: '/park' }).then(async (r) => {
+          await r.body.text();
+          arrivals.push(performance.now() - t0);
+        }));
+      }
+      const deadline = Date.now() + 60_000;
+      while (Number(await get('/parked')) < end) {
+        if (Date.now() > deadline) throw new Error('floor: requests did not park');
+        await sleep(20);
+      }
+    }
+    const c0 = Number(await get('/cpu'));
+    t0 = performance.now();
+    await get('/release', 'POST');
+    await Promise.all(held);
+    const c1 = Number(await get('/cpu'));
+    arrivals.sort((a, b) => a - b);
+    return {
+      clients,
+      p50Ms: round(percentile(arrivals, 50)),
+      p99Ms: round(percentile(arrivals, 99)),
+      p100Ms: round(arrivals[arrivals.length - 1] ?? NaN),
+      serverCpuMs: round((c1 - c0) / 1000),
+    };
+  } finally {
+    await Promise.all([p.destroy(), admin.destroy()]);
+    child.kill('SIGTERM');
+  }
 }

@@ -7,6 +7,8 @@ import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, Unsupported
 import type { HttpExchange } from './exchange.js';
 
 const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
+// Stateless for whole buffers (no `stream` option), so one serves every request.
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 export async function readJsonBody(ctx: HttpExchange, limitBytes: number, timeoutMs: number): Promise<unknown> {
   const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
@@ -21,7 +23,7 @@ export async function readJsonBody(ctx: HttpExchange, limitBytes: number, timeou
   const raw = await readCapped(ctx, limitBytes, timeoutMs);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    text = UTF8.decode(raw);
   } catch {
     throw new BadRequestError('request body is not valid UTF-8');
   }
