@@ -58,6 +58,16 @@ async function refused(a: Auth, credential: string | undefined, message?: RegExp
 
 describe('Auth', function () {
   describe('API keys', function () {
+    it('accepts an API key that has the shape of a token (a.b.c), and still verifies real tokens', async function () {
+      const dotted = 'abc.def.ghi_jkl-mno';
+      const a = auth({ apiKeys: [...KEYS, dotted] });
+      const principal = await a.authenticate(dotted);
+      expect(principal.kind).to.equal('server');
+      expect(principal.subject).to.equal('apikey:2');
+      expect((await a.authenticate(await signed(valid()))).subject).to.equal('alice');
+      await refused(a, 'abc.def.ghi_jkl-mnX');
+    });
+
     it('accepts each configured key as a server principal that may read and write anything', async function () {
       const a = auth();
       const p0 = await a.authenticate(KEYS[0]);
