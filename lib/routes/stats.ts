@@ -43,6 +43,8 @@ export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterReg
       parkedPolls: deps.longPolls.size,
       waiters: deps.registry.size,
       subscribedStreams: deps.registry.streamCount,
+      // Redis: redisReads, tailHits, tailMisses (the tail cache), subscriptions incl. lingering ones.
+      storeStats: deps.store.stats?.() ?? {},
       cpuMicros: { user: cpu.user, system: cpu.system },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed },
       // Milliseconds a 10 ms timer fired late, since start or the last ?reset=1.
