@@ -289,6 +289,8 @@ export class RedisStore implements Store {
       const message = (err as Error).message ?? String(err);
       if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(message)) throw err;
       this.options.log.warn({ err: message }, 'redis command failed');
+      // Redis may be away or partitioned from us: stop answering from memory until it answers again.
+      this.tail?.forget();
       throw new StoreUnavailableError();
     } finally {
       clearTimeout(timer);

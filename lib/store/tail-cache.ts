@@ -8,9 +8,10 @@
  * Invariants, per stream:
  * - state exists only while the stream's subscription is confirmed on the current subscriber
  *   connection (open() .. close()/clear()); every wake-up published after that is seen, in order;
- * - an entry comes from a read sent after open() with no wake-up seen between sending and the
- *   reply (else that wake-up may be newer than the read and would be lost), or from a wake-up that
- *   holds a whole fresh log (seqs 1..n);
+ * - an entry comes only from a read sent after open() with no wake-up seen between sending and
+ *   the reply (else that wake-up may be newer than the read and would be lost). Not from the
+ *   wake-up of a fresh log (seqs 1..n): it may be older than an append of ours acknowledged
+ *   before open(), or an older epoch's arriving after a read's reply;
  * - it is then extended only by carried wake-ups that continue it in the same epoch; anything it
  *   cannot follow (a gap, a bare wake-up that moves the head, another epoch) drops it;
  * - it holds the true epoch, lastSeq and firstSeq (maxLength trimming is applied as LTRIM does),
@@ -64,8 +65,6 @@ interface StreamState {
   entry?: Entry;
   /** This process appended up to here: answer only once the entry has caught up (read-your-writes). */
   floor?: { epoch: string; seq: number };
-  /** A read has seeded this state since open(). */
-  readSeeded: boolean;
 }
 
 /**
@@ -101,7 +100,7 @@ export class TailCache {
 
   /** The stream's subscription is confirmed on the current connection: from now on every wake-up is seen. */
   open(stream: string): void {
-    if (!this.live.has(stream)) this.live.set(stream, { wakes: 0, appends: 0, readSeeded: false });
+    if (!this.live.has(stream)) this.live.set(stream, { wakes: 0, appends: 0 });
   }
 
   /** The stream is no longer subscribed (or is being unsubscribed): forget it. */
@@ -115,6 +114,15 @@ export class TailCache {
   /** The subscriber connection dropped: wake-ups may have been lost for every stream. */
   clear(): void {
     this.live.clear();
+    this.chars = 0;
+  }
+
+  /**
+   * Drops every entry but keeps following the streams: a store command failed, and answers must
+   * come from the store again (503 while it is away) until a read succeeds and seeds anew.
+   */
+  forget(): void {
+    for (const state of this.live.values()) state.entry = undefined;
     this.chars = 0;
   }
 
@@ -132,8 +140,7 @@ export class TailCache {
     const state = this.live.get(stream);
     if (!state || state !== ticket.state || state.wakes !== ticket.wakes) return;
     this.drop(state);
-    // The log is gone: caching "no log" would need proof that no append is racing; not worth it.
-    state.readSeeded = true;
+    // No log: caching that would need proof that no append is racing; not worth it.
     if (read.epoch === '') return;
     const validUntil = ticket.at + (lifeMs < 0 ? Number.MAX_SAFE_INTEGER : lifeMs) - expiryMargin(this.options.retention(stream).ttlMs);
     if (validUntil <= this.now()) return;
@@ -151,18 +158,6 @@ export class TailCache {
     state.wakes++;
     const entry = state.entry;
     const messages = hint.messages;
-    const rule = this.options.retention(stream);
-    const validUntil = this.now() + rule.ttlMs - expiryMargin(rule.ttlMs);
-    if (messages?.length && messages.length === hint.lastSeq && !state.readSeeded && (!entry || entry.epoch !== hint.epoch)) {
-      // Seqs 1..n in one append: a new log, and these messages are all of it. Not once a read has
-      // seeded: a wake-up published before that read may arrive after its reply, and an older
-      // epoch's first append cannot be told from a newer one's.
-      this.drop(state);
-      state.entry = { epoch: hint.epoch, lastSeq: hint.lastSeq, firstSeq: Math.max(1, hint.lastSeq - rule.maxLength + 1), messages: [], chars: 0, validUntil };
-      this.hold(state.entry, messages);
-      this.checkFloor(state);
-      return;
-    }
     if (!entry) return;
     if (hint.epoch !== entry.epoch) return this.drop(state);
     if (hint.lastSeq <= entry.lastSeq) return; // stale: the entry already includes it
@@ -172,10 +167,12 @@ export class TailCache {
     const firstOfHint = hint.lastSeq - messages.length + 1;
     if (firstOfHint > entry.lastSeq + 1) return this.drop(state);
     const added = messages.slice(entry.lastSeq + 1 - firstOfHint);
+    const rule = this.options.retention(stream);
     entry.lastSeq = hint.lastSeq;
     // LTRIM keeps the newest maxLength.
     entry.firstSeq = Math.max(entry.firstSeq, entry.lastSeq - rule.maxLength + 1);
-    entry.validUntil = validUntil;
+    // The append refreshed the TTLs (the log's is the shorter) a little before we got its wake-up.
+    entry.validUntil = this.now() + rule.ttlMs - expiryMargin(rule.ttlMs);
     this.hold(entry, added);
     this.checkFloor(state);
   }
