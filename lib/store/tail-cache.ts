@@ -8,8 +8,9 @@
  * Invariants, per stream:
  * - state exists only while the stream's subscription is confirmed on the current subscriber
  *   connection (open() .. close()/clear()); every wake-up published after that is seen, in order;
- * - an entry comes only from a read sent after open() with no wake-up seen between sending and
- *   the reply (else that wake-up may be newer than the read and would be lost). Not from the
+ * - an entry comes only from a read sent after open() such that every wake-up seen between sending
+ *   it and its reply is already in it (same epoch, lastSeq not above the read's); any other may be
+ *   newer than the read and would be lost. Not from the
  *   wake-up of a fresh log (seqs 1..n): it may be older than an append of ours acknowledged
  *   before open(), or an older epoch's arriving after a read's reply;
  * - it is then extended only by carried wake-ups that continue it in the same epoch; anything it
@@ -57,9 +58,14 @@ interface Entry {
   validUntil: number;
 }
 
+/** Wake-ups remembered per stream to judge the reads in flight; a read older than these does not seed. */
+const RECENT_WAKES = 32;
+
 interface StreamState {
-  /** Wake-ups seen since open(); a read whose ticket saw another count may be older than one of them. */
+  /** Wake-ups seen since open(). */
   wakes: number;
+  /** The last RECENT_WAKES of them (epoch, lastSeq), oldest first. */
+  recent: { epoch: string; lastSeq: number }[];
   /** Appends of this process noted since open(). */
   appends: number;
   entry?: Entry;
@@ -100,7 +106,7 @@ export class TailCache {
 
   /** The stream's subscription is confirmed on the current connection: from now on every wake-up is seen. */
   open(stream: string): void {
-    if (!this.live.has(stream)) this.live.set(stream, { wakes: 0, appends: 0 });
+    if (!this.live.has(stream)) this.live.set(stream, { wakes: 0, recent: [], appends: 0 });
   }
 
   /** The stream is no longer subscribed (or is being unsubscribed): forget it. */
@@ -138,7 +144,7 @@ export class TailCache {
    */
   seed(stream: string, ticket: SeedTicket, read: StreamRead, lifeMs: number): void {
     const state = this.live.get(stream);
-    if (!state || state !== ticket.state || state.wakes !== ticket.wakes) return;
+    if (!state || state !== ticket.state || !this.includesWakesSince(state, ticket.wakes, read)) return;
     this.drop(state);
     // No log: caching that would need proof that no append is racing; not worth it.
     if (read.epoch === '') return;
@@ -156,6 +162,8 @@ export class TailCache {
     const state = this.live.get(stream);
     if (!state) return;
     state.wakes++;
+    state.recent.push({ epoch: hint.epoch, lastSeq: hint.lastSeq });
+    if (state.recent.length > RECENT_WAKES) state.recent.shift();
     const entry = state.entry;
     const messages = hint.messages;
     if (!entry) return;
@@ -215,6 +223,17 @@ export class TailCache {
     if (from < heldFrom) return undefined;
     const start = from - heldFrom;
     return { ...head, messages: entry.messages.slice(start, start + limit) };
+  }
+
+  /**
+   * Whether every wake-up seen since the ticket is in the read. One published after the read ran
+   * has a higher seq in the same epoch, or another epoch (a new log restarts at seq 1): both fail.
+   */
+  private includesWakesSince(state: StreamState, since: number, read: StreamRead): boolean {
+    const count = state.wakes - since;
+    if (count === 0) return true;
+    if (count > state.recent.length) return false;
+    return state.recent.slice(-count).every((w) => w.epoch === read.epoch && w.lastSeq <= read.lastSeq);
   }
 
   private checkFloor(state: StreamState): void {

@@ -74,6 +74,25 @@ describe('TailCache', () => {
       expect(cache.read(S, 5, 10)).to.equal(undefined);
     });
 
+    it('seeds despite wake-ups in flight that the read already includes', () => {
+      const { cache } = makeCache();
+      cache.open(S);
+      const ticket = cache.ticket(S)!;
+      cache.wake(S, { epoch: 'E', lastSeq: 4, messages: [m(4)] });
+      cache.wake(S, { epoch: 'E', lastSeq: 5 });
+      cache.seed(S, ticket, storeRead('E', 5, 1, 0, 100), 60_000);
+      expect(cache.read(S, 5, 10)).to.deep.equal(storeRead('E', 5, 1, 5, 10));
+    });
+
+    it('does not seed when a wake-up in flight was of another epoch (a new log restarts at seq 1)', () => {
+      const { cache } = makeCache();
+      cache.open(S);
+      const ticket = cache.ticket(S)!;
+      cache.wake(S, { epoch: 'F', lastSeq: 1, messages: [m(1, 'F')] });
+      cache.seed(S, ticket, storeRead('E', 5, 1, 0, 100), 60_000);
+      expect(cache.read(S, 5, 10)).to.equal(undefined);
+    });
+
     it('does not seed unless the subscription is confirmed on the current connection', () => {
       const { cache } = makeCache();
       expect(cache.ticket(S)).to.equal(undefined);
