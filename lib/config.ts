@@ -54,6 +54,21 @@ const schema = z.object({
     ackReplicas: z.number().int().min(1).max(100).default(1),
     /** Longest wait for that confirmation; must be below commandTimeoutMs (default 500 ms). */
     ackTimeoutMs: z.number().int().min(1).max(60_000).default(500),
+    /** Lingering subscriptions and the per-stream tail cache (docs/PERFORMANCE.md, docs/GUARANTEES.md). */
+    tailCache: z.object({
+      /** Answer reads at a subscribed stream's head from memory (default true; never in cluster mode). */
+      enabled: z.boolean().default(true),
+      /** A stream stays subscribed this long after its last waiter leaves (default 60 s; 0: unsubscribe at once). */
+      lingerSeconds: z.number().int().min(0).max(3600).default(60),
+      /** Streams kept subscribed without waiters at most; the oldest lingering goes first (default 10,000). */
+      maxStreams: z.number().int().min(0).max(1_000_000).default(10_000),
+      /** Newest messages kept per stream (default 64). */
+      maxMessages: z.number().int().min(0).max(10_000).default(64),
+      /** Characters of messages kept per stream at most (default 64 KiB). */
+      maxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(64 * 1024),
+      /** Characters kept over all streams; beyond it streams keep only their head (default 64 MiB). */
+      totalBytes: z.number().int().min(0).max(16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+    }).prefault({}),
   }).prefault({}),
   auth: z.object({
     /** HS256 secret for client tokens and cursor tags; >= 32 chars. Generated at start in development. */

@@ -61,6 +61,7 @@ export async function createStore(config: Config, log: Logger): Promise<Store> {
     commandTimeoutMs: config.redis.commandTimeoutMs,
     ack: { durability: config.redis.ackDurability, replicas: config.redis.ackReplicas, timeoutMs: config.redis.ackTimeoutMs },
     retention,
+    tailCache: config.redis.tailCache,
     log: log.child({ module: 'redis' }),
   });
   await store.connect();

@@ -7,7 +7,7 @@ import { RedisStore } from '../lib/store/redis-store.js';
 import { RedisKeys } from '../lib/store/redis-keys.js';
 import { createLogger } from '../lib/log.js';
 import type { Store } from '../lib/store/store.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
+import { startGateway, testConfig, type TestGateway } from './support/gateway.js';
 import { HookedStore } from './support/hooked-store.js';
 import { poll, sendOk } from './support/http.js';
 import { redisClient, sharedRedis, uniquePrefix } from './support/redis.js';
@@ -36,7 +36,7 @@ const flavours: Flavour[] = [
     async makeStore() {
       const redis = await sharedRedis();
       const keyPrefix = uniquePrefix();
-      const store = new RedisStore({ url: redis.url, keyPrefix, cluster: false, commandTimeoutMs: 2000, retention, log: createLogger('silent') });
+      const store = new RedisStore({ url: redis.url, keyPrefix, cluster: false, commandTimeoutMs: 2000, retention, tailCache: testConfig().redis.tailCache, log: createLogger('silent') });
       await store.connect();
       const keys = new RedisKeys(keyPrefix);
       return {

@@ -45,6 +45,8 @@ export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterReg
       subscribedStreams: deps.registry.streamCount,
       // Requests served without Koa (lib/http/fast-path.ts) since start.
       fastPathRequests: deps.fastServed.count,
+      // Redis: redisReads, tailHits, tailMisses (the tail cache), subscriptions incl. lingering ones.
+      storeStats: deps.store.stats?.() ?? {},
       cpuMicros: { user: cpu.user, system: cpu.system },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed },
       // Milliseconds a 10 ms timer fired late, since start or the last ?reset=1.

@@ -11,6 +11,8 @@ import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RedisKeys } from './redis-keys.js';
+import { RedisSubscriptions } from './redis-subscriptions.js';
+import { TailCache } from './tail-cache.js';
 import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 function lua(name: string): string {
@@ -34,8 +36,31 @@ export interface RedisStoreOptions {
   /** What an append waits for before it resolves (see redis.ackDurability in config.ts). */
   ack?: { durability: 'none' | 'replicas' | 'aof'; replicas: number; timeoutMs: number };
   retention: (stream: string) => RetentionRule;
+  /** Lingering subscriptions and the tail cache (redis.tailCache in config.ts); off when absent. */
+  tailCache?: TailCacheConfig;
+  /** Monotonic clock for the tail cache's expiry checks, ms (tests move it). */
+  now?: () => number;
   log: Logger;
 }
+
+export interface TailCacheConfig {
+  enabled: boolean;
+  lingerSeconds: number;
+  maxStreams: number;
+  maxMessages: number;
+  maxBytes: number;
+  totalBytes: number;
+}
+
+/** Counters for GET /stats and tests: where reads were answered from. */
+export type RedisStoreStats = {
+  redisReads: number;
+  tailHits: number;
+  tailMisses: number;
+  tailStreams: number;
+  subscribedStreams: number;
+  lingeringStreams: number;
+};
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
@@ -47,11 +72,12 @@ export class RedisStore implements Store {
   private nextConfirm?: Promise<boolean>;
   private lastConfirm: Promise<unknown> = Promise.resolve();
   private readonly keys: RedisKeys;
-  private readonly channels = new Set<string>();
-  private subscribing: Promise<unknown> = Promise.resolve();
+  private readonly subscriptions: RedisSubscriptions;
+  /** Undefined in cluster mode: a Cluster's subscriber moves between nodes without the events the cache relies on. */
+  private readonly tail?: TailCache;
+  private redisReads = 0;
   private listener?: StoreListener;
   private subscriberReadyOnce = false;
-  private closing = false;
 
   constructor(private readonly options: RedisStoreOptions) {
     this.keys = new RedisKeys(options.keyPrefix);
@@ -85,8 +111,29 @@ export class RedisStore implements Store {
       // An 'error' event without a listener would crash the process; reconnects are automatic.
       client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'redis connection error'));
     }
+    const tail = options.tailCache;
+    if (tail?.enabled && !options.cluster) {
+      this.tail = new TailCache({
+        maxMessages: tail.maxMessages,
+        maxBytes: tail.maxBytes,
+        totalBytes: tail.totalBytes,
+        retention: (stream) => {
+          const rule = options.retention(stream);
+          return { maxLength: rule.maxLength, ttlMs: rule.ttlSeconds * 1000 };
+        },
+        now: options.now,
+      });
+    }
+    this.subscriptions = new RedisSubscriptions(
+      this.sub,
+      this.keys,
+      { lingerMs: (tail?.lingerSeconds ?? 0) * 1000, maxLingering: tail?.maxStreams ?? 0, serial: options.cluster, log: options.log },
+      { confirmed: (stream) => this.tail?.open(stream), released: (stream) => this.tail?.close(stream) },
+    );
     this.sub.on('message', (channel: string, payload: string) => this.onMessage(channel, payload));
     this.sub.on('ready', () => this.onSubscriberReady());
+    // Wake-ups published while the connection is away are lost: nothing cached may be trusted after.
+    for (const event of ['close', 'end', 'reconnecting', 'error']) this.sub.on(event, () => this.onSubscriberLost());
   }
 
   /** Connects both clients; throws StoreUnavailableError when Redis cannot be reached. */
@@ -131,6 +178,9 @@ export class RedisStore implements Store {
     for (const m of messages) args.push(m.id, m.tail);
     const client = this.acker ?? this.cmd;
     const reply = await this.call(() => (client as unknown as ScriptClient).pgAppend(...args));
+    let newest = 0;
+    for (let i = 1; i < reply.length; i += 2) newest = Math.max(newest, Number(reply[i]));
+    this.tail?.appended(stream, String(reply[0]), newest);
     // Stored and visible, but not confirmed durable: the sender must treat it as indeterminate.
     if (this.acker && !(await this.call(() => this.confirm()))) {
       throw new StoreUnavailableError(`stored but not confirmed (${this.options.ack!.durability}); retry with the same id`);
@@ -144,14 +194,33 @@ export class RedisStore implements Store {
   }
 
   async read(stream: string, after: number, limit: number): Promise<StreamRead> {
+    const cached = this.tail?.read(stream, after, limit);
+    if (cached) return cached;
+    // Taken before sending: a wake-up seen from here to the reply may be newer than the read.
+    const ticket = this.tail?.ticket(stream);
+    this.redisReads++;
     const reply = await this.call(() =>
       (this.cmd as unknown as ScriptClient).pgRead(this.keys.meta(stream), this.keys.log(stream), after, limit),
     );
     const epoch = String(reply[0]);
     const lastSeq = Number(reply[1]);
     const firstSeq = Number(reply[2]);
-    const messages = reply.slice(3) as string[];
-    return { stream, epoch, lastSeq, firstSeq, after: epoch === '' ? after : Math.max(after, firstSeq - 1), messages };
+    const messages = reply.slice(4) as string[];
+    const read = { stream, epoch, lastSeq, firstSeq, after: epoch === '' ? after : Math.max(after, firstSeq - 1), messages };
+    if (ticket) this.tail!.seed(stream, ticket, read, Number(reply[3]));
+    return read;
+  }
+
+  /** Where reads were answered from, and the subscriptions held. */
+  stats(): RedisStoreStats {
+    return {
+      redisReads: this.redisReads,
+      tailHits: this.tail?.hits ?? 0,
+      tailMisses: this.tail?.misses ?? 0,
+      tailStreams: this.tail?.size ?? 0,
+      subscribedStreams: this.subscriptions.count,
+      lingeringStreams: this.subscriptions.lingeringCount,
+    };
   }
 
   /**
@@ -178,25 +247,13 @@ export class RedisStore implements Store {
     return Number(local) >= 1;
   }
 
-  async subscribe(stream: string): Promise<void> {
-    const channel = this.keys.wakeChannel(stream);
-    this.channels.add(channel);
-    if (!this.options.cluster) {
-      await this.sub.subscribe(channel);
-      return;
-    }
-    // ioredis Cluster sends concurrent SUBSCRIBEs racing its subscriber connection's set-up, and
-    // all but the first fail with "Connection in subscriber mode": one at a time there.
-    const done = this.subscribing.then(() => this.sub.subscribe(channel));
-    this.subscribing = done.catch(() => undefined);
-    await done;
+  subscribe(stream: string): Promise<void> {
+    return this.subscriptions.subscribe(stream);
   }
 
-  async unsubscribe(stream: string): Promise<void> {
-    const channel = this.keys.wakeChannel(stream);
-    this.channels.delete(channel);
-    if (this.closing) return;
-    await this.sub.unsubscribe(channel).catch((err: Error) => this.options.log.debug({ err: err.message }, 'unsubscribe failed'));
+  /** Keeps the channel subscribed for redis.tailCache.lingerSeconds, then unsubscribes. */
+  unsubscribe(stream: string): Promise<void> {
+    return this.subscriptions.unsubscribe(stream);
   }
 
   setListener(listener: StoreListener): void {
@@ -208,7 +265,8 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
+    this.subscriptions.close();
+    this.tail?.clear();
     await Promise.allSettled([this.cmd.quit(), this.sub.quit(), this.acker?.quit()]);
     this.cmd.disconnect();
     this.sub.disconnect();
@@ -231,6 +289,8 @@ export class RedisStore implements Store {
       const message = (err as Error).message ?? String(err);
       if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(message)) throw err;
       this.options.log.warn({ err: message }, 'redis command failed');
+      // Redis may be away or partitioned from us: stop answering from memory until it answers again.
+      this.tail?.forget();
       throw new StoreUnavailableError();
     } finally {
       clearTimeout(timer);
@@ -249,7 +309,14 @@ export class RedisStore implements Store {
       const messages = payload.slice(nl + 1).split('\n');
       if (messages.length <= hint.lastSeq) hint.messages = messages;
     }
-    this.listener?.wake(stream, hint);
+    // The cache first, so reads the listener starts see this head.
+    this.tail?.wake(stream, hint);
+    if (this.subscriptions.isWanted(stream)) this.listener?.wake(stream, hint);
+  }
+
+  private onSubscriberLost(): void {
+    this.subscriptions.lost();
+    this.tail?.clear();
   }
 
   /**
@@ -261,9 +328,7 @@ export class RedisStore implements Store {
       this.subscriberReadyOnce = true;
       return;
     }
-    const channels = [...this.channels];
-    const confirmed = channels.length ? this.sub.subscribe(...channels) : Promise.resolve(0);
-    confirmed.then(
+    this.subscriptions.resubscribe().then(
       () => this.listener?.resync(),
       (err: Error) => this.options.log.warn({ err: err.message }, 're-subscribe failed'),
     );

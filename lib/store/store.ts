@@ -71,6 +71,8 @@ export interface Store {
   setListener(listener: StoreListener): void;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
+  /** Counters for GET /stats (e.g. where reads were answered from); optional. */
+  stats?(): Readonly<Record<string, number>>;
   close(): Promise<void>;
 }
 

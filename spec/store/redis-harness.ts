@@ -8,6 +8,7 @@ import type { RetentionRule } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { RedisKeys } from '../../lib/store/redis-keys.js';
 import { RedisStore } from '../../lib/store/redis-store.js';
+import { testConfig } from '../support/gateway.js';
 import { uniquePrefix } from '../support/redis.js';
 import type { StoreHarness } from './contract.js';
 
@@ -16,7 +17,8 @@ const log = createLogger('silent');
 export async function redisHarness(url: string, cluster: boolean, admin: Redis | Cluster, retention: (stream: string) => RetentionRule): Promise<StoreHarness> {
   const keyPrefix = uniquePrefix();
   const keys = new RedisKeys(keyPrefix);
-  const store = new RedisStore({ url, keyPrefix, cluster, commandTimeoutMs: 2000, retention, log });
+  // The tail cache on, as configured by default (it is off in cluster mode whatever the config says).
+  const store = new RedisStore({ url, keyPrefix, cluster, commandTimeoutMs: 2000, retention, tailCache: testConfig().redis.tailCache, log });
   await store.connect();
   return {
     store,

@@ -34,6 +34,9 @@ export class HookedStore implements Store {
   ping(): Promise<void> {
     return this.inner.ping();
   }
+  stats(): Readonly<Record<string, number>> {
+    return this.inner.stats?.() ?? {};
+  }
   close(): Promise<void> {
     return this.inner.close();
   }

@@ -1,0 +1,207 @@
+/**
+ * TailCache against a model of one Redis stream, its pub/sub channel and the command connection
+ * (fast-check): random appends (ours and other gateways'), maxLength trims, TTL expiry of the log
+ * and the metadata, wake-ups carried or bare, reads whose execution and reply interleave with
+ * wake-ups, and dropped subscriber connections. Whenever the cache answers, the answer must equal
+ * a read of the log at a state no older than the cache may lag: the state before the oldest
+ * wake-up still in flight, and never before an append of ours already acknowledged.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { TailCache, expiryMargin, type SeedTicket } from '../../lib/store/tail-cache.js';
+import type { StreamRead, WakeHint } from '../../lib/store/store.js';
+
+const S = 's';
+const RULE = { maxLength: 5, ttlMs: 3000 };
+const META_TTL_MS = 6000;
+const MARGIN = expiryMargin(RULE.ttlMs);
+
+interface Snapshot {
+  epoch: string;
+  lastSeq: number;
+  firstSeq: number;
+  messages: string[];
+}
+
+type SubItem = { kind: 'wake'; hint: WakeHint; at: number; version: number } | { kind: 'confirm' };
+type CmdItem = { kind: 'read'; ticket?: SeedTicket; after: number; limit: number; result?: { read: StreamRead; life: number } } | { kind: 'appended'; epoch: string; seq: number; version: number };
+
+class Model {
+  now = 1000;
+  epochs = 0;
+  state: Snapshot = { epoch: '', lastSeq: 0, firstSeq: 1, messages: [] };
+  logExpiresAt = 0;
+  metaExpiresAt = 0;
+  /** Every state the log went through; index = version. */
+  versions: Snapshot[] = [];
+  subscribed = false;
+  sub: SubItem[] = [];
+  cmd: CmdItem[] = [];
+  /** Our newest acknowledged append: the cache may not answer from before it. */
+  floorVersion = 0;
+  answers = 0;
+  readonly cache = new TailCache({ maxMessages: 4, maxBytes: 1 << 20, totalBytes: 1 << 20, retention: () => RULE, now: () => this.now });
+
+  constructor() {
+    this.versions.push(this.copy());
+  }
+
+  copy(): Snapshot {
+    return { ...this.state, messages: [...this.state.messages] };
+  }
+
+  get version(): number {
+    return this.versions.length - 1;
+  }
+
+  /** Applies TTL expiry up to now, as Redis would. */
+  expire(): void {
+    if (this.state.epoch === '') return;
+    if (this.now >= this.metaExpiresAt) this.state = { epoch: '', lastSeq: 0, firstSeq: 1, messages: [] };
+    else if (this.now >= this.logExpiresAt && this.state.messages.length) this.state = { ...this.state, firstSeq: this.state.lastSeq + 1, messages: [] };
+    else return;
+    this.versions.push(this.copy());
+  }
+
+  append(n: number, carry: boolean, ours: boolean): void {
+    this.expire();
+    if (this.state.epoch === '') this.state = { epoch: `e${++this.epochs}`, lastSeq: 0, firstSeq: 1, messages: [] };
+    const added: string[] = [];
+    for (let i = 0; i < n; i++) added.push(`${this.state.epoch}#${this.state.lastSeq + i + 1}`);
+    const messages = [...this.state.messages, ...added].slice(-RULE.maxLength);
+    const lastSeq = this.state.lastSeq + n;
+    this.state = { epoch: this.state.epoch, lastSeq, firstSeq: lastSeq - messages.length + 1, messages };
+    this.logExpiresAt = this.now + RULE.ttlMs;
+    this.metaExpiresAt = this.now + META_TTL_MS;
+    this.versions.push(this.copy());
+    const hint: WakeHint = { epoch: this.state.epoch, lastSeq };
+    if (carry && n <= RULE.maxLength) hint.messages = added;
+    if (this.subscribed) this.sub.push({ kind: 'wake', hint, at: this.now, version: this.version });
+    if (ours) this.cmd.push({ kind: 'appended', epoch: this.state.epoch, seq: lastSeq, version: this.version });
+  }
+
+  issueRead(after: number, limit: number): void {
+    this.cmd.push({ kind: 'read', ticket: this.cache.ticket(S), after, limit });
+  }
+
+  /** Redis runs the oldest read not yet run. */
+  execRead(): void {
+    const item = this.cmd.find((c) => c.kind === 'read' && !c.result);
+    if (!item || item.kind !== 'read') return;
+    this.expire();
+    const s = this.state;
+    let life = -1;
+    if (s.epoch !== '') {
+      life = this.metaExpiresAt - this.now;
+      if (s.messages.length) life = Math.min(life, this.logExpiresAt - this.now);
+    }
+    item.result = { read: readOf(s, item.after, item.limit), life };
+  }
+
+  /** A read sent, run and answered with nothing else happening meanwhile (after whatever was queued before it). */
+  roundTrip(after: number, limit: number): void {
+    this.issueRead(after, limit);
+    while (this.cmd.some((c) => c.kind === 'read' && !c.result)) this.execRead();
+    while (this.cmd.length) this.replyCmd();
+  }
+
+  replyCmd(): void {
+    const item = this.cmd[0];
+    if (!item || (item.kind === 'read' && !item.result)) return;
+    this.cmd.shift();
+    if (item.kind === 'appended') {
+      this.cache.appended(S, item.epoch, item.seq);
+      this.floorVersion = Math.max(this.floorVersion, item.version);
+    } else if (item.ticket) {
+      this.cache.seed(S, item.ticket, item.result!.read, item.result!.life);
+    }
+  }
+
+  deliverSub(): void {
+    const item = this.sub.shift();
+    if (!item) return;
+    if (item.kind === 'confirm') this.cache.open(S);
+    else this.cache.wake(S, item.hint);
+  }
+
+  drop(): void {
+    this.subscribed = false;
+    this.sub = [];
+    this.cache.clear();
+  }
+
+  subscribe(): void {
+    if (this.subscribed) return;
+    this.subscribed = true;
+    this.sub.push({ kind: 'confirm' });
+  }
+
+  /** Time passes, but never so much that a wake-up in flight is older than the margin (the documented assumption). */
+  tick(ms: number): void {
+    const oldest = this.sub.find((i) => i.kind === 'wake') as { at: number } | undefined;
+    const room = oldest ? Math.max(0, oldest.at + MARGIN - 1 - this.now) : ms;
+    this.now += Math.min(ms, room);
+  }
+
+  query(after: number, limit: number): void {
+    const answer = this.cache.read(S, after, limit);
+    this.expire();
+    if (!answer) return;
+    this.answers++;
+    const oldestPending = this.sub.find((i) => i.kind === 'wake') as { version: number } | undefined;
+    const low = Math.max(this.floorVersion, oldestPending ? oldestPending.version - 1 : this.version);
+    const allowed = this.versions.slice(low).map((v) => readOf(v, after, limit));
+    expect(allowed, `cache answered ${JSON.stringify(answer)} at ${this.now}`).to.deep.include(answer);
+  }
+}
+
+function readOf(s: Snapshot, after: number, limit: number): StreamRead {
+  if (s.epoch === '') return { stream: S, epoch: '', lastSeq: 0, firstSeq: 1, after, messages: [] };
+  const from = Math.max(after + 1, s.firstSeq);
+  const messages = limit > 0 && from <= s.lastSeq ? s.messages.slice(from - s.firstSeq, from - s.firstSeq + limit) : [];
+  return { stream: S, epoch: s.epoch, lastSeq: s.lastSeq, firstSeq: s.firstSeq, after: Math.max(after, s.firstSeq - 1), messages };
+}
+
+const position = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constant(Number.MAX_SAFE_INTEGER));
+const action = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('append' as const), n: fc.oneof(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 7 })), carry: fc.oneof(fc.constant(true), fc.boolean()), ours: fc.boolean() }) },
+  { weight: 7, arbitrary: fc.record({ t: fc.constant('deliver' as const) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('issue' as const), after: position, limit: fc.integer({ min: 0, max: 6 }) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('exec' as const) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('roundTrip' as const), after: position, limit: fc.integer({ min: 0, max: 6 }) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('reply' as const) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 2500 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('drop' as const) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('subscribe' as const) }) },
+  { weight: 6, arbitrary: fc.record({ t: fc.constant('query' as const), after: position, limit: fc.integer({ min: 0, max: 6 }) }) },
+);
+
+describe('TailCache against a model log', () => {
+  it('answers only what a read of the log would have returned', () => {
+    let answered = 0;
+    fc.assert(
+      fc.property(fc.array(action, { minLength: 10, maxLength: 150, size: 'max' }), (actions) => {
+        const model = new Model();
+        model.subscribe();
+        for (const a of actions) {
+          switch (a.t) {
+            case 'append': model.append(a.n, a.carry, a.ours); break;
+            case 'deliver': model.deliverSub(); break;
+            case 'issue': model.issueRead(a.after, a.limit); break;
+            case 'exec': model.execRead(); break;
+            case 'roundTrip': model.roundTrip(a.after, a.limit); break;
+            case 'reply': model.replyCmd(); break;
+            case 'tick': model.tick(a.ms); break;
+            case 'drop': model.drop(); break;
+            case 'subscribe': model.subscribe(); break;
+            case 'query': model.query(a.after, a.limit); break;
+          }
+        }
+        answered += model.answers;
+      }),
+      { numRuns: 600 },
+    );
+    // The check means nothing if the cache never answers.
+    expect(answered).to.be.above(500);
+  });
+});
