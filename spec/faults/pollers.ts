@@ -4,6 +4,7 @@
  * is told. A transport only has to turn "follow these streams from this cursor on this node"
  * into batches: the long-poll one is here, the SSE and WebSocket ones in stream-transports.ts.
  */
+import { setMaxListeners } from 'node:events';
 import type { PollEvent, PollerHistory } from './checker.js';
 
 export interface WireBatch {
@@ -115,6 +116,9 @@ export class Poller {
       const nodes = this.options.nodes();
       const url = nodes[Math.floor(Math.random() * nodes.length)]!;
       this.current = new AbortController();
+      // Every fetch on it adds an abort listener that lives as long as the signal: a fast
+      // connection makes thousands of requests before it is dropped.
+      setMaxListeners(0, this.current.signal);
       try {
         await this.options.transport.follow(
           { url, apiKey: this.options.apiKey, streams: this.options.streams, cursor: this.cursor, signal: this.current.signal },

@@ -4,6 +4,7 @@
  * with the same id until it is acknowledged. Every acknowledgement and every unknown outcome is
  * recorded for the checker.
  */
+import { setMaxListeners } from 'node:events';
 import { idOf, type Ack, type Indeterminate } from './checker.js';
 
 export interface SenderOptions {
@@ -48,6 +49,9 @@ export class Sender {
       const nodes = this.options.nodes();
       const url = nodes[Math.floor(Math.random() * nodes.length)]!;
       this.current = new AbortController();
+      // Every fetch on it adds an abort listener that lives as long as the signal: a fast
+      // connection makes thousands of requests before it is dropped.
+      setMaxListeners(0, this.current.signal);
       const timer = setTimeout(() => this.current?.abort(), this.options.timeoutMs);
       try {
         const res = await fetch(`${url}/send`, {
