@@ -76,6 +76,8 @@ export class RedisStore implements Store {
   /** Undefined in cluster mode: a Cluster's subscriber moves between nodes without the events the cache relies on. */
   private readonly tail?: TailCache;
   private redisReads = 0;
+  /** The epoch the next append passes for a log it may have to start; replaced once used. */
+  private spareEpoch = newEpoch();
   private listener?: StoreListener;
   private subscriberReadyOnce = false;
 
@@ -172,12 +174,22 @@ export class RedisStore implements Store {
     const rule = this.options.retention(stream);
     const args: (string | number)[] = [
       this.keys.meta(stream), this.keys.log(stream), this.keys.ids(stream),
-      rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, newEpoch(),
+      rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, this.spareEpoch,
       this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES,
     ];
     for (const m of messages) args.push(m.id, m.tail);
     const client = this.acker ?? this.cmd;
-    const reply = await this.call(() => (client as unknown as ScriptClient).pgAppend(...args));
+    let reply: (string | number)[];
+    try {
+      reply = await this.call(() => (client as unknown as ScriptClient).pgAppend(...args));
+    } catch (err) {
+      // It may have run and started a log with the spare epoch: never offer that one again.
+      this.spareEpoch = newEpoch();
+      throw err;
+    }
+    // The spare epoch started a log (a new stream, or the first write after a Redis restart): the
+    // next log needs another. Drawing one per append cost a getrandom call for nothing.
+    if (reply[0] === args[6]) this.spareEpoch = newEpoch();
     let newest = 0;
     for (let i = 1; i < reply.length; i += 2) newest = Math.max(newest, Number(reply[i]));
     this.tail?.appended(stream, String(reply[0]), newest);
