@@ -30,6 +30,12 @@ function bare(req: IncomingMessage, res: ServerResponse): void {
     parked.push(res);
     return;
   }
+  if (req.url === '/memory') {
+    // Live memory only: the bench starts this server with --expose-gc.
+    (globalThis as { gc?: () => void }).gc?.();
+    res.end(String(process.memoryUsage().rss));
+    return;
+  }
   if (req.url === '/parked') {
     res.end(String(parked.length));
     return;

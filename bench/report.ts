@@ -50,7 +50,7 @@ export function printReport(report: { machine: ReturnType<typeof machine>; floor
   console.log(`floor on this machine during the run: node:http ${report.floors.filter((f) => f.server === 'http').map((f) => f.cpuUsPerRequest).join(' / ')} µs/request (issue: 39), Koa ${report.floors.filter((f) => f.server === 'koa').map((f) => f.cpuUsPerRequest).join(' / ')} (issue: 44)`);
   console.log(`  so one delivery (2 requests) floors at about ${Math.round(2 * koaFloor)} µs here; a target scaled to this machine = target x ${round2(httpFloor / 39)}`);
   for (const f of report.fanoutFloors ?? []) {
-    console.log(`  broadcast floor: bare node:http answering ${f.clients} held requests in one loop: ${f.p50Ms} / ${f.p99Ms} / ${f.p100Ms} ms to 50/99/100%, ${f.serverCpuMs} ms server CPU`);
+    console.log(`  broadcast floor: bare node:http answering ${f.clients} held requests in one loop: ${f.p50Ms} / ${f.p99Ms} / ${f.p100Ms} ms to 50/99/100%, ${f.serverCpuMs} ms server CPU; ${f.kbRssPerHeld} KB RSS per held request`);
   }
   for (const [store, r] of Object.entries(report.results) as ['memory' | 'redis', StoreResults][]) {
     console.log(`\n== ${store} store`);

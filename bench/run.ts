@@ -152,7 +152,7 @@ async function main(): Promise<void> {
       };
       await calibrate();
       process.stderr.write('[floor] bare node:http answering a broadcast\n');
-      const fanoutFloors: FanoutFloorResult[] = [await fanoutFloor(QUICK ? 1000 : 5000)];
+      const fanoutFloors: FanoutFloorResult[] = QUICK ? [await fanoutFloor(1000)] : [await fanoutFloor(5000), await fanoutFloor(Math.min(10_000, openFileLimit() - 1000))];
       const results: Partial<Record<StoreKind, StoreResults>> = {};
       for (const s of STORES) results[s] = await runStore(s, redis, tmp);
       let infoLog: { warn: TargetedResult; info: TargetedResult } | undefined;

@@ -114,7 +114,7 @@ export function shareLimit(available: number[], limit: number): number[] {
  * only past the messages kept. Streams without a delivery keep their position.
  */
 export function makeBatch(positions: ReadonlyMap<string, Position>, deliveries: StreamDelivery[], limit: number): Batch {
-  const shares = shareLimit(deliveries.map((d) => d.messages.length), limit);
+  const shares = deliveries.length === 1 ? [Math.min(deliveries[0]!.messages.length, Math.max(limit, 0))] : shareLimit(deliveries.map((d) => d.messages.length), limit);
   const next = new Map(positions);
   let count = 0;
   const kept = deliveries.map((d, i) => {
@@ -130,6 +130,11 @@ export function makeBatch(positions: ReadonlyMap<string, Position>, deliveries: 
 
 /** Reads every stream of a poll once and returns what the client gets now. */
 export async function readBatch(store: Store, positions: ReadonlyMap<string, Position>, limit: number): Promise<Batch> {
+  // Most polls name one stream: no Promise.all and no arrays for it.
+  if (positions.size === 1) {
+    const [stream, pos] = positions.entries().next().value!;
+    return makeBatch(positions, [await deliverStream(store, stream, pos, limit)], limit);
+  }
   const deliveries = await Promise.all([...positions].map(([stream, pos]) => deliverStream(store, stream, pos, limit)));
   return makeBatch(positions, deliveries, limit);
 }

@@ -19,7 +19,7 @@ export interface FloorResult {
 
 async function startFloorServer(server: 'http' | 'koa'): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const cmd = [...(hasTaskset ? ['taskset', '-c', '0'] : []), process.execPath, SERVER];
+  const cmd = [...(hasTaskset ? ['taskset', '-c', '0'] : []), process.execPath, '--expose-gc', SERVER];
   const child = spawn(cmd[0]!, cmd.slice(1), { env: { PORT: String(port), FLOOR: server }, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
@@ -60,6 +60,8 @@ export interface FanoutFloorResult {
   p99Ms: number;
   p100Ms: number;
   serverCpuMs: number;
+  /** RSS per held request over the idle server's, after a GC (the 12.4 KB at 10k). */
+  kbRssPerHeld: number;
 }
 
 /**
@@ -80,6 +82,7 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
   let t0 = 0;
   const held: Promise<void>[] = [];
   try {
+    const rss0 = Number(await get('/memory'));
     for (let i = 0; i < clients; ) {
       const end = Math.min(clients, i + 500);
       for (; i < end; i++) {
@@ -94,6 +97,7 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
         await sleep(20);
       }
     }
+    const rss1 = Number(await get('/memory'));
     const c0 = Number(await get('/cpu'));
     t0 = performance.now();
     await get('/release', 'POST');
@@ -106,6 +110,7 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
       p99Ms: round(percentile(arrivals, 99)),
       p100Ms: round(arrivals[arrivals.length - 1] ?? NaN),
       serverCpuMs: round((c1 - c0) / 1000),
+      kbRssPerHeld: round((rss1 - rss0) / clients / 1024, 2),
     };
   } finally {
     await Promise.all([p.destroy(), admin.destroy()]);
