@@ -33,7 +33,8 @@ function bare(req: IncomingMessage, res: ServerResponse): void {
   if (req.url === '/memory') {
     // Live memory only: the bench starts this server with --expose-gc.
     (globalThis as { gc?: () => void }).gc?.();
-    res.end(String(process.memoryUsage().rss));
+    const m = process.memoryUsage();
+    res.end(req.headers['x-heap'] ? String(m.heapUsed) : String(m.rss));
     return;
   }
   if (req.url === '/parked') {

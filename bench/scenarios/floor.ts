@@ -62,6 +62,8 @@ export interface FanoutFloorResult {
   serverCpuMs: number;
   /** RSS per held request over the idle server's, after a GC (the issue's 12.4 KB at 10k). */
   kbRssPerHeld: number;
+  /** Live JS heap per held request. */
+  kbHeapPerHeld: number;
 }
 
 /**
@@ -74,8 +76,8 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
   const url = `http://127.0.0.1:${port}`;
   const p = pool(url, clients);
   const admin = pool(url, 1);
-  const get = async (path: string, method: 'GET' | 'POST' = 'GET') => {
-    const r = await admin.request({ method, path });
+  const get = async (path: string, method: 'GET' | 'POST' = 'GET', headers: Record<string, string> = {}) => {
+    const r = await admin.request({ method, path, headers });
     return r.body.text();
   };
   const arrivals: number[] = [];
@@ -83,6 +85,7 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
   const held: Promise<void>[] = [];
   try {
     const rss0 = Number(await get('/memory'));
+    const heap0 = Number(await get('/memory', 'GET', { 'x-heap': '1' }));
     for (let i = 0; i < clients; ) {
       const end = Math.min(clients, i + 500);
       for (; i < end; i++) {
@@ -98,6 +101,7 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
       }
     }
     const rss1 = Number(await get('/memory'));
+    const heap1 = Number(await get('/memory', 'GET', { 'x-heap': '1' }));
     const c0 = Number(await get('/cpu'));
     t0 = performance.now();
     await get('/release', 'POST');
@@ -111,6 +115,7 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
       p100Ms: round(arrivals[arrivals.length - 1] ?? NaN),
       serverCpuMs: round((c1 - c0) / 1000),
       kbRssPerHeld: round((rss1 - rss0) / clients / 1024, 2),
+      kbHeapPerHeld: round((heap1 - heap0) / clients / 1024, 2),
     };
   } finally {
     await Promise.all([p.destroy(), admin.destroy()]);
