@@ -190,6 +190,18 @@ for (const flavour of flavours) {
       await waitFor(() => gw.longPolls.size === 0 && gw.registry.size === 0 && gw.registry.streamCount === 0, 'the waiter to be released');
     });
 
+    // Memory only: with Redis it depends on whether the tail cache holds the stream yet.
+    (flavour.name === 'memory' ? it : () => {})('skips the re-read after subscribing when the store knows the head has not moved', async () => {
+      const start = await poll(gw.url, key(), { streams: 'head:1', timeout: 0 });
+      hooked.reads = 0;
+      hooked.headChecks = 0;
+      const pending = poll(gw.url, key(), { streams: 'head:1', cursor: start.cursor, timeout: 30 });
+      await waitFor(() => hooked.headChecks === 1, 'the check after subscribing');
+      expect(hooked.reads).to.equal(1);
+      await sendOk(gw.url, key(), { stream: 'head:1', data: 'x' });
+      expect((await pending).messages.map((m) => m.data)).to.deep.equal(['x']);
+    });
+
     it('never loses a wake-up: a message appended between the first read and parking still wakes the poll', async () => {
       const start = await poll(gw.url, key(), { streams: 'race:1', timeout: 0 });
       // Force the interleaving: the poll's first read takes its snapshot, then (before the poll can
@@ -215,10 +227,12 @@ for (const flavour of flavours) {
     it('answers every parked poll of a stream from one store read', async () => {
       const start = await poll(gw.url, key(), { streams: 'fan:1', timeout: 0 });
       hooked.reads = 0;
+      hooked.headChecks = 0;
       const polls = Array.from({ length: 20 }, () => poll(gw.url, key(), { streams: 'fan:1', cursor: start.cursor, timeout: 30 }));
       await waitFor(() => gw.longPolls.size === 20, 'all polls to park');
-      // Each parked poll read once before parking and once after subscribing.
-      await waitFor(() => hooked.reads === 40, 'the re-reads after subscribing');
+      // Each parked poll read once before parking; once subscribed it checks the head the store
+      // knows (both stores here have knownHead) and re-reads only if that cannot tell.
+      await waitFor(() => hooked.headChecks === 20, 'the checks after subscribing');
       const before = hooked.reads;
       await sendOk(gw.url, key(), { stream: 'fan:1', data: 'all' });
       const results = await Promise.all(polls);
@@ -230,10 +244,10 @@ for (const flavour of flavours) {
       await sendOk(gw.url, key(), { stream: 'fan:2', data: 'first' });
       const start = await poll(gw.url, key(), { streams: 'fan:2', since: 'earliest', timeout: 0 });
       hooked.reads = 0;
+      hooked.headChecks = 0;
       const polls = Array.from({ length: 5 }, () => poll(gw.url, key(), { streams: 'fan:2', cursor: start.cursor, timeout: 30 }));
       await waitFor(() => gw.longPolls.size === 5, 'all polls to park');
-      // Each parked poll read once before parking and once after subscribing.
-      await waitFor(() => hooked.reads === 10, 'the re-reads after subscribing');
+      await waitFor(() => hooked.headChecks === 5, 'the checks after subscribing');
       const before = hooked.reads;
       await sendOk(gw.url, key(), { messages: [{ stream: 'fan:2', data: 'a' }, { stream: 'fan:2', data: 'b' }] });
       const results = await Promise.all(polls);

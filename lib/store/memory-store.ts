@@ -111,6 +111,11 @@ export class MemoryStore implements Store {
   }
 
   /** The stream's log after applying expiry: messages go at the log TTL, the stream at the meta TTL. */
+  knownHead(stream: string): { epoch: string; lastSeq: number } {
+    const log = this.live(stream);
+    return log ? { epoch: log.epoch, lastSeq: log.lastSeq } : { epoch: '', lastSeq: 0 };
+  }
+
   private live(stream: string): StreamLog | undefined {
     const log = this.streams.get(stream);
     if (!log) return undefined;

@@ -223,6 +223,11 @@ export class RedisStore implements Store {
     return read;
   }
 
+  /** The head the tail cache holds for a subscribed stream, when it could answer a read from memory. */
+  knownHead(stream: string): { epoch: string; lastSeq: number } | undefined {
+    return this.tail?.head(stream);
+  }
+
   /** Where reads were answered from, and the subscriptions held. */
   stats(): RedisStoreStats {
     return {

@@ -73,6 +73,13 @@ export interface Store {
   ping(): Promise<void>;
   /** Counters for GET /stats (e.g. where reads were answered from); optional. */
   stats?(): Readonly<Record<string, number>>;
+  /**
+   * The stream's head known now without I/O (epoch '' and lastSeq 0: no log), or undefined when
+   * it is not. Exact: every append acknowledged before the call is in it, or its wake-up is still
+   * to come to a stream subscribed now. A parked waiter whose position is this head needs no
+   * re-read after subscribing.
+   */
+  knownHead?(stream: string): { epoch: string; lastSeq: number } | undefined;
   close(): Promise<void>;
 }
 

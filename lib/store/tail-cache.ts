@@ -197,6 +197,14 @@ export class TailCache {
     if (!floor || floor.epoch !== epoch || floor.seq < seq) state.floor = { epoch, seq };
   }
 
+  /** The stream's head when an answer from memory is possible now (see read()), else undefined. */
+  head(stream: string): { epoch: string; lastSeq: number } | undefined {
+    const state = this.live.get(stream);
+    const entry = state?.entry;
+    if (!state || !entry || state.floor || entry.validUntil <= this.now()) return undefined;
+    return { epoch: entry.epoch, lastSeq: entry.lastSeq };
+  }
+
   /** The answer the store would give, or undefined when this cannot be proven from memory. */
   read(stream: string, after: number, limit: number): StreamRead | undefined {
     const answer = this.answer(stream, after, limit);

@@ -63,10 +63,22 @@ class ParkedPoll implements Waiter {
     this.timer = setTimeout(() => this.finish('timeout'), this.req.timeoutMs);
     this.unwatch = this.req.watchGone(() => this.finish('gone'));
     this.hub.registry.add(this).then(
-      // Re-read once subscribed: a message appended between the first read and the subscription woke nobody.
-      () => (this.done ? undefined : this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit))),
+      // Re-read once subscribed: a message appended between the first read and the subscription
+      // woke nobody. Not needed when the store knows, without I/O, that no stream moved.
+      () => (this.done || this.atKnownHeads() ? undefined : this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit))),
       (err: Error) => this.hub.log.warn({ err: err.message }, 'subscribe failed; the poll stays parked until its timeout'),
     );
+  }
+
+  /** Every stream's head, as the store knows it now, is this poll's position: a read would bring nothing. */
+  private atKnownHeads(): boolean {
+    const store = this.hub.store;
+    if (!store.knownHead) return false;
+    for (const [stream, pos] of this.req.positions) {
+      const head = store.knownHead(stream);
+      if (!head || head.epoch !== (pos.seq === 0 ? head.epoch : pos.epoch) || head.lastSeq !== pos.seq) return false;
+    }
+    return true;
   }
 
   onRead(read: StreamRead): void {

@@ -34,6 +34,28 @@ function seeded(cache: TailCache, lastSeq: number, firstSeq = 1, after = 0, limi
 }
 
 describe('TailCache', () => {
+  describe('head', () => {
+    it('is the head exactly when a read could be answered from memory', () => {
+      const { cache, clock } = makeCache();
+      expect(cache.head(S), 'not open').to.equal(undefined);
+      cache.open(S);
+      expect(cache.head(S), 'open, not seeded').to.equal(undefined);
+      seeded(cache, 5);
+      expect(cache.head(S)).to.deep.equal({ epoch: 'E', lastSeq: 5 });
+      cache.wake(S, { epoch: 'E', lastSeq: 6, messages: [m(6)] });
+      expect(cache.head(S)).to.deep.equal({ epoch: 'E', lastSeq: 6 });
+      cache.appended(S, 'E', 7);
+      expect(cache.head(S), 'our own append not seen yet').to.equal(undefined);
+      cache.wake(S, { epoch: 'E', lastSeq: 7, messages: [m(7)] });
+      expect(cache.head(S)).to.deep.equal({ epoch: 'E', lastSeq: 7 });
+      clock.now += 60_000;
+      expect(cache.head(S), 'expired').to.equal(undefined);
+      seeded(cache, 7);
+      cache.clear();
+      expect(cache.head(S), 'connection lost').to.equal(undefined);
+    });
+  });
+
   describe('seed', () => {
     it('answers reads at and near the head exactly as the store would', () => {
       const { cache } = makeCache();

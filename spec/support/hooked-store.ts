@@ -9,7 +9,18 @@ export class HookedStore implements Store {
   /** Runs before each read reaches the real store; may await to hold the read. */
   beforeRead?: (stream: string, after: number, limit: number) => Promise<void> | void;
 
-  constructor(readonly inner: Store) {}
+  /** knownHead() calls: a parked poll makes one per stream once subscribed (if the store has it). */
+  headChecks = 0;
+  knownHead?: Store['knownHead'];
+
+  constructor(readonly inner: Store) {
+    if (inner.knownHead) {
+      this.knownHead = (stream) => {
+        this.headChecks++;
+        return inner.knownHead!(stream);
+      };
+    }
+  }
 
   get kind() {
     return this.inner.kind;
