@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { RetentionRule } from '../../lib/config.js';
-import { WAKE_MESSAGES_MAX_BYTES, messageHead, messageTail, type NewMessage, type Store, type WakeHint } from '../../lib/store/store.js';
+import { HEAD_ONLY, WAKE_MESSAGES_MAX_BYTES, messageHead, messageTail, type NewMessage, type Store, type WakeHint } from '../../lib/store/store.js';
 
 export interface StoreHarness {
   store: Store;
@@ -206,6 +206,31 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const { hint } = await woke;
       expect(hint.lastSeq).to.equal(4);
       expect(hint.messages).to.equal(undefined);
+    });
+
+    it('gives a knownHead (when it gives one at all) equal to the head a read returns', async () => {
+      // Optional: the Redis store gives one only while its tail cache follows the stream.
+      const agrees = async (stream: string) => {
+        const known = h.store.knownHead?.(stream);
+        if (!known) return;
+        const r = await h.store.read(stream, HEAD_ONLY, 0);
+        expect(known, stream).to.deep.equal({ epoch: r.epoch, lastSeq: r.lastSeq });
+      };
+      await h.store.subscribe('k:1');
+      await agrees('k:1');
+      await h.store.read('k:1', 0, 10);
+      for (const id of ['a', 'b', 'c']) {
+        const woke = nextWake(h.store);
+        await h.store.append('k:1', [msg(id)]);
+        await woke;
+        await agrees('k:1');
+        await h.store.read('k:1', 0, 10);
+        await agrees('k:1');
+      }
+      await h.store.append('k:2', [msg('a')]);
+      await agrees('k:2');
+      await h.expireMessages('k:2');
+      await agrees('k:2');
     });
 
     it('answers ping', async () => {
