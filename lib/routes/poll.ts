@@ -111,21 +111,13 @@ export function pollRoute(deps: PollDeps) {
     for (const s of p.streams) if (!principal.canRead(s)) throw new ForbiddenError(`not allowed to poll stream "${s}"`);
 
     const positions = await positionsOf(deps, p);
-    const res = ctx.res;
     const outcome = await deps.longPolls.poll({
       positions,
       limit: p.limit,
       timeoutMs: p.timeoutMs,
       connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
       admit: () => deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip }),
-      // A request's own 'close' fires once its body is read (Node 20): only the response's says the client left.
-      watchGone(gone) {
-        const onClose = () => {
-          if (!res.writableFinished) gone();
-        };
-        res.once('close', onClose);
-        return () => res.off('close', onClose);
-      },
+      response: ctx.res,
     });
     ctx.state.pollEnd = outcome.end;
     if (outcome.end === 'shutdown') ctx.set('Connection', 'close');

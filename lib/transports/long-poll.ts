@@ -23,13 +23,25 @@ export interface PollRequest {
   timeoutMs: number;
   /** One parked poll per (subject, conn): a newer poll answers the older one at once. */
   connKey?: string;
-  /** Calls `gone` when the client disconnects; returns the function that stops watching. */
-  watchGone(gone: () => void): () => void;
+  /** The answer's response: its 'close' before it finished says the client went away. */
+  response?: ClosingResponse;
   /**
    * Called just before the poll parks: takes a connection slot (lib/limits/connection-caps.ts) or
    * throws, which answers the poll with that error instead of parking it. Returns the release.
    */
   admit?(): () => void;
+}
+
+/** What a parked poll watches of its response (node:http's ServerResponse has it). */
+export interface ClosingResponse {
+  readonly writableFinished: boolean;
+  on(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+// The timer is one shared function given the poll as its argument: no closure per parked poll.
+function timedOut(poll: ParkedPoll): void {
+  poll.finish('timeout');
 }
 
 function emptyBatch(positions: Map<string, Position>): Batch {
@@ -40,7 +52,10 @@ class ParkedPoll implements Waiter {
   readonly streams: readonly string[];
   private done = false;
   private timer?: NodeJS.Timeout;
-  private unwatch?: () => void;
+  /** A request's own 'close' fires once its body is read (Node 20): only the response's says the client left. */
+  private readonly responseClosed = () => {
+    if (!this.req.response?.writableFinished) this.finish('gone');
+  };
   private releaseSlot?: () => void;
   private settle!: (outcome: PollOutcome) => void;
   readonly outcome: Promise<PollOutcome>;
@@ -60,8 +75,8 @@ class ParkedPoll implements Waiter {
   }
 
   start(): void {
-    this.timer = setTimeout(() => this.finish('timeout'), this.req.timeoutMs);
-    this.unwatch = this.req.watchGone(() => this.finish('gone'));
+    this.timer = setTimeout(timedOut, this.req.timeoutMs, this);
+    this.req.response?.on('close', this.responseClosed);
     this.hub.registry.add(this).then(
       // Re-read once subscribed: a message appended between the first read and the subscription
       // woke nobody. Not needed when the store knows, without I/O, that no stream moved.
@@ -101,7 +116,7 @@ class ParkedPoll implements Waiter {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
-    this.unwatch?.();
+    this.req.response?.off('close', this.responseClosed);
     this.releaseSlot?.();
     this.hub.release(this, this.req.connKey);
     this.settle({ batch: batch ?? emptyBatch(this.req.positions), end });
