@@ -4,7 +4,6 @@
  * seconds does not re-run HMAC and JSON parsing each time.
  */
 import * as crypto from 'node:crypto';
-import { timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { UnauthorizedError } from './errors.js';
 import { matchesAny } from './streams.js';
@@ -122,7 +121,7 @@ export class Auth {
     const d = digest(candidate);
     let found = -1;
     this.apiKeyDigests.forEach((k, i) => {
-      if (timingSafeEqual(k, d) && found < 0) found = i;
+      if (crypto.timingSafeEqual(k, d) && found < 0) found = i;
     });
     return found;
   }

@@ -98,6 +98,8 @@ export function hasNews(batch: Batch): boolean {
  * the rest share what is left, so one busy stream cannot starve the others.
  */
 export function shareLimit(available: number[], limit: number): number[] {
+  // Most polls name one stream: no ordering to do.
+  if (available.length === 1) return [Math.min(available[0]!, Math.max(Math.floor(limit), 0))];
   const shares = available.map(() => 0);
   let left = limit;
   const order = available.map((n, i) => i).sort((a, b) => available[a]! - available[b]!);
@@ -114,7 +116,7 @@ export function shareLimit(available: number[], limit: number): number[] {
  * only past the messages kept. Streams without a delivery keep their position.
  */
 export function makeBatch(positions: ReadonlyMap<string, Position>, deliveries: StreamDelivery[], limit: number): Batch {
-  const shares = deliveries.length === 1 ? [Math.min(deliveries[0]!.messages.length, Math.max(limit, 0))] : shareLimit(deliveries.map((d) => d.messages.length), limit);
+  const shares = shareLimit(deliveries.map((d) => d.messages.length), limit);
   const next = new Map(positions);
   let count = 0;
   const kept = deliveries.map((d, i) => {

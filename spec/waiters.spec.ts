@@ -170,17 +170,25 @@ describe('WaiterRegistry', () => {
     const settleAll = async () => {
       for (let i = 0; i < 20; i++) await settle();
     };
+    /** `count` registered waiters at seq 4. */
+    const parked = async (count: number) => {
+      const ws = Array.from({ length: count }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
+      for (const w of ws) await registry.add(w);
+      return ws;
+    };
+    /** Runs `then` right after `w` is handed its read (so inside the slice that answers it). */
+    const afterRead = (w: RecordingWaiter, then: () => void) => {
+      const onRead = w.onRead.bind(w);
+      w.onRead = (read) => {
+        onRead(read);
+        then();
+      };
+    };
 
     it('answers every waiter from one read, letting the event loop turn between slices', async () => {
-      const ws = Array.from({ length: many }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
-      for (const w of ws) await registry.add(w);
+      const ws = await parked(many);
       let answeredWhenLoopTurned = -1;
-      const first = ws[0]!;
-      const onRead = first.onRead.bind(first);
-      first.onRead = (read) => {
-        onRead(read);
-        setImmediate(() => (answeredWhenLoopTurned = ws.filter((w) => w.delivered.length > 0).length));
-      };
+      afterRead(ws[0]!, () => setImmediate(() => (answeredWhenLoopTurned = ws.filter((w) => w.delivered.length > 0).length)));
       store.last = 5;
       wake({ epoch: store.epoch, lastSeq: 5 });
       await settleAll();
@@ -190,16 +198,13 @@ describe('WaiterRegistry', () => {
     });
 
     it('makes slices smaller when answers are slow, so one turn of the loop stays short', async () => {
-      const ws = Array.from({ length: FANOUT_SLICE + 64 }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
+      const ws = await parked(FANOUT_SLICE + 64);
+      // 1 ms per answer: the first slice takes about FANOUT_SLICE ms, far over the budget.
       for (const w of ws) {
-        const onRead = w.onRead.bind(w);
-        // 1 ms per answer: the first slice takes about FANOUT_SLICE ms, far over the budget.
-        w.onRead = (read) => {
+        afterRead(w, () => {
           const until = performance.now() + 1;
           while (performance.now() < until);
-          onRead(read);
-        };
-        await registry.add(w);
+        });
       }
       const answeredPerTurn: number[] = [];
       let before = 0;
@@ -218,15 +223,9 @@ describe('WaiterRegistry', () => {
     });
 
     it('skips a waiter that left between slices', async () => {
-      const ws = Array.from({ length: many }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
-      for (const w of ws) await registry.add(w);
+      const ws = await parked(many);
       const last = ws[many - 1]!;
-      const first = ws[0]!;
-      const onRead = first.onRead.bind(first);
-      first.onRead = (read) => {
-        onRead(read);
-        registry.remove(last);
-      };
+      afterRead(ws[0]!, () => registry.remove(last));
       store.last = 5;
       wake({ epoch: store.epoch, lastSeq: 5 });
       await settleAll();
@@ -235,16 +234,10 @@ describe('WaiterRegistry', () => {
     });
 
     it('does not hand an older snapshot to a waiter that moved on while it waited for its slice', async () => {
-      const ws = Array.from({ length: many }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
-      for (const w of ws) await registry.add(w);
+      const ws = await parked(many);
       const moved = ws[many - 1]!;
-      const first = ws[0]!;
-      const onRead = first.onRead.bind(first);
-      first.onRead = (read) => {
-        onRead(read);
-        // Its transport catches up on its own before the last slice is handed out.
-        setImmediate(() => (moved.pos = { epoch: store.epoch, seq: 9 }));
-      };
+      // Its transport catches up on its own before the last slice is handed out.
+      afterRead(ws[0]!, () => setImmediate(() => (moved.pos = { epoch: store.epoch, seq: 9 })));
       store.last = 5;
       wake({ epoch: store.epoch, lastSeq: 5 });
       await settleAll();
@@ -253,8 +246,7 @@ describe('WaiterRegistry', () => {
     });
 
     it('leaves a broadcast larger than a slice to the one read, not the hint', async () => {
-      const ws = Array.from({ length: FANOUT_SLICE + 1 }, () => new RecordingWaiter({ epoch: store.epoch, seq: 4 }));
-      for (const w of ws) await registry.add(w);
+      const ws = await parked(FANOUT_SLICE + 1);
       store.last = 5;
       wake({ epoch: store.epoch, lastSeq: 5, messages: [m(5)] });
       await settleAll();

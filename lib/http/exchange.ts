@@ -50,7 +50,7 @@ export function parseQuery(search: string): Record<string, unknown> {
   return out;
 }
 
-/** HttpExchange over a bare node:http request: headers kept in two small arrays, one writeHead. */
+/** HttpExchange over a bare node:http request: headers kept in small arrays, one writeHead. */
 export class RawExchange implements HttpExchange {
   readonly method: string;
   readonly originalUrl: string;
@@ -59,6 +59,8 @@ export class RawExchange implements HttpExchange {
   type = '';
   body: unknown = undefined;
   private readonly names: string[] = [];
+  /** The same names in lower case, for set() and vary() to find them without re-lowering each. */
+  private readonly lowerNames: string[] = [];
   private readonly values: string[] = [];
   private parsedQuery?: Record<string, unknown>;
   private address?: string;
@@ -83,16 +85,17 @@ export class RawExchange implements HttpExchange {
 
   set(field: string, value: string): void {
     const lower = field.toLowerCase();
-    const i = this.names.findIndex((n) => n.toLowerCase() === lower);
+    const i = this.lowerNames.indexOf(lower);
     if (i >= 0) this.values[i] = value;
     else {
       this.names.push(field);
+      this.lowerNames.push(lower);
       this.values.push(value);
     }
   }
 
   vary(field: string): void {
-    const i = this.names.findIndex((n) => n.toLowerCase() === 'vary');
+    const i = this.lowerNames.indexOf('vary');
     if (i < 0) this.set('Vary', field);
     else if (!this.values[i]!.split(/\s*,\s*/).some((f) => f.toLowerCase() === field.toLowerCase())) this.values[i] += `, ${field}`;
   }

@@ -172,9 +172,10 @@ export class RedisStore implements Store {
 
   async append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]> {
     const rule = this.options.retention(stream);
+    const spare = this.spareEpoch;
     const args: (string | number)[] = [
       this.keys.meta(stream), this.keys.log(stream), this.keys.ids(stream),
-      rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, this.spareEpoch,
+      rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, spare,
       this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES,
     ];
     for (const m of messages) args.push(m.id, m.tail);
@@ -189,7 +190,7 @@ export class RedisStore implements Store {
     }
     // The spare epoch started a log (a new stream, or the first write after a Redis restart): the
     // next log needs another. Drawing one per append cost a getrandom call for nothing.
-    if (reply[0] === args[6]) this.spareEpoch = newEpoch();
+    if (reply[0] === spare) this.spareEpoch = newEpoch();
     let newest = 0;
     for (let i = 1; i < reply.length; i += 2) newest = Math.max(newest, Number(reply[i]));
     this.tail?.appended(stream, String(reply[0]), newest);

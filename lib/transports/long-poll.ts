@@ -91,7 +91,8 @@ class ParkedPoll implements Waiter {
     if (!store.knownHead) return false;
     for (const [stream, pos] of this.req.positions) {
       const head = store.knownHead(stream);
-      if (!head || head.epoch !== (pos.seq === 0 ? head.epoch : pos.epoch) || head.lastSeq !== pos.seq) return false;
+      // Seq 0 matches any epoch (no log yet); a real position must be in the head's epoch.
+      if (!head || head.lastSeq !== pos.seq || (pos.seq > 0 && head.epoch !== pos.epoch)) return false;
     }
     return true;
   }

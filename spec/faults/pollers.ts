@@ -6,6 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { PollEvent, PollerHistory } from './checker.js';
+import { ClientLoop } from './client-loop.js';
 
 export interface WireBatch {
   messages: { stream: string; seq: number; id: string }[];
@@ -66,33 +67,16 @@ export interface PollerOptions {
 }
 
 /** One client: follows its streams until stop(), recording every message, gap and reset. */
-export class Poller {
+export class Poller extends ClientLoop {
   readonly history: PollerHistory;
   reconnects = 0;
   private cursor?: string;
   /** Failed connections in a row since the last batch: the backoff grows with it. */
   private failures = 0;
-  private current?: AbortController;
-  private stopped = false;
-  private loop?: Promise<void>;
 
   constructor(private readonly options: PollerOptions) {
+    super();
     this.history = { name: options.name, streams: new Map(options.streams.map((s) => [s, [] as PollEvent[]])) };
-  }
-
-  start(): void {
-    this.loop = this.run();
-  }
-
-  /** Cuts the connection in flight (the client reconnects, resuming from its last cursor). */
-  drop(): void {
-    this.current?.abort();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.current?.abort();
-    await this.loop;
   }
 
   /** Ids received so far on a stream. */
@@ -111,13 +95,13 @@ export class Poller {
     this.failures = 0;
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     while (!this.stopped) {
       const nodes = this.options.nodes();
       const url = nodes[Math.floor(Math.random() * nodes.length)]!;
       this.current = new AbortController();
-      // Every fetch on it adds an abort listener that lives as long as the signal: a fast
-      // connection makes thousands of requests before it is dropped.
+      // A long-poll connection makes thousands of fetches on this one signal before it is
+      // dropped, each adding an abort listener that lives as long as the signal.
       setMaxListeners(0, this.current.signal);
       try {
         await this.options.transport.follow(

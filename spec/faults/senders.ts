@@ -4,8 +4,8 @@
  * with the same id until it is acknowledged. Every acknowledgement and every unknown outcome is
  * recorded for the checker.
  */
-import { setMaxListeners } from 'node:events';
 import { idOf, type Ack, type Indeterminate } from './checker.js';
+import { ClientLoop } from './client-loop.js';
 
 export interface SenderOptions {
   name: string;
@@ -18,29 +18,13 @@ export interface SenderOptions {
   timeoutMs: number;
 }
 
-export class Sender {
+export class Sender extends ClientLoop {
   readonly acks: Ack[] = [];
   readonly indeterminate: Indeterminate[] = [];
   private n = 0;
-  private stopped = false;
-  private current?: AbortController;
-  private loop?: Promise<void>;
 
-  constructor(private readonly options: SenderOptions) {}
-
-  start(): void {
-    this.loop = this.run();
-  }
-
-  /** Cuts the request in flight: its outcome becomes unknown and the message is retried. */
-  drop(): void {
-    this.current?.abort();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.current?.abort();
-    await this.loop;
+  constructor(private readonly options: SenderOptions) {
+    super();
   }
 
   /** Sends one message until acknowledged (or the sender stops); resolves with its ack. */
@@ -49,9 +33,6 @@ export class Sender {
       const nodes = this.options.nodes();
       const url = nodes[Math.floor(Math.random() * nodes.length)]!;
       this.current = new AbortController();
-      // Every fetch on it adds an abort listener that lives as long as the signal: a fast
-      // connection makes thousands of requests before it is dropped.
-      setMaxListeners(0, this.current.signal);
       const timer = setTimeout(() => this.current?.abort(), this.options.timeoutMs);
       try {
         const res = await fetch(`${url}/send`, {
@@ -80,7 +61,7 @@ export class Sender {
     return undefined;
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     while (!this.stopped) {
       const stream = this.options.streams[Math.floor(Math.random() * this.options.streams.length)]!;
       const n = this.n++;
