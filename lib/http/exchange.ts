@@ -50,7 +50,16 @@ export function parseQuery(search: string): Record<string, unknown> {
   return out;
 }
 
-/** HttpExchange over a bare node:http request: headers kept in small arrays, one writeHead. */
+/** Whether two header names are the same, ignoring case; no allocation when they are spelled alike. */
+function sameName(a: string, b: string): boolean {
+  return a === b || (a.length === b.length && a.toLowerCase() === b.toLowerCase());
+}
+
+/**
+ * HttpExchange over a bare node:http request: the answer's headers kept as the flat name/value
+ * array writeHead takes. A parked poll holds its exchange for the whole hold, so it keeps one
+ * array and no lower-cased copies of names (docs/PERFORMANCE.md, "What a parked poll holds").
+ */
 export class RawExchange implements HttpExchange {
   readonly method: string;
   readonly originalUrl: string;
@@ -58,10 +67,8 @@ export class RawExchange implements HttpExchange {
   status = 200;
   type = '';
   body: unknown = undefined;
-  private readonly names: string[] = [];
-  /** The same names in lower case, for set() and vary() to find them without re-lowering each. */
-  private readonly lowerNames: string[] = [];
-  private readonly values: string[] = [];
+  /** name, value, name, value, ... in the order first set. */
+  private readonly head: string[] = [];
   private parsedQuery?: Record<string, unknown>;
   private address?: string;
 
@@ -84,20 +91,21 @@ export class RawExchange implements HttpExchange {
   }
 
   set(field: string, value: string): void {
-    const lower = field.toLowerCase();
-    const i = this.lowerNames.indexOf(lower);
-    if (i >= 0) this.values[i] = value;
-    else {
-      this.names.push(field);
-      this.lowerNames.push(lower);
-      this.values.push(value);
-    }
+    const i = this.indexOf(field);
+    if (i >= 0) this.head[i + 1] = value;
+    else this.head.push(field, value);
   }
 
   vary(field: string): void {
-    const i = this.lowerNames.indexOf('vary');
+    const i = this.indexOf('Vary');
     if (i < 0) this.set('Vary', field);
-    else if (!this.values[i]!.split(/\s*,\s*/).some((f) => f.toLowerCase() === field.toLowerCase())) this.values[i] += `, ${field}`;
+    else if (!this.head[i + 1]!.split(/\s*,\s*/).some((f) => sameName(f, field))) this.head[i + 1] += `, ${field}`;
+  }
+
+  private indexOf(field: string): number {
+    const head = this.head;
+    for (let i = 0; i < head.length; i += 2) if (sameName(head[i]!, field)) return i;
+    return -1;
   }
 
   /**
@@ -108,8 +116,7 @@ export class RawExchange implements HttpExchange {
     const res = this.res;
     if (res.headersSent || res.writableEnded || (res.socket && !res.socket.writable)) return;
     const body = typeof this.body === 'string' ? this.body : JSON.stringify(this.body ?? null);
-    const head: string[] = [];
-    for (let i = 0; i < this.names.length; i++) head.push(this.names[i]!, this.values[i]!);
+    const head = this.head;
     if (this.type) head.push('Content-Type', this.type);
     head.push('Content-Length', String(Buffer.byteLength(body)));
     res.writeHead(this.status, head);

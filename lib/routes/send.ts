@@ -63,6 +63,32 @@ function parseSend(body: unknown, limits: SendLimits): Outgoing[] {
   return body.messages.map((m, i) => parseMessage(m, limits, `messages[${i}]`));
 }
 
+/** One atomic append per stream, in request order; the results come back in request order. */
+async function appendAll(store: Store, outgoing: Outgoing[], ts: number): Promise<AppendResult[]> {
+  const only = outgoing.length === 1 && outgoing[0]!.streams.length === 1 ? outgoing[0]! : undefined;
+  // Most sends carry one message to one stream: no grouping to do.
+  if (only) return store.append(only.streams[0]!, [{ id: only.id, tail: messageTail(only.id, ts, only.dataJson) }]);
+  const perStream = new Map<string, { messages: NewMessage[]; slots: number[] }>();
+  const results: AppendResult[] = [];
+  for (const m of outgoing) {
+    const tail = messageTail(m.id, ts, m.dataJson);
+    for (const stream of m.streams) {
+      let group = perStream.get(stream);
+      if (!group) perStream.set(stream, (group = { messages: [], slots: [] }));
+      group.messages.push({ id: m.id, tail });
+      group.slots.push(results.length);
+      results.push({ stream, seq: 0, id: m.id, duplicate: false });
+    }
+  }
+  await Promise.all(
+    [...perStream].map(async ([stream, group]) => {
+      const stored = await store.append(stream, group.messages);
+      stored.forEach((r, i) => (results[group.slots[i]!] = r));
+    }),
+  );
+  return results;
+}
+
 export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits; rateLimits: RateLimits }) {
   return async function send(ctx: HttpExchange): Promise<void> {
     noStore(ctx);
@@ -77,26 +103,7 @@ export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits; 
     // Counted per append, not per request: one request may fan out to thousands of new streams.
     await deps.rateLimits.checkSend(principal, outgoing.reduce((n, m) => n + m.streams.length, 0));
 
-    // One atomic append per stream, in request order; results map back to request order.
-    const ts = Date.now();
-    const perStream = new Map<string, { messages: NewMessage[]; slots: number[] }>();
-    const results: AppendResult[] = [];
-    for (const m of outgoing) {
-      const tail = messageTail(m.id, ts, m.dataJson);
-      for (const stream of m.streams) {
-        let group = perStream.get(stream);
-        if (!group) perStream.set(stream, (group = { messages: [], slots: [] }));
-        group.messages.push({ id: m.id, tail });
-        group.slots.push(results.length);
-        results.push({ stream, seq: 0, id: m.id, duplicate: false });
-      }
-    }
-    await Promise.all(
-      [...perStream].map(async ([stream, group]) => {
-        const stored = await deps.store.append(stream, group.messages);
-        stored.forEach((r, i) => (results[group.slots[i]!] = r));
-      }),
-    );
+    const results = await appendAll(deps.store, outgoing, Date.now());
     ctx.type = 'application/json; charset=utf-8';
     ctx.body = JSON.stringify({
       results: results.map((r) => (r.duplicate ? { stream: r.stream, seq: r.seq, id: r.id, duplicate: true } : { stream: r.stream, seq: r.seq, id: r.id })),
