@@ -35,8 +35,8 @@ const FANOUT_SLICE_BUDGET_MS = 10;
 
 interface StreamEntry {
   waiters: Set<Waiter>;
-  /** Resolves once the store delivers wake-ups for this stream. */
-  subscribed: Promise<void>;
+  /** Resolves once the store delivers wake-ups for this stream; undefined once they flow. */
+  subscribing?: Promise<void>;
   /** A read for this stream is in flight; `again` asks for one more when it lands. */
   reading: boolean;
   again: boolean;
@@ -61,27 +61,42 @@ export class WaiterRegistry implements StoreListener {
   }
 
   /**
-   * Registers a waiter and resolves once wake-ups for all its streams are flowing. After that the
-   * caller must re-read the log once: a message appended before the subscription took effect
-   * wakes nobody. The caller must call remove() exactly once, whatever happens.
+   * Registers a waiter and resolves once wake-ups for all its streams are flowing, or returns
+   * undefined when they already are. After that the caller must re-read the log once: a message
+   * appended before the subscription took effect wakes nobody. The caller must call remove()
+   * exactly once, whatever happens.
    */
-  async add(waiter: Waiter): Promise<void> {
+  add(waiter: Waiter): Promise<void> | undefined {
     this.all.add(waiter);
-    const pending: Promise<void>[] = [];
+    let pending: Promise<void>[] | undefined;
     for (const stream of waiter.streams) {
       let entry = this.byStream.get(stream);
       if (!entry) {
-        entry = { waiters: new Set(), subscribed: this.store.subscribe(stream), reading: false, again: false };
-        // A failed subscribe is retried by the next waiter on the stream.
-        entry.subscribed.catch(() => {
-          if (this.byStream.get(stream) === entry) this.byStream.delete(stream);
-        });
+        entry = this.subscribe(stream);
         this.byStream.set(stream, entry);
       }
       entry.waiters.add(waiter);
-      pending.push(entry.subscribed);
+      if (entry.subscribing) (pending ??= []).push(entry.subscribing);
     }
-    await Promise.all(pending);
+    if (!pending) return undefined;
+    return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => undefined);
+  }
+
+  private subscribe(stream: string): StreamEntry {
+    const entry: StreamEntry = { waiters: new Set(), reading: false, again: false };
+    const subscribing = this.store.subscribe(stream);
+    if (!subscribing) return entry;
+    entry.subscribing = subscribing.then(
+      () => {
+        entry.subscribing = undefined;
+      },
+      (err: unknown) => {
+        // A failed subscribe is retried by the next waiter on the stream.
+        if (this.byStream.get(stream) === entry) this.byStream.delete(stream);
+        throw err;
+      },
+    );
+    return entry;
   }
 
   remove(waiter: Waiter): void {

@@ -37,17 +37,57 @@ export interface HttpExchange {
  * same on either path.
  */
 export function parseQuery(search: string): Record<string, unknown> {
+  return (search[0] !== '?' && splitQuery(search)) || searchParams(search);
+}
+
+function searchParams(search: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (search === '') return out;
-  for (const [name, value] of new URLSearchParams(search)) {
-    if (!Object.prototype.hasOwnProperty.call(out, name)) {
-      Object.defineProperty(out, name, { value, writable: true, enumerable: true, configurable: true });
-      continue;
+  for (const [name, value] of new URLSearchParams(search)) addParam(out, name, value);
+  return out;
+}
+
+/**
+ * The same parse without a URLSearchParams and its iterator, for the common query: well-formed
+ * escapes of UTF-8 (stream names escape ':'), base64url cursors and tokens. Returns undefined,
+ * for URLSearchParams to decide, when a piece has a malformed escape (URLSearchParams keeps it
+ * or writes U+FFFD where decodeURIComponent throws).
+ */
+function splitQuery(search: string): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {};
+  for (let start = 0; start <= search.length; ) {
+    let end = search.indexOf('&', start);
+    if (end < 0) end = search.length;
+    if (end > start) {
+      const eq = search.indexOf('=', start);
+      const name = decodePiece(search.slice(start, eq < 0 || eq > end ? end : eq));
+      const value = eq < 0 || eq > end ? '' : decodePiece(search.slice(eq + 1, end));
+      if (name === undefined || value === undefined) return undefined;
+      addParam(out, name, value);
     }
-    const prev = out[name];
-    out[name] = Array.isArray(prev) ? [...prev, value] : [prev, value];
+    start = end + 1;
   }
   return out;
+}
+
+function decodePiece(piece: string): string | undefined {
+  const spaced = piece.indexOf('+') < 0 ? piece : piece.replaceAll('+', ' ');
+  if (spaced.indexOf('%') < 0) return spaced;
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return undefined;
+  }
+}
+
+function addParam(out: Record<string, unknown>, name: string, value: string): void {
+  if (!Object.prototype.hasOwnProperty.call(out, name)) {
+    // defineProperty, not assignment: a parameter named __proto__ must be an own property.
+    if (name === '__proto__') Object.defineProperty(out, name, { value, writable: true, enumerable: true, configurable: true });
+    else out[name] = value;
+    return;
+  }
+  const prev = out[name];
+  out[name] = Array.isArray(prev) ? [...prev, value] : [prev, value];
 }
 
 /** Whether two header names are the same, ignoring case; no allocation when they are spelled alike. */

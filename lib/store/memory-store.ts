@@ -91,8 +91,9 @@ export class MemoryStore implements Store {
     return { stream, epoch: log.epoch, lastSeq: log.lastSeq, firstSeq, after: from, messages };
   }
 
-  async subscribe(stream: string): Promise<void> {
+  subscribe(stream: string): undefined {
     this.subscribed.add(stream);
+    return undefined;
   }
 
   async unsubscribe(stream: string): Promise<void> {

@@ -265,7 +265,7 @@ export class RedisStore implements Store {
     return Number(local) >= 1;
   }
 
-  subscribe(stream: string): Promise<void> {
+  subscribe(stream: string): Promise<void> | undefined {
     return this.subscriptions.subscribe(stream);
   }
 

@@ -28,6 +28,8 @@ export interface SubscriptionEvents {
 
 interface Subscription {
   ready: Promise<void>;
+  /** `ready` has resolved: wake-ups flow (as far as any confirmation can say; see lost()). */
+  settled: boolean;
   linger?: NodeJS.Timeout;
 }
 
@@ -62,17 +64,21 @@ export class RedisSubscriptions {
     return s !== undefined && !s.linger;
   }
 
-  /** Resolves once wake-ups flow; at once for a lingering stream. A failure forgets the stream. */
-  subscribe(stream: string): Promise<void> {
+  /**
+   * Resolves once wake-ups flow; undefined when they already do (a lingering or shared stream
+   * whose SUBSCRIBE was answered). A failure forgets the stream.
+   */
+  subscribe(stream: string): Promise<void> | undefined {
     const known = this.subs.get(stream);
     if (known) {
       this.stopLingering(stream, known);
-      return known.ready;
+      return known.settled ? undefined : known.ready;
     }
     const generation = this.generation;
-    const entry: Subscription = { ready: Promise.resolve() };
+    const entry: Subscription = { ready: Promise.resolve(), settled: false };
     entry.ready = this.send(() => this.sub.subscribe(this.keys.wakeChannel(stream))).then(
       () => {
+        entry.settled = true;
         if (this.subs.get(stream) === entry && generation === this.generation) this.events.confirmed(stream);
       },
       (err: Error) => {

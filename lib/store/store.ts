@@ -65,8 +65,11 @@ export interface Store {
   append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]>;
   /** Up to `limit` messages after seq `after` (limit 0 reads only the stream's head). */
   read(stream: string, after: number, limit: number): Promise<StreamRead>;
-  /** Deliver wake-ups for this stream to the listener; resolves once they are flowing. */
-  subscribe(stream: string): Promise<void>;
+  /**
+   * Deliver wake-ups for this stream to the listener; resolves once they are flowing. Returns
+   * undefined when they already flow (nothing to wait for): a parked poll then costs no promise.
+   */
+  subscribe(stream: string): Promise<void> | undefined;
   unsubscribe(stream: string): Promise<void>;
   setListener(listener: StoreListener): void;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */

@@ -77,12 +77,22 @@ class ParkedPoll implements Waiter {
   start(): void {
     this.timer = setTimeout(timedOut, this.req.timeoutMs, this);
     this.req.response?.on('close', this.responseClosed);
-    this.hub.registry.add(this).then(
-      // Re-read once subscribed: a message appended between the first read and the subscription
-      // woke nobody. Not needed when the store knows, without I/O, that no stream moved.
-      () => (this.done || this.atKnownHeads() ? undefined : this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit))),
-      (err: Error) => this.hub.log.warn({ err: err.message }, 'subscribe failed; the poll stays parked until its timeout'),
-    );
+    const subscribing = this.hub.registry.add(this);
+    if (!subscribing) this.subscribed();
+    else {
+      subscribing.then(
+        () => this.subscribed(),
+        (err: Error) => this.hub.log.warn({ err: err.message }, 'subscribe failed; the poll stays parked until its timeout'),
+      );
+    }
+  }
+
+  /**
+   * Re-reads once subscribed: a message appended between the first read and the subscription
+   * woke nobody. Not needed when the store knows, without I/O, that no stream moved.
+   */
+  private subscribed(): void {
+    if (!this.done && !this.atKnownHeads()) void this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit));
   }
 
   /** Every stream's head, as the store knows it now, is this poll's position: a read would bring nothing. */

@@ -33,7 +33,7 @@ export class HookedStore implements Store {
     await this.beforeRead?.(stream, after, limit);
     return this.inner.read(stream, after, limit);
   }
-  subscribe(stream: string): Promise<void> {
+  subscribe(stream: string): Promise<void> | undefined {
     return this.inner.subscribe(stream);
   }
   unsubscribe(stream: string): Promise<void> {

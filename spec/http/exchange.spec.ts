@@ -1,0 +1,36 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { parseQuery } from '../../lib/http/exchange.js';
+
+/** The reference: URLSearchParams, a repeated name gives an array, every name an own property. */
+function reference(search: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of new URLSearchParams(search)) {
+    const prev = Object.prototype.hasOwnProperty.call(out, name) ? out[name] : undefined;
+    const next = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+    Object.defineProperty(out, name, { value: next, writable: true, enumerable: true, configurable: true });
+  }
+  return out;
+}
+
+describe('parseQuery', () => {
+  it('reads every query string as URLSearchParams does, with or without anything to decode', () => {
+    const piece = fc.constantFrom('a', 'b', 'streams', 'cursor', '__proto__', 'constructor', '=', '&', '&&', '?', '%', '%41', '%zz', '%C3%A9', '%C3', '%ED%A0%80', '%2B', '%26', '%3D', '%3A', '+', 'é', ',', '');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (parts) => {
+        const search = parts.join('');
+        expect(parseQuery(search)).to.deep.equal(reference(search));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('keeps __proto__ an own, plain parameter and repeats as arrays', () => {
+    const q = parseQuery('__proto__=x&a=1&a=2&a=3&b');
+    expect(Object.getPrototypeOf(q)).to.equal(Object.prototype);
+    expect(Object.keys(q)).to.deep.equal(['__proto__', 'a', 'b']);
+    expect(q.__proto__).to.equal('x');
+    expect(q.a).to.deep.equal(['1', '2', '3']);
+    expect(q.b).to.equal('');
+  });
+});
