@@ -98,8 +98,6 @@ export function hasNews(batch: Batch): boolean {
  * the rest share what is left, so one busy stream cannot starve the others.
  */
 export function shareLimit(available: number[], limit: number): number[] {
-  // Most polls name one stream: no ordering to do.
-  if (available.length === 1) return [Math.min(available[0]!, Math.max(Math.floor(limit), 0))];
   const shares = available.map(() => 0);
   let left = limit;
   const order = available.map((n, i) => i).sort((a, b) => available[a]! - available[b]!);
@@ -113,29 +111,33 @@ export function shareLimit(available: number[], limit: number): number[] {
 
 /**
  * Builds a batch from per-stream deliveries: trims them to `limit` in total and moves positions
- * only past the messages kept. Streams without a delivery keep their position.
+ * only past the messages kept. Streams without a delivery keep their position. When no position
+ * moved (a poll with nothing new), the batch's positions are `positions` itself, not a copy.
  */
-export function makeBatch(positions: ReadonlyMap<string, Position>, deliveries: StreamDelivery[], limit: number): Batch {
-  const shares = shareLimit(deliveries.map((d) => d.messages.length), limit);
-  const next = new Map(positions);
+export function makeBatch(positions: Map<string, Position>, deliveries: StreamDelivery[], limit: number): Batch {
+  // Most polls name one stream: its share is the whole limit.
+  const shares = deliveries.length === 1 ? undefined : shareLimit(deliveries.map((d) => d.messages.length), limit);
+  let next: Map<string, Position> | undefined;
   let count = 0;
   const kept = deliveries.map((d, i) => {
-    const n = shares[i]!;
+    const n = shares ? shares[i]! : Math.min(d.messages.length, Math.max(Math.floor(limit), 0));
     const dropped = d.messages.length - n;
     const out: StreamDelivery = dropped > 0 ? { ...d, messages: d.messages.slice(0, n), position: { ...d.position, seq: d.position.seq - dropped } } : d;
-    next.set(d.stream, out.position);
+    const was = positions.get(d.stream);
+    if (!next && (was?.seq !== out.position.seq || was.epoch !== out.position.epoch)) next = new Map(positions);
+    next?.set(d.stream, out.position);
     count += n;
     return out;
   });
-  return { deliveries: kept, positions: next, count };
+  return { deliveries: kept, positions: next ?? positions, count };
 }
 
 /** Reads every stream of a poll once and returns what the client gets now. */
-export async function readBatch(store: Store, positions: ReadonlyMap<string, Position>, limit: number): Promise<Batch> {
+export async function readBatch(store: Store, positions: Map<string, Position>, limit: number): Promise<Batch> {
   // Most polls name one stream: no Promise.all and no arrays for it.
   if (positions.size === 1) {
-    const [stream, pos] = positions.entries().next().value!;
-    return makeBatch(positions, [await deliverStream(store, stream, pos, limit)], limit);
+    const stream: string = positions.keys().next().value!;
+    return makeBatch(positions, [await deliverStream(store, stream, positions.get(stream)!, limit)], limit);
   }
   const deliveries = await Promise.all([...positions].map(([stream, pos]) => deliverStream(store, stream, pos, limit)));
   return makeBatch(positions, deliveries, limit);

@@ -90,6 +90,12 @@ function addParam(out: Record<string, unknown>, name: string, value: string): vo
   out[name] = Array.isArray(prev) ? [...prev, value] : [prev, value];
 }
 
+/**
+ * Header slots a RawExchange starts with: 12 headers, enough for an answer with CORS and
+ * Retry-After (a parked poll holds these slots for its whole hold; more headers grow the array).
+ */
+const HEAD_SLOTS = 24;
+
 /** Whether two header names are the same, ignoring case; no allocation when they are spelled alike. */
 function sameName(a: string, b: string): boolean {
   return a === b || (a.length === b.length && a.toLowerCase() === b.toLowerCase());
@@ -107,8 +113,12 @@ export class RawExchange implements HttpExchange {
   status = 200;
   type = '';
   body: unknown = undefined;
-  /** name, value, name, value, ... in the order first set. */
-  private readonly head: string[] = [];
+  /**
+   * name, value, name, value, ... in the order first set: `size` entries of an array made large
+   * enough for every answer at once (growing it by push cost two more allocations a request).
+   */
+  private readonly head: string[] = new Array(HEAD_SLOTS);
+  private size = 0;
   private parsedQuery?: Record<string, unknown>;
   private address?: string;
 
@@ -133,7 +143,12 @@ export class RawExchange implements HttpExchange {
   set(field: string, value: string): void {
     const i = this.indexOf(field);
     if (i >= 0) this.head[i + 1] = value;
-    else this.head.push(field, value);
+    else this.append(field, value);
+  }
+
+  private append(field: string, value: string): void {
+    this.head[this.size++] = field;
+    this.head[this.size++] = value;
   }
 
   vary(field: string): void {
@@ -144,7 +159,7 @@ export class RawExchange implements HttpExchange {
 
   private indexOf(field: string): number {
     const head = this.head;
-    for (let i = 0; i < head.length; i += 2) if (sameName(head[i]!, field)) return i;
+    for (let i = 0; i < this.size; i += 2) if (sameName(head[i]!, field)) return i;
     return -1;
   }
 
@@ -156,9 +171,11 @@ export class RawExchange implements HttpExchange {
     const res = this.res;
     if (res.headersSent || res.writableEnded || (res.socket && !res.socket.writable)) return;
     const body = typeof this.body === 'string' ? this.body : JSON.stringify(this.body ?? null);
+    if (this.type) this.append('Content-Type', this.type);
+    this.append('Content-Length', String(Buffer.byteLength(body)));
     const head = this.head;
-    if (this.type) head.push('Content-Type', this.type);
-    head.push('Content-Length', String(Buffer.byteLength(body)));
+    // Cut to what was set (in place): writeHead reads every slot.
+    head.length = this.size;
     res.writeHead(this.status, head);
     res.end(body);
   }

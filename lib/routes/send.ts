@@ -105,8 +105,12 @@ export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits; 
 
     const results = await appendAll(deps.store, outgoing, Date.now());
     ctx.type = 'application/json; charset=utf-8';
-    ctx.body = JSON.stringify({
-      results: results.map((r) => (r.duplicate ? { stream: r.stream, seq: r.seq, id: r.id, duplicate: true } : { stream: r.stream, seq: r.seq, id: r.id })),
-    });
+    // Stream names and ids are from JSON-safe grammars (lib/streams.ts): joined, not serialized.
+    let json = '';
+    for (const r of results) {
+      const item = `{"stream":"${r.stream}","seq":${r.seq},"id":"${r.id}"${r.duplicate ? ',"duplicate":true' : ''}}`;
+      json = json === '' ? item : `${json},${item}`;
+    }
+    ctx.body = `{"results":[${json}]}`;
   };
 }
