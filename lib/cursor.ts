@@ -43,11 +43,27 @@ function nameHash(stream: string): number {
   return h;
 }
 
-function epochBytes(epoch: string): Buffer {
-  if (epoch === '') return ZERO_EPOCH;
-  const b = Buffer.from(epoch, 'base64url');
-  if (b.length !== EPOCH_BYTES) throw new Error(`malformed epoch "${epoch}"`);
-  return b;
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const SEXTET = new Int8Array(128).fill(-1);
+for (let i = 0; i < BASE64URL.length; i++) SEXTET[BASE64URL.charCodeAt(i)] = i;
+
+/** Appends an epoch's 6 bytes (zeros for '') to `out`: decoded here, without a Buffer per cursor. */
+function pushEpochBytes(out: number[], epoch: string): void {
+  if (epoch === '') {
+    for (let i = 0; i < EPOCH_BYTES; i++) out.push(0);
+    return;
+  }
+  if (epoch.length !== 8) throw new Error(`malformed epoch "${epoch}"`);
+  for (let i = 0; i < 8; i += 4) {
+    let v = 0;
+    for (let k = 0; k < 4; k++) {
+      const c = epoch.charCodeAt(i + k);
+      const s = c < 128 ? SEXTET[c]! : -1;
+      if (s < 0) throw new Error(`malformed epoch "${epoch}"`);
+      v = (v << 6) | s;
+    }
+    out.push(v >>> 16, (v >>> 8) & 0xff, v & 0xff);
+  }
 }
 
 function writeVarint(out: number[], value: number): void {
@@ -90,6 +106,17 @@ class HmacSha256 {
   }
 }
 
+/**
+ * A cursor's entries as name hash, position, name hash, position, ...; the first entry of a hash
+ * wins. A flat array, not a Map: cursors hold a few streams, and the issued memo holds thousands.
+ */
+type Entries = (number | Position)[];
+
+function positionOf(entries: Entries, hash: number): Position | undefined {
+  for (let i = 0; i < entries.length; i += 2) if (entries[i] === hash) return entries[i + 1] as Position;
+  return undefined;
+}
+
 /** Cursors issued lately, remembered with their decoded form (see CursorCodec.issued). */
 const ISSUED_REMEMBERED = 4096;
 
@@ -106,12 +133,14 @@ export class CursorCodec {
    * usually brings back the cursor it was just given, which then needs no HMAC to check: it is a
    * string this process signed itself. Bounded (oldest dropped first); a miss decodes as usual.
    */
-  private readonly issued = new Map<string, Map<number, Position>>();
+  private readonly issued = new Map<string, Entries>();
   /**
-   * The last cursor encoded, by the positions it encodes: a broadcast answers thousands of polls
-   * in a row with the same positions, and each would otherwise pay an HMAC for the same string.
+   * The last cursor encoded and the positions it encodes (stream, epoch, seq, ...): a broadcast
+   * answers thousands of polls in a row with the same positions, and each would otherwise pay an
+   * HMAC for the same string.
    */
-  private last = { key: '', cursor: '' };
+  private lastCursor = '';
+  private lastPositions: (string | number)[] = [];
 
   constructor(secret: string) {
     this.mac = new HmacSha256(createHmac('sha256', secret).update('pollgate cursor v1').digest());
@@ -119,20 +148,33 @@ export class CursorCodec {
 
   /** Encodes positions in the order given. Positions at seq 0 drop their epoch (they match any). */
   encode(positions: ReadonlyMap<string, Position>): string {
-    let key = '';
-    for (const [stream, pos] of positions) key += `${stream}\n${pos.seq === 0 ? '' : pos.epoch}\n${pos.seq}\n`;
-    if (key === this.last.key) return this.last.cursor;
+    if (this.isLast(positions)) return this.lastCursor;
     const cursor = this.sign(positions);
-    this.last = { key, cursor };
+    const last: (string | number)[] = [];
+    for (const [stream, pos] of positions) last.push(stream, pos.seq === 0 ? '' : pos.epoch, pos.seq);
+    this.lastPositions = last;
+    this.lastCursor = cursor;
     if (!this.issued.has(cursor)) {
-      const byHash = new Map<number, Position>();
+      const entries: Entries = [];
       for (const [stream, pos] of positions) {
         const h = nameHash(stream);
-        if (!byHash.has(h)) byHash.set(h, pos.seq === 0 ? NO_POSITION : { epoch: pos.epoch, seq: pos.seq });
+        if (positionOf(entries, h) === undefined) entries.push(h, pos.seq === 0 ? NO_POSITION : { epoch: pos.epoch, seq: pos.seq });
       }
-      remember(this.issued, cursor, byHash);
+      remember(this.issued, cursor, entries);
     }
     return cursor;
+  }
+
+  /** The positions are those of the last cursor encoded (epochs at seq 0 aside). */
+  private isLast(positions: ReadonlyMap<string, Position>): boolean {
+    const last = this.lastPositions;
+    if (last.length !== positions.size * 3 || last.length === 0) return false;
+    let i = 0;
+    for (const [stream, pos] of positions) {
+      if (last[i] !== stream || last[i + 1] !== (pos.seq === 0 ? '' : pos.epoch) || last[i + 2] !== pos.seq) return false;
+      i += 3;
+    }
+    return true;
   }
 
   private sign(positions: ReadonlyMap<string, Position>): string {
@@ -140,7 +182,7 @@ export class CursorCodec {
     for (const [stream, pos] of positions) {
       const h = nameHash(stream);
       bytes.push(h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff);
-      for (const b of epochBytes(pos.seq === 0 ? '' : pos.epoch)) bytes.push(b);
+      pushEpochBytes(bytes, pos.seq === 0 ? '' : pos.epoch);
       writeVarint(bytes, pos.seq);
     }
     const body = Buffer.from(bytes);
@@ -152,17 +194,17 @@ export class CursorCodec {
    * does not mention are absent from the map). Throws InvalidCursorError on any malformation.
    */
   decode(cursor: string, streams: readonly string[]): Map<string, Position> {
-    const byHash = this.issued.get(cursor) ?? this.verify(cursor);
+    const entries = this.issued.get(cursor) ?? this.verify(cursor);
     const out = new Map<string, Position>();
     for (const s of streams) {
-      const p = byHash.get(nameHash(s));
+      const p = positionOf(entries, nameHash(s));
       if (p) out.set(s, p);
     }
     return out;
   }
 
   /** Checks a cursor's format and tag and returns its entries by name hash; throws InvalidCursorError. */
-  private verify(cursor: string): Map<number, Position> {
+  private verify(cursor: string): Entries {
     if (cursor.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
       throw new InvalidCursorError('cursor is malformed: pass back the cursor string the gateway gave you');
     }
@@ -177,7 +219,7 @@ export class CursorCodec {
       throw new InvalidCursorError('cursor was not issued by this gateway (or was altered)');
     }
     if (body[0] !== VERSION) throw new InvalidCursorError('cursor version is not supported');
-    const byHash = new Map<number, Position>();
+    const entries: Entries = [];
     let i = 1;
     while (i < body.length) {
       // Each entry holds at least one varint byte after the hash and the epoch.
@@ -196,9 +238,9 @@ export class CursorCodec {
         scale *= 0x80;
       }
       const epoch = e.equals(ZERO_EPOCH) ? '' : Buffer.from(e).toString('base64url');
-      if (!byHash.has(h)) byHash.set(h, seq === 0 ? NO_POSITION : { epoch, seq });
+      if (positionOf(entries, h) === undefined) entries.push(h, seq === 0 ? NO_POSITION : { epoch, seq });
     }
-    return byHash;
+    return entries;
   }
 
   private tag(body: Buffer): Buffer {
