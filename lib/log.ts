@@ -26,11 +26,19 @@ const SECRET_PARAMS = new Set(['token', 'access_token', 'api_key', 'key']);
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
-  const parts = url.slice(q + 1).split('&').map((part) => {
+  const parts = url.slice(q + 1).split('&');
+  let redacted = false;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
     const eq = part.indexOf('=');
-    if (eq < 0) return part;
-    const name = new URLSearchParams(part).keys().next().value ?? '';
-    return SECRET_PARAMS.has(name.toLowerCase()) ? `${part.slice(0, eq)}=[REDACTED]` : part;
-  });
-  return `${url.slice(0, q + 1)}${parts.join('&')}`;
+    if (eq < 0) continue;
+    const raw = part.slice(0, eq);
+    // A name without '%' or '+' reads as written: no URLSearchParams (this runs for every request at info).
+    const name = raw.indexOf('%') < 0 && raw.indexOf('+') < 0 ? raw : (new URLSearchParams(part).keys().next().value ?? '');
+    if (SECRET_PARAMS.has(name.toLowerCase())) {
+      parts[i] = `${raw}=[REDACTED]`;
+      redacted = true;
+    }
+  }
+  return redacted ? `${url.slice(0, q + 1)}${parts.join('&')}` : url;
 }

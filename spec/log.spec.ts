@@ -1,0 +1,39 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { redactUrl } from '../lib/log.js';
+
+const SECRETS = ['token', 'access_token', 'api_key', 'key'];
+
+/** What a reader of the query sees: every parameter whose decoded name is a secret has no readable value left. */
+function exposedSecrets(url: string): string[] {
+  const q = url.indexOf('?');
+  if (q < 0) return [];
+  return [...new URLSearchParams(url.slice(q + 1))].filter(([name, value]) => SECRETS.includes(name.toLowerCase()) && value !== '' && value !== '[REDACTED]').map(([, v]) => v);
+}
+
+describe('redactUrl', () => {
+  it('leaves no secret parameter readable, whatever the case or escaping of its name, and changes nothing else', () => {
+    const name = fc.constantFrom('token', 'TOKEN', 'Token', '%74oken', 't%6Fken', 'to+ken', 'access_token', 'api_key', 'KEY', 'key', 'keys', 'streams', 'cursor', 'x%zz', '');
+    const value = fc.stringMatching(/^[A-Za-z0-9._%+:-]{0,12}$/);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, fc.boolean(), value), { maxLength: 6 }), (params) => {
+        const query = params.map(([n, hasValue, v]) => (hasValue ? `${n}=${v}` : n)).join('&');
+        const url = `/poll?${query}`;
+        const out = redactUrl(url);
+        expect(exposedSecrets(out)).to.deep.equal([]);
+        // Parameters that are not secrets come through as written.
+        const keep = (u: string) => u.slice(u.indexOf('?') + 1).split('&').filter((p) => !p.endsWith('=[REDACTED]'));
+        const redactedCount = out.split('&').filter((p) => p.endsWith('=[REDACTED]')).length;
+        expect(keep(out).length + redactedCount).to.equal(query.split('&').length);
+        for (const p of keep(out)) expect(query.split('&')).to.include(p);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('returns a URL without a query, or without secrets, unchanged', () => {
+    expect(redactUrl('/poll')).to.equal('/poll');
+    expect(redactUrl('/poll?streams=a%3Ab&cursor=AbC&timeout=25')).to.equal('/poll?streams=a%3Ab&cursor=AbC&timeout=25');
+    expect(redactUrl('/poll?streams=a&%74oken=s3cret&x=1')).to.equal('/poll?streams=a&%74oken=[REDACTED]&x=1');
+  });
+});
