@@ -6,7 +6,7 @@
 import * as crypto from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { UnauthorizedError } from './errors.js';
-import { matchesAny } from './streams.js';
+import { compilePatterns } from './streams.js';
 
 export interface Principal {
   kind: 'server' | 'client';
@@ -55,12 +55,11 @@ class ServerPrincipal implements Principal {
 
 class ClientPrincipal implements Principal {
   readonly kind = 'client' as const;
-  constructor(readonly subject: string, private readonly read: string[], private readonly pub: string[]) {}
-  canRead(stream: string): boolean {
-    return matchesAny(this.read, stream);
-  }
-  canWrite(stream: string): boolean {
-    return matchesAny(this.pub, stream);
+  readonly canRead: (stream: string) => boolean;
+  readonly canWrite: (stream: string) => boolean;
+  constructor(readonly subject: string, read: string[], pub: string[]) {
+    this.canRead = compilePatterns(read);
+    this.canWrite = compilePatterns(pub);
   }
 }
 

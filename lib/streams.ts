@@ -55,3 +55,26 @@ export function matchesAny(patterns: readonly string[], stream: string): boolean
   for (const p of patterns) if (matchesPattern(p, stream)) return true;
   return false;
 }
+
+/**
+ * matchesAny(patterns, ·) with the patterns checked once: a token's patterns are tested on every
+ * poll and send it makes, and the token is cached (lib/auth.ts).
+ */
+export function compilePatterns(patterns: readonly string[]): (stream: string) => boolean {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const p of patterns) {
+    if (!p.endsWith('*')) {
+      if (STREAM_NAME.test(p)) exact.add(p);
+      continue;
+    }
+    const prefix = p.slice(0, -1);
+    if (prefix === '') return () => true;
+    if (/^[A-Za-z0-9_.:@-]+$/.test(prefix)) prefixes.push(prefix);
+  }
+  return (stream) => {
+    if (exact.has(stream)) return true;
+    for (const prefix of prefixes) if (stream.startsWith(prefix)) return true;
+    return false;
+  };
+}

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import { Auth, type AuthOptions } from '../lib/auth.js';
 import { UnauthorizedError } from '../lib/errors.js';
-import { matchesAny, matchesPattern } from '../lib/streams.js';
+import fc from 'fast-check';
+import { compilePatterns, matchesAny, matchesPattern } from '../lib/streams.js';
 
 const SECRET = 'auth-secret-0123456789abcdefghijklmnopq';
 const KEYS = ['server-key-aaaaaaaaaaaa', 'server-key-bbbbbbbbbbbb'];
@@ -223,5 +224,16 @@ describe('matchesPattern', function () {
   it('matchesAny is true when one pattern matches', function () {
     expect(matchesAny(['user:bob', 'room:*'], 'room:9')).to.equal(true);
     expect(matchesAny([], 'room:9')).to.equal(false);
+  });
+
+  it('compilePatterns answers as matchesAny does for any patterns and stream', function () {
+    const piece = fc.constantFrom('room', ':', '1', '*', '**', 'a', ' ', '/', '.', '@', '-', '');
+    const text = fc.array(piece, { maxLength: 5 }).map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(fc.array(text, { maxLength: 4 }), text, (patterns, stream) => {
+        expect(compilePatterns(patterns)(stream)).to.equal(matchesAny(patterns, stream));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Caps on long-lived connections (parked polls, SSE streams and WebSockets share one set of
  * counters): per subject, per client IP and per process. acquire() either throws or returns the
- * one function that gives the slot back; calling it more than once is harmless.
+ * slot, whose release() gives it back; calling it more than once is harmless.
  */
 import { OverloadedError, RateLimitedError } from '../errors.js';
 
@@ -36,10 +36,10 @@ export class ConnectionCaps {
 
   /**
    * Takes a slot, or throws RateLimitedError (429: this subject or IP holds too many) or
-   * OverloadedError (503: this process is full; another node may answer). The caller must call
-   * the returned release exactly when the connection ends.
+   * OverloadedError (503: this process is full; another node may answer). The caller must
+   * release the returned slot when the connection ends.
    */
-  acquire(holder: CapHolder): () => void {
+  acquire(holder: CapHolder): CapSlot {
     const { limits } = this;
     if (this.total >= limits.perProcess) throw new OverloadedError('this gateway node holds too many connections, retry', limits.retryAfterSeconds);
     if ((this.byIp.get(holder.ip) ?? 0) >= limits.perIp) {
@@ -52,14 +52,27 @@ export class ConnectionCaps {
     this.total++;
     increment(this.byIp, holder.ip);
     if (subject !== undefined) increment(this.bySubject, subject);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.total--;
-      decrement(this.byIp, holder.ip);
-      if (subject !== undefined) decrement(this.bySubject, subject);
-    };
+    // An object, not a closure over the holder: a parked poll holds its slot for the whole hold.
+    return new CapSlot(this, holder);
+  }
+
+  /** Called once per slot, by CapSlot.release(). */
+  free(holder: CapHolder): void {
+    this.total--;
+    decrement(this.byIp, holder.ip);
+    if (holder.subject !== undefined) decrement(this.bySubject, holder.subject);
+  }
+}
+
+/** One taken slot; release() gives it back (once, however often it is called). */
+export class CapSlot {
+  private released = false;
+  constructor(private readonly caps: ConnectionCaps, private readonly holder: CapHolder) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.caps.free(this.holder);
   }
 }
 

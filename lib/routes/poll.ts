@@ -15,7 +15,7 @@ import type { ConnectionCaps } from '../limits/connection-caps.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { CONN_ID, parseStreamList } from '../streams.js';
 import type { Store } from '../store/store.js';
-import type { LongPolls } from '../transports/long-poll.js';
+import type { LongPolls, PollOutcome, PollRequest } from '../transports/long-poll.js';
 import { batchJson } from '../wire.js';
 import type { HttpExchange } from '../http/exchange.js';
 
@@ -91,45 +91,55 @@ export interface PollDeps {
 }
 
 export function pollRoute(deps: PollDeps) {
+  // Three steps, so that what a parked poll keeps suspended is this small frame, not the frame
+  // that validated the request (docs/PERFORMANCE.md, "What a parked poll holds").
   return async function poll(ctx: HttpExchange): Promise<void> {
-    noStore(ctx);
-    // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
-    const fromQuery = ctx.method !== 'POST';
-    const query = ctx.query as Record<string, unknown>;
-    if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
-    if (fromQuery && query.callback !== undefined) {
-      if (!deps.jsonp) throw new BadRequestError('JSONP is disabled on this gateway');
-      ctx.state.jsonpCallback = assertCallbackName(single(query, 'callback'));
-    }
-    // Before any token is verified or the store read: a flood costs the least here.
-    await deps.rateLimits.checkPoll(ctx.ip);
-    const raw = fromQuery ? query : await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
-    const params = raw as Record<string, unknown>;
-    const principal = await deps.auth.authenticate(credentialOf(ctx, single(params, 'token')));
-    const p = parsePollParams(params, deps.limits, fromQuery);
-    for (const s of p.streams) if (!principal.canRead(s)) throw new ForbiddenError(`not allowed to poll stream "${s}"`);
-
-    const positions = await positionsOf(deps, p);
-    const outcome = await deps.longPolls.poll({
-      positions,
-      limit: p.limit,
-      timeoutMs: p.timeoutMs,
-      connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
-      admit: () => deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip }),
-      response: ctx.res,
-    });
-    ctx.state.pollEnd = outcome.end;
-    if (outcome.end === 'shutdown') ctx.set('Connection', 'close');
-    const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));
-    if (ctx.state.jsonpCallback) {
-      ctx.type = 'application/javascript; charset=utf-8';
-      ctx.body = jsonpBody(ctx.state.jsonpCallback, json);
-    } else {
-      ctx.type = 'application/json; charset=utf-8';
-      ctx.body = json;
-    }
+    const request = await pollRequest(ctx, deps);
+    answer(ctx, deps, await deps.longPolls.poll(request));
   };
+}
+
+/** Validates and authorises a poll and resolves its positions: what the long-poll needs. */
+async function pollRequest(ctx: HttpExchange, deps: PollDeps): Promise<PollRequest> {
+  noStore(ctx);
+  // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
+  const fromQuery = ctx.method !== 'POST';
+  const query = ctx.query as Record<string, unknown>;
+  if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
+  if (fromQuery && query.callback !== undefined) {
+    if (!deps.jsonp) throw new BadRequestError('JSONP is disabled on this gateway');
+    ctx.state.jsonpCallback = assertCallbackName(single(query, 'callback'));
+  }
+  // Before any token is verified or the store read: a flood costs the least here.
+  await deps.rateLimits.checkPoll(ctx.ip);
+  const raw = fromQuery ? query : await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
+  const params = raw as Record<string, unknown>;
+  const principal = await deps.auth.authenticate(credentialOf(ctx, single(params, 'token')));
+  const p = parsePollParams(params, deps.limits, fromQuery);
+  for (const s of p.streams) if (!principal.canRead(s)) throw new ForbiddenError(`not allowed to poll stream "${s}"`);
+  return {
+    positions: await positionsOf(deps, p),
+    limit: p.limit,
+    timeoutMs: p.timeoutMs,
+    connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
+    admit: { caps: deps.caps, holder: { subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip } },
+    response: ctx.res,
+  };
+}
+
+/** `{"messages","cursor",...}`, or the JSONP call carrying it. */
+function answer(ctx: HttpExchange, deps: PollDeps, outcome: PollOutcome): void {
+  ctx.state.pollEnd = outcome.end;
+  if (outcome.end === 'shutdown') ctx.set('Connection', 'close');
+  const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));
+  if (ctx.state.jsonpCallback) {
+    ctx.type = 'application/javascript; charset=utf-8';
+    ctx.body = jsonpBody(ctx.state.jsonpCallback, json);
+  } else {
+    ctx.type = 'application/json; charset=utf-8';
+    ctx.body = json;
+  }
 }
 
 /**

@@ -65,11 +65,11 @@ export function sseRoute(deps: SseRouteDeps) {
     }
 
     // Over a cap this is still an ordinary JSON 429/503 (EventSource gives up on it; the client falls back).
-    const release = deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip });
+    const slot = deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip });
     ctx.status = 200;
     ctx.respond = false;
     deps.sse.open(ctx.res, positions, (end) => {
-      release();
+      slot.release();
       ctx.state.pollEnd = end;
     });
   };

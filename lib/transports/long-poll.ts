@@ -9,6 +9,7 @@ import { deliverStream, hasNews, makeBatch, readBatch, resolve, type Batch } fro
 import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
 import type { Waiter, WaiterRegistry } from '../waiters.js';
+import type { CapHolder, CapSlot, ConnectionCaps } from '../limits/connection-caps.js';
 
 export type PollEnd = 'messages' | 'timeout' | 'superseded' | 'shutdown' | 'gone';
 
@@ -26,10 +27,10 @@ export interface PollRequest {
   /** The answer's response: its 'close' before it finished says the client went away. */
   response?: ClosingResponse;
   /**
-   * Called just before the poll parks: takes a connection slot (lib/limits/connection-caps.ts) or
-   * throws, which answers the poll with that error instead of parking it. Returns the release.
+   * Just before the poll parks it takes a connection slot for this holder (lib/limits/
+   * connection-caps.ts); a refusal answers the poll with that error instead of parking it.
    */
-  admit?(): () => void;
+  admit?: { caps: ConnectionCaps; holder: CapHolder };
 }
 
 /** What a parked poll watches of its response (node:http's ServerResponse has it). */
@@ -56,12 +57,12 @@ class ParkedPoll implements Waiter {
   private readonly responseClosed = () => {
     if (!this.req.response?.writableFinished) this.finish('gone');
   };
-  private releaseSlot?: () => void;
+  private readonly slot?: CapSlot;
   private settle!: (outcome: PollOutcome) => void;
   readonly outcome: Promise<PollOutcome>;
 
-  constructor(private readonly hub: LongPolls, private readonly req: PollRequest, releaseSlot?: () => void) {
-    this.releaseSlot = releaseSlot;
+  constructor(private readonly hub: LongPolls, private readonly req: PollRequest, slot?: CapSlot) {
+    this.slot = slot;
     this.streams = [...req.positions.keys()];
     this.outcome = new Promise((r) => (this.settle = r));
   }
@@ -128,7 +129,7 @@ class ParkedPoll implements Waiter {
     this.done = true;
     clearTimeout(this.timer);
     this.req.response?.off('close', this.responseClosed);
-    this.releaseSlot?.();
+    this.slot?.release();
     this.hub.release(this, this.req.connKey);
     this.settle({ batch: batch ?? emptyBatch(this.req.positions), end });
   }
@@ -166,7 +167,7 @@ export class LongPolls {
     if (hasNews(batch)) return { batch, end: 'messages' };
     if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
     if (this.draining) return { batch, end: 'shutdown' };
-    const poll = new ParkedPoll(this, req, req.admit?.());
+    const poll = new ParkedPoll(this, req, req.admit?.caps.acquire(req.admit.holder));
     if (req.connKey) {
       // A newer poll of the same connection may have parked while we read.
       this.byConn.get(req.connKey)?.finish('superseded');

@@ -15,7 +15,7 @@ import { ForbiddenError, GatewayError, NotFoundError, ShuttingDownError } from '
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { errorBody } from '../http/errors.js';
-import type { ConnectionCaps } from '../limits/connection-caps.js';
+import type { CapSlot, ConnectionCaps } from '../limits/connection-caps.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { redactUrl, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -105,14 +105,14 @@ export class WsHub {
       (principal) => {
         if (socket.destroyed) return;
         if (this.draining) return this.refuse(socket, new ShuttingDownError());
-        let release: () => void;
+        let slot: CapSlot;
         try {
-          release = this.caps.acquire({ subject: principal?.kind === 'client' ? principal.subject : undefined, ip });
+          slot = this.caps.acquire({ subject: principal?.kind === 'client' ? principal.subject : undefined, ip });
         } catch (err) {
           return this.refuse(socket, err);
         }
         // The raw socket closes on every path: refused by ws, closed, dropped, or reset by the client.
-        socket.once('close', release);
+        socket.once('close', () => slot.release());
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           socket.off('error', onError);
           this.accept(ws, principal);

@@ -38,21 +38,21 @@ describe('ConnectionCaps', function () {
 
   it('gives the slot back on release, once only however often release is called', function () {
     const c = caps(1, 1, 1);
-    const release = c.acquire({ subject: 's', ip: 'i' });
+    const slot = c.acquire({ subject: 's', ip: 'i' });
     expect(c.size).to.equal(1);
-    release();
-    release();
+    slot.release();
+    slot.release();
     expect(c.size).to.equal(0);
     const again = c.acquire({ subject: 's', ip: 'i' });
     expect(catchError(() => c.acquire({ subject: 's', ip: 'i' }))).to.be.instanceOf(OverloadedError);
-    again();
+    again.release();
     expect(c.size).to.equal(0);
   });
 
   it('keeps no per-key state once every slot is released', function () {
     const c = caps(5, 5, 10_000);
     const releases = Array.from({ length: 1000 }, (_, i) => c.acquire({ subject: `s${i}`, ip: `ip${i}` }));
-    releases.forEach((r) => r());
+    releases.forEach((r) => r.release());
     const maps = c as unknown as { bySubject: Map<string, number>; byIp: Map<string, number> };
     expect(maps.bySubject.size).to.equal(0);
     expect(maps.byIp.size).to.equal(0);
