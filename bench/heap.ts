@@ -1,0 +1,177 @@
+/**
+ * The two measures that do not move with this machine's noise (docs/PERFORMANCE.md, "What a
+ * parked poll holds"), taken through the gateway's inspector:
+ *
+ *   --held   bytes a parked poll holds: N clients poll once (so their connections exist), then
+ *            each parks a poll with its cursor; two heap snapshots, before and after the
+ *            parking, compared by object type.
+ *   --alloc  bytes allocated per request under the targeted maximum: V8's sampling heap
+ *            profiler with collected objects included, over the requests the fast path served;
+ *            the functions that allocate the most.
+ *
+ *   node dist/bench/heap.js --held|--alloc [--store=memory|redis] [--clients=N] [--seconds=S]
+ */
+import WebSocket from 'ws';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { poll, pool, readerToken, send, sharedAbort, Violations } from './client.js';
+import { GatewayProcess } from './gateway.js';
+import { targeted } from './scenarios/targeted.js';
+import { freePort } from '../spec/support/ports.js';
+import { redisClient, startRedisServer } from '../spec/support/redis.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const store = option('store', 'memory') as 'memory' | 'redis';
+const held = args.includes('--held');
+
+/** A minimal Chrome DevTools Protocol client: calls, and the chunks of a heap snapshot. */
+class Inspector {
+  private next = 0;
+  private readonly pending = new Map<number, (result: unknown) => void>();
+  private chunks: string[] = [];
+
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { id?: number; method?: string; params?: { chunk: string }; result?: unknown };
+      if (m.method === 'HeapProfiler.addHeapSnapshotChunk') this.chunks.push(m.params!.chunk);
+      else if (m.id !== undefined) this.pending.get(m.id)?.(m.result);
+    });
+  }
+
+  static async connect(port: number): Promise<Inspector> {
+    const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
+    const ws = new WebSocket(target!.webSocketDebuggerUrl);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    return new Inspector(ws);
+  }
+
+  call<T = unknown>(method: string, params: object = {}): Promise<T> {
+    const id = ++this.next;
+    this.ws.send(JSON.stringify({ id, method, params }));
+    return new Promise((resolve) => this.pending.set(id, (r) => (this.pending.delete(id), resolve(r as T))));
+  }
+
+  /** Self size in bytes by object type (`object:Promise`, `closure:`, `string`, ...), after a GC. */
+  async heapByType(): Promise<Map<string, { count: number; bytes: number }>> {
+    this.chunks = [];
+    await this.call('HeapProfiler.collectGarbage');
+    await this.call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+    const snap = JSON.parse(this.chunks.join('')) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
+    const fields = snap.snapshot.meta.node_fields;
+    const [typeAt, nameAt, sizeAt] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f)) as [number, number, number];
+    const out = new Map<string, { count: number; bytes: number }>();
+    for (let i = 0; i < snap.nodes.length; i += fields.length) {
+      const type = snap.snapshot.meta.node_types[0][snap.nodes[i + typeAt]!]!;
+      const named = type === 'object' || type === 'closure' || type === 'native';
+      const key = type.endsWith('string') ? 'string' : named ? `${type}:${snap.strings[snap.nodes[i + nameAt]!]}` : type;
+      const entry = out.get(key) ?? { count: 0, bytes: 0 };
+      entry.count++;
+      entry.bytes += snap.nodes[i + sizeAt]!;
+      out.set(key, entry);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+async function main(): Promise<void> {
+  const redis = store === 'redis' ? await startRedisServer() : undefined;
+  const port = await freePort();
+  const gw = await GatewayProcess.start({ redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(tmpdir(), 'heap-gateway.log'), extraEnv: { NODE_OPTIONS: `--inspect=127.0.0.1:${port}` } });
+  const inspector = await Inspector.connect(port);
+  const token = await readerToken();
+  try {
+    if (held) await measureHeld(gw, inspector, token, Number(option('clients', '2000')));
+    else await measureAlloc(gw, inspector, token, redis ? { pid: redis.process!.pid!, url: redis.url } : undefined);
+  } finally {
+    inspector.close();
+    await gw.stop();
+    await redis?.stop();
+  }
+}
+
+async function measureHeld(gw: GatewayProcess, inspector: Inspector, token: string, clients: number): Promise<void> {
+  const polls = pool(gw.url, clients);
+  const pub = pool(gw.url, 16);
+  const streams = Array.from({ length: clients }, (_, i) => `held:${i}`);
+  await Promise.all(streams.map((s) => send(pub, s, { n: 0, t: 0 })));
+  const first = await Promise.all(streams.map((s) => poll(polls, token, { streams: s, since: 'earliest', timeoutS: 25 })));
+  const before = await inspector.heapByType();
+  const stop = sharedAbort();
+  const parked = streams.map((s, i) => poll(polls, token, { streams: s, cursor: first[i]!.cursor, timeoutS: 25, signal: stop.signal }).catch(() => undefined));
+  await gw.waitFor(`${clients} polls to park`, (st) => st.parkedPolls >= clients);
+  // Parked is not yet quiet: with Redis, each poll's SUBSCRIBE and the read after it may still
+  // be in flight. Wait until the store's counters have not moved for ten /stats calls.
+  let last = '';
+  let still = 0;
+  await gw.waitFor('the store to go quiet', (st) => {
+    const now = JSON.stringify((st as unknown as { storeStats?: unknown }).storeStats ?? {});
+    still = now === last ? still + 1 : 0;
+    last = now;
+    return still >= 10;
+  });
+  const after = await inspector.heapByType();
+  const rows: [string, number, number][] = [];
+  let total = 0;
+  for (const [key, a] of after) {
+    const b = before.get(key) ?? { count: 0, bytes: 0 };
+    total += a.bytes - b.bytes;
+    rows.push([key, (a.count - b.count) / clients, (a.bytes - b.bytes) / clients]);
+  }
+  for (const [key, b] of before) if (!after.has(key)) total -= b.bytes;
+  console.log(`${store}: ${(total / clients).toFixed(0)} bytes held per parked poll (${clients} parked, with a cursor)`);
+  console.log('bytes/poll  objects/poll  type');
+  for (const [key, count, bytes] of rows.filter((r) => Math.abs(r[2]) >= 16).sort((x, y) => y[2] - x[2])) {
+    console.log(`${bytes.toFixed(0).padStart(10)}  ${count.toFixed(2).padStart(12)}  ${key}`);
+  }
+  stop.abort();
+  await Promise.allSettled(parked);
+  await Promise.all([polls.destroy(), pub.destroy()]);
+}
+
+async function measureAlloc(gw: GatewayProcess, inspector: Inspector, token: string, redis?: { pid: number; url: string }): Promise<void> {
+  const client = redis ? redisClient(redis.url) : undefined;
+  const ctx = { gw, store, violations: new Violations(), token, tag: `h${Date.now().toString(36)}`, redis: client ? { pid: redis!.pid, client } : undefined, maxClients: 15000 };
+  const clients = Number(option('clients', '1000'));
+  await targeted(ctx, clients, 0, 1.5, 'warmup');
+  await inspector.call('HeapProfiler.enable');
+  const served0 = (await gw.stats()).fastPathRequests;
+  await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled');
+  const { profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling');
+  const requests = (await gw.stats()).fastPathRequests - served0;
+  await client?.quit();
+  const byFunction = new Map<string, number>();
+  let total = 0;
+  const walk = (n: SamplingNode) => {
+    const f = n.callFrame;
+    const name = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${f.lineNumber + 1}`;
+    byFunction.set(name, (byFunction.get(name) ?? 0) + n.selfSize);
+    total += n.selfSize;
+    n.children.forEach(walk);
+  };
+  walk(profile.head);
+  if (ctx.violations.list.length) throw new Error(`violations: ${ctx.violations.list.slice(0, 5).join('; ')}`);
+  console.log(`${store}: ${(total / requests).toFixed(0)} bytes allocated per request (${requests} requests, ${(total / 1e6).toFixed(0)} MB sampled)`);
+  for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    console.log(`${((100 * bytes) / total).toFixed(1).padStart(6)}%  ${name}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
