@@ -95,7 +95,8 @@ export function pollRoute(deps: PollDeps) {
   // that validated the request (docs/PERFORMANCE.md, "What a parked poll holds").
   return async function poll(ctx: HttpExchange): Promise<void> {
     const request = await pollRequest(ctx, deps);
-    answer(ctx, deps, await deps.longPolls.poll(request));
+    const now = await deps.longPolls.poll(request);
+    answer(ctx, deps, 'outcome' in now ? await now.outcome : now);
   };
 }
 

@@ -18,6 +18,11 @@ export interface PollOutcome {
   end: PollEnd;
 }
 
+/** A poll that parked: `outcome` settles when it is answered. */
+export interface Parked {
+  readonly outcome: Promise<PollOutcome>;
+}
+
 export interface PollRequest {
   positions: Map<string, Position>;
   limit: number;
@@ -49,7 +54,7 @@ function emptyBatch(positions: Map<string, Position>): Batch {
   return { deliveries: [], positions, count: 0 };
 }
 
-class ParkedPoll implements Waiter {
+class ParkedPoll implements Waiter, Parked {
   readonly streams: readonly string[];
   private done = false;
   private timer?: NodeJS.Timeout;
@@ -158,10 +163,12 @@ export class LongPolls {
   }
 
   /**
-   * Answers now if any stream has news (or timeout is 0), otherwise parks. Throws store errors of
-   * the first read, and the cap error of `admit` when the poll may not park.
+   * Answers now if any stream has news (or timeout is 0), otherwise parks and returns the parked
+   * poll (await its `outcome`: returned inside this promise, the outcome would cost every parked
+   * poll one more promise and its reactions). Throws store errors of the first read, and the cap
+   * error of `admit` when the poll may not park.
    */
-  async poll(req: PollRequest): Promise<PollOutcome> {
+  async poll(req: PollRequest): Promise<PollOutcome | Parked> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
     const batch = await readBatch(this.store, req.positions, req.limit);
     if (hasNews(batch)) return { batch, end: 'messages' };
@@ -175,7 +182,7 @@ export class LongPolls {
     }
     this.parked.add(poll);
     poll.start();
-    return poll.outcome;
+    return poll;
   }
 
   /** Called by a parked poll's finish(); drops every reference to it. */
