@@ -46,6 +46,9 @@ function nameHash(stream: string): number {
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const SEXTET = new Int8Array(128).fill(-1);
 for (let i = 0; i < BASE64URL.length; i++) SEXTET[BASE64URL.charCodeAt(i)] = i;
+// Node's base64url decoder takes the base64 alphabet too.
+SEXTET['+'.charCodeAt(0)] = 62;
+SEXTET['/'.charCodeAt(0)] = 63;
 
 /** Appends an epoch's 6 bytes (zeros for '') to `out`: decoded here, without a Buffer per cursor. */
 function pushEpochBytes(out: number[], epoch: string): void {

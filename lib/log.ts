@@ -33,8 +33,10 @@ export function redactUrl(url: string): string {
     const eq = part.indexOf('=');
     if (eq < 0) continue;
     const raw = part.slice(0, eq);
-    // A name without '%' or '+' reads as written: no URLSearchParams (this runs for every request at info).
-    const name = raw.indexOf('%') < 0 && raw.indexOf('+') < 0 ? raw : (new URLSearchParams(part).keys().next().value ?? '');
+    // A name without '%', '+' or a leading '?' (which URLSearchParams drops) reads as written:
+    // no URLSearchParams for it (this runs for every request at info).
+    const plain = raw.indexOf('%') < 0 && raw.indexOf('+') < 0 && raw[0] !== '?';
+    const name = plain ? raw : (new URLSearchParams(part).keys().next().value ?? '');
     if (SECRET_PARAMS.has(name.toLowerCase())) {
       parts[i] = `${raw}=[REDACTED]`;
       redacted = true;

@@ -84,7 +84,13 @@ export class WaiterRegistry implements StoreListener {
 
   private subscribe(stream: string): StreamEntry {
     const entry: StreamEntry = { waiters: new Set(), reading: false, again: false };
-    const subscribing = this.store.subscribe(stream);
+    let subscribing: Promise<void> | undefined;
+    try {
+      subscribing = this.store.subscribe(stream);
+    } catch (err) {
+      // Reported like an asynchronous failure: the waiter's add() rejects, nothing escapes.
+      subscribing = Promise.reject(err);
+    }
     if (!subscribing) return entry;
     entry.subscribing = subscribing.then(
       () => {

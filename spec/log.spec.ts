@@ -13,7 +13,7 @@ function exposedSecrets(url: string): string[] {
 
 describe('redactUrl', () => {
   it('leaves no secret parameter readable, whatever the case or escaping of its name, and changes nothing else', () => {
-    const name = fc.constantFrom('token', 'TOKEN', 'Token', '%74oken', 't%6Fken', 'to+ken', 'access_token', 'api_key', 'KEY', 'key', 'keys', 'streams', 'cursor', 'x%zz', '');
+    const name = fc.constantFrom('token', 'TOKEN', 'Token', '%74oken', 't%6Fken', 'to+ken', '?token', '??token', '?%74oken', 'access_token', 'api_key', 'KEY', 'key', 'keys', 'streams', 'cursor', 'x%zz', '');
     const value = fc.stringMatching(/^[A-Za-z0-9._%+:-]{0,12}$/);
     fc.assert(
       fc.property(fc.array(fc.tuple(name, fc.boolean(), value), { maxLength: 6 }), (params) => {
@@ -35,5 +35,7 @@ describe('redactUrl', () => {
     expect(redactUrl('/poll')).to.equal('/poll');
     expect(redactUrl('/poll?streams=a%3Ab&cursor=AbC&timeout=25')).to.equal('/poll?streams=a%3Ab&cursor=AbC&timeout=25');
     expect(redactUrl('/poll?streams=a&%74oken=s3cret&x=1')).to.equal('/poll?streams=a&%74oken=[REDACTED]&x=1');
+    // The gateway reads `??token=` as `token` (URLSearchParams drops one leading '?').
+    expect(redactUrl('/poll??token=s3cret&streams=a')).to.equal('/poll??token=[REDACTED]&streams=a');
   });
 });

@@ -266,4 +266,30 @@ describe('WaiterRegistry', () => {
       expect(store.reads).to.deep.equal([{ after: 3, limit: 100 }]);
     });
   });
+
+  describe('add()', () => {
+    it('returns nothing when wake-ups already flow, and a promise while the store subscribes', async () => {
+      expect(registry.add(new RecordingWaiter({ epoch: store.epoch, seq: 0 }))).to.be.a('promise');
+      await settle();
+      // The subscription of the first waiter has been confirmed: the next one needs no wait.
+      expect(registry.add(new RecordingWaiter({ epoch: store.epoch, seq: 0 }))).to.equal(undefined);
+      expect(registry.size).to.equal(2);
+    });
+
+    it('turns a subscribe that throws at once into a rejection, and forgets the stream', async () => {
+      store.subscribe = () => {
+        throw new Error('subscriber is gone');
+      };
+      const w = new RecordingWaiter({ epoch: store.epoch, seq: 0 });
+      const added = registry.add(w);
+      expect(added).to.be.a('promise');
+      await added!.then(
+        () => expect.fail('add() resolved'),
+        (err: Error) => expect(err.message).to.equal('subscriber is gone'),
+      );
+      expect(registry.streamCount).to.equal(0);
+      registry.remove(w);
+      expect(registry.size).to.equal(0);
+    });
+  });
 });

@@ -20,10 +20,7 @@ export async function readJsonBody(ctx: HttpExchange, limitBytes: number, timeou
     ctx.set('Connection', 'close');
     throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
   }
-  // The request event comes before its body is parsed, even when the body came in the same
-  // packet: one turn later such a body is complete, and is taken without listeners or a timer.
-  if (!ctx.req.complete) await undefined;
-  const raw = takeComplete(ctx, limitBytes) ?? (await readCapped(ctx, limitBytes, timeoutMs));
+  const raw = await readCapped(ctx, limitBytes, timeoutMs);
   let text: string;
   try {
     text = UTF8.decode(raw);
@@ -36,23 +33,6 @@ export async function readJsonBody(ctx: HttpExchange, limitBytes: number, timeou
   } catch {
     throw new BadRequestError('request body is not valid JSON');
   }
-}
-
-/** The whole body when it has already arrived and nobody read from it yet, else undefined. */
-function takeComplete(ctx: HttpExchange, limitBytes: number): Buffer | undefined {
-  const req = ctx.req;
-  if (!req.complete || req.readableFlowing !== null || req.readableDidRead) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for (let chunk: Buffer | null; (chunk = req.read() as Buffer | null) !== null; ) {
-    chunks.push(chunk);
-    size += chunk.length;
-  }
-  if (size > limitBytes) {
-    ctx.set('Connection', 'close');
-    throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
 function readCapped(ctx: HttpExchange, limitBytes: number, timeoutMs: number): Promise<Buffer> {

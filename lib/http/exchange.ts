@@ -69,7 +69,11 @@ function splitQuery(search: string): Record<string, unknown> | undefined {
   return out;
 }
 
+const LONE_SURROGATE = /[\uD800-\uDFFF]/;
+
 function decodePiece(piece: string): string | undefined {
+  // URLSearchParams writes U+FFFD for a surrogate (req.url never holds one: it is built from bytes).
+  if (LONE_SURROGATE.test(piece)) return undefined;
   const spaced = piece.indexOf('+') < 0 ? piece : piece.replaceAll('+', ' ');
   if (spaced.indexOf('%') < 0) return spaced;
   try {

@@ -108,7 +108,7 @@ export function sendRoute(deps: { store: Store; auth: Auth; limits: SendLimits; 
     // Stream names and ids are from JSON-safe grammars (lib/streams.ts): joined, not serialized.
     let json = '';
     for (const r of results) {
-      const item = `{"stream":"${r.stream}","seq":${r.seq},"id":"${r.id}"${r.duplicate ? ',"duplicate":true' : ''}}`;
+      const item = `{"stream":"${r.stream}","seq":${JSON.stringify(r.seq)},"id":"${r.id}"${r.duplicate ? ',"duplicate":true' : ''}}`;
       json = json === '' ? item : `${json},${item}`;
     }
     ctx.body = `{"results":[${json}]}`;
