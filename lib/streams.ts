@@ -6,6 +6,8 @@ import { BadRequestError } from './errors.js';
 
 /** 1-200 chars of [A-Za-z0-9_.:@-]. No braces: the name is used inside a Redis hash tag. */
 export const STREAM_NAME = /^[A-Za-z0-9_.:@-]{1,200}$/;
+/** The prefix of a `prefix*` pattern: characters of the name grammar only. */
+const PATTERN_PREFIX = /^[A-Za-z0-9_.:@-]+$/;
 /** Message ids given by senders (idempotency keys): 1-64 chars of [A-Za-z0-9_-]. */
 export const MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Client-chosen connection ids for one-parked-poll-per-connection. */
@@ -45,7 +47,7 @@ export function parseStreamList(value: unknown, max: number, field = 'streams'):
 export function matchesPattern(pattern: string, stream: string): boolean {
   if (pattern.endsWith('*')) {
     const prefix = pattern.slice(0, -1);
-    if (prefix !== '' && !/^[A-Za-z0-9_.:@-]+$/.test(prefix)) return false;
+    if (prefix !== '' && !PATTERN_PREFIX.test(prefix)) return false;
     return stream.startsWith(prefix);
   }
   return pattern === stream && STREAM_NAME.test(pattern);
@@ -70,7 +72,7 @@ export function compilePatterns(patterns: readonly string[]): (stream: string) =
     }
     const prefix = p.slice(0, -1);
     if (prefix === '') return () => true;
-    if (/^[A-Za-z0-9_.:@-]+$/.test(prefix)) prefixes.push(prefix);
+    if (PATTERN_PREFIX.test(prefix)) prefixes.push(prefix);
   }
   return (stream) => {
     if (exact.has(stream)) return true;

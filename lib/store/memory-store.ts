@@ -111,12 +111,13 @@ export class MemoryStore implements Store {
     this.subscribed.clear();
   }
 
-  /** The stream's log after applying expiry: messages go at the log TTL, the stream at the meta TTL. */
+  /** Always known in process: the head a read would return now. */
   knownHead(stream: string): { epoch: string; lastSeq: number } {
     const log = this.live(stream);
     return log ? { epoch: log.epoch, lastSeq: log.lastSeq } : { epoch: '', lastSeq: 0 };
   }
 
+  /** The stream's log after applying expiry: messages go at the log TTL, the stream at the meta TTL. */
   private live(stream: string): StreamLog | undefined {
     const log = this.streams.get(stream);
     if (!log) return undefined;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
-import type { RetentionRule } from '../config.js';
+import type { Config, RetentionRule } from '../config.js';
 import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -43,14 +43,7 @@ export interface RedisStoreOptions {
   log: Logger;
 }
 
-export interface TailCacheConfig {
-  enabled: boolean;
-  lingerSeconds: number;
-  maxStreams: number;
-  maxMessages: number;
-  maxBytes: number;
-  totalBytes: number;
-}
+export type TailCacheConfig = Config['redis']['tailCache'];
 
 /** Counters for GET /stats and tests: where reads were answered from. */
 export type RedisStoreStats = {

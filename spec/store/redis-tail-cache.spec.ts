@@ -60,15 +60,6 @@ async function pair(url: string, tail: Partial<TailCacheConfig> = {}): Promise<P
   };
 }
 
-/** Resolves once `condition()` holds, checking every few ms (like waitFor, for async checks). */
-async function eventually(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const seqs = (r: StreamRead) => r.messages.map((m) => JSON.parse(m).seq as number);
 
 describe('RedisStore tail cache (Redis only)', function () {
@@ -327,7 +318,7 @@ describe('gateway with the tail cache (Redis)', function () {
       // wake-up answers it.
       const hits = after.tailHits;
       const next = poll(gw.url, gw.apiKey, { streams: 'z:1', cursor: got.cursor, timeout: 30 });
-      await eventually(async () => gw.longPolls.size === 1 && (await stats(gw)).tailHits === hits + 1, 'the poll to park');
+      await waitFor(async () => gw.longPolls.size === 1 && (await stats(gw)).tailHits === hits + 1, 'the poll to park');
       await sendOk(gw.url, gw.apiKey, { stream: 'z:1', data: 'y' });
       expect((await next).messages.map((m) => m.data)).to.deep.equal(['y']);
       expect((await stats(gw)).redisReads).to.equal(before.redisReads);
