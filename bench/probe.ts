@@ -2,15 +2,18 @@
  * A quick A/B probe while optimizing (not part of `npm run bench`): send-only and the targeted
  * maximum on one store, optionally under --cpu-prof. Prints CPU µs per send and per delivery.
  *
- *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR] [--only=send,targeted] [--node-options=...]
+ *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR] [--only=send,targeted]
+ *                            [--transport=poll|ws|sse] [--node-options=...]
  */
 import { readerToken, Violations } from './client.js';
 import { GatewayProcess } from './gateway.js';
 import { sendOnly } from './scenarios/send-only.js';
 import { parkedMemory } from './scenarios/parked.js';
 import { fanout } from './scenarios/fanout.js';
+import { connectedMemory } from './scenarios/connected.js';
 import { fanoutFloor } from './scenarios/floor.js';
 import { targeted } from './scenarios/targeted.js';
+import type { Transport } from './stream-client.js';
 import { redisClient, startRedisServer } from '../spec/support/redis.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +25,7 @@ const clients = Number(option('clients', '1000'));
 const seconds = Number(option('seconds', '3'));
 const prof = option('prof', '');
 const only = option('only', 'send,targeted').split(',');
+const transport = option('transport', 'poll') as Transport;
 /** e.g. --node-options="--heap-prof --heap-prof-dir=/tmp/hp" (passed to the gateway as NODE_OPTIONS). */
 const nodeOptions = option('node-options', '');
 
@@ -32,9 +36,12 @@ async function main(): Promise<void> {
   const violations = new Violations();
   const ctx = { gw, store, violations, token: await readerToken(), tag: `p${Date.now().toString(36)}`, redis: client ? { pid: redis!.process!.pid!, client } : undefined, maxClients: 15000 };
   try {
-    if (only.includes('parked')) console.log('parked', JSON.stringify(await parkedMemory(ctx, clients)));
+    if (only.includes('parked')) {
+      if (transport === 'poll') console.log('parked', JSON.stringify(await parkedMemory(ctx, clients)));
+      else console.log('connected', JSON.stringify(await connectedMemory(ctx, transport, clients)));
+    }
     if (only.includes('fanoutfloor')) console.log('fanout floor', JSON.stringify(await fanoutFloor(clients)));
-    if (only.includes('fanout')) console.log('fanout', JSON.stringify(await fanout(ctx, clients)));
+    if (only.includes('fanout')) console.log('fanout', JSON.stringify(await fanout(ctx, clients, transport)));
     if (only.includes('send')) {
       await sendOnly(ctx, 1.5, 200_000);
       const runs = [];
@@ -42,13 +49,13 @@ async function main(): Promise<void> {
       console.log(`send-only µs/send: ${runs.join(' ')}`);
     }
     if (only.includes('targeted')) {
-      await targeted(ctx, clients, 0, 1.5, 'warmup');
+      await targeted(ctx, clients, 0, 1.5, 'warmup', transport);
       const runs = [];
       for (let k = 0; k < 3; k++) {
-        const r = await targeted(ctx, clients, 0, seconds, `max${k}`);
-        runs.push(`${r.cpuUsPerDelivery} (${r.deliveriesPerSec}/s${r.storeCallsPerDelivery !== undefined ? `, ${r.storeCallsPerDelivery} calls` : ''}${r.redisCpuUsPerDelivery !== undefined ? `, redis ${r.redisCpuUsPerDelivery}` : ''})`);
+        const r = await targeted(ctx, clients, 0, seconds, `max${k}`, transport);
+        runs.push(`${r.cpuUsPerDelivery} (${r.deliveriesPerSec}/s, ${r.messagesPerResponse}/answer${r.storeCallsPerDelivery !== undefined ? `, ${r.storeCallsPerDelivery} calls` : ''}${r.redisCpuUsPerDelivery !== undefined ? `, redis ${r.redisCpuUsPerDelivery}` : ''})`);
       }
-      console.log(`targeted µs/delivery: ${runs.join(' ')}`);
+      console.log(`targeted (${transport}) µs/delivery: ${runs.join(' ')}`);
     }
     if (violations.list.length) console.log('VIOLATIONS', violations.list.slice(0, 10));
   } finally {

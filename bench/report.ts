@@ -2,6 +2,7 @@
 import { execSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import type { FanoutFloorResult, FloorResult } from './scenarios/floor.js';
+import type { ConnectedResult } from './scenarios/connected.js';
 import type { FanoutResult } from './scenarios/fanout.js';
 import type { ParkedResult } from './scenarios/parked.js';
 import type { ResumeResult } from './scenarios/resume.js';
@@ -18,6 +19,10 @@ export interface StoreResults {
   max: TargetedResult;
   maxRuns: TargetedResult[];
   levels: TargetedResult[];
+  /** Idle WebSocket and SSE connections (the parked measure for open transports). */
+  connected: ConnectedResult[];
+  /** The targeted maximum over WebSocket and SSE. */
+  streaming: Record<'ws' | 'sse', { max: TargetedResult; runs: TargetedResult[] }>;
   notes: string[];
 }
 
@@ -56,7 +61,8 @@ export function printReport(report: { machine: ReturnType<typeof machine>; floor
     console.log(`\n== ${store} store`);
     const rows: string[][] = [['metric', 'value', 'target', '']];
     const big = r.parked[r.parked.length - 1]!;
-    const fan = r.fanout[r.fanout.length - 1]!;
+    const polled = r.fanout.filter((f) => f.transport === 'poll');
+    const fan = polled[polled.length - 1]!;
     rows.push(['CPU µs per delivered message (max load, median of runs)', `${r.max.cpuUsPerDelivery}`, `≤ ${TARGETS.cpuUsPerDelivery[store]}`, mark(r.max.cpuUsPerDelivery <= TARGETS.cpuUsPerDelivery[store])]);
     rows.push(['  deliveries/s at max load; messages per answer', `${r.max.deliveriesPerSec}; ${r.max.messagesPerResponse}`, '', '']);
     rows.push(['CPU µs per /send, no subscribers (median)', `${r.sendOnly.cpuUsPerSend}`, `≤ ${TARGETS.cpuUsPerSend[store]}`, mark(r.sendOnly.cpuUsPerSend <= TARGETS.cpuUsPerSend[store])]);
@@ -65,11 +71,22 @@ export function printReport(report: { machine: ReturnType<typeof machine>; floor
       rows.push([`  RSS MB: base / after leave / after 2nd round timed out (${p.clients})`, `${p.baselineRssMB} / ${p.rssAfterLeaveMB} / ${p.rssAfterTimeoutMB}`, '', '']);
       rows.push([`  heap MB after leave / timeout; open fds base / leave / timeout`, `${p.heapAfterLeaveMB} / ${p.heapAfterTimeoutMB}; ${p.fdsBase} / ${p.fdsAfterLeave} / ${p.fdsAfterTimeout}`, '', '']);
     }
-    for (const f of r.fanout) {
+    for (const f of polled) {
       rows.push([`fan-out ${f.clients}: ms to 50/99/100%`, `${f.p50Ms} / ${f.p99Ms} / ${f.p100Ms}`, f === fan ? `99% ≤ ${TARGETS.fanout99Ms}` : '', f === fan ? mark(f.p99Ms <= TARGETS.fanout99Ms) : '']);
       rows.push([`  loop delay p99/max ms; store calls (${f.clients})`, `${f.loopDelayP99Ms} / ${f.loopDelayMaxMs}; ${f.storeCalls ?? '-'}`, f === fan ? `p99 < ${TARGETS.loopLagP99Ms}` : '', f === fan ? mark(f.loopDelayP99Ms < TARGETS.loopLagP99Ms) : '']);
     }
     rows.push([`resume: clients with exactly the ${r.resume.missedPerClient} missed`, `${r.resume.resumedExactly}/${r.resume.clients}`, 'all', mark(r.resume.resumedExactly === r.resume.clients)]);
+    for (const [t, { max }] of Object.entries(r.streaming)) {
+      rows.push([`${t}: CPU µs per delivered message (max load, median)`, `${max.cpuUsPerDelivery}`, '', '']);
+      rows.push([`  ${t}: deliveries/s; messages per write; p50/p99 ms`, `${max.deliveriesPerSec}; ${max.messagesPerResponse}; ${max.p50Ms} / ${max.p99Ms}`, '', '']);
+    }
+    for (const c of r.connected) {
+      rows.push([`${c.transport}: KB RSS / heap per open connection (${c.clients})`, `${c.kbPerConnection} / ${c.kbHeapPerConnection}`, '', '']);
+      rows.push([`  ${c.transport}: RSS MB base / after leave; heap MB after leave; fds base / leave`, `${c.baselineRssMB} / ${c.rssAfterLeaveMB}; ${c.heapAfterLeaveMB}; ${c.fdsBase} / ${c.fdsAfterLeave}`, '', '']);
+    }
+    for (const f of r.fanout.filter((x) => x.transport !== 'poll')) {
+      rows.push([`${f.transport}: fan-out ${f.clients}, ms to 50/99/100%; loop delay p99`, `${f.p50Ms} / ${f.p99Ms} / ${f.p100Ms}; ${f.loopDelayP99Ms}`, '', '']);
+    }
     console.log(table(rows));
     const lv: string[][] = [['offered/s', 'delivered/s', 'µs CPU/msg', 'CPU %', 'msgs/answer', 'p50 ms', 'p90 ms', 'p99 ms', ...(store === 'redis' ? ['store calls/msg', 'redis µs/msg'] : [])]];
     for (const l of r.levels) {

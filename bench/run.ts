@@ -2,7 +2,8 @@
  * `npm run bench`: the gateway in its own process pinned to core 0, this load generator pinned to
  * core 1, real HTTP over loopback. Runs every scenario against the memory store, then Redis (a
  * private redis-server), checks every delivery, prints a table, writes bench/results/latest.json
- * and the latency chart. Exits non-zero if any message was lost, duplicated or reordered.
+ * and the latency chart; the same targeted, fan-out and memory measures over WebSocket and SSE.
+ * Exits non-zero if any message was lost, duplicated or reordered.
  *
  *   --quick            smaller sizes, for a smoke run (about a minute)
  *   --stores=memory    only these stores (memory,redis)
@@ -21,12 +22,14 @@ import { GatewayProcess, hasTaskset } from './gateway.js';
 import { summarizeProfile } from './profile.js';
 import { machine, printReport, type StoreResults } from './report.js';
 import type { ScenarioContext } from './scenarios/context.js';
+import { connectedMemory } from './scenarios/connected.js';
 import { fanout } from './scenarios/fanout.js';
 import { fanoutFloor, floor, type FanoutFloorResult, type FloorResult } from './scenarios/floor.js';
 import { parkedMemory } from './scenarios/parked.js';
 import { resume } from './scenarios/resume.js';
 import { sendOnly } from './scenarios/send-only.js';
 import { targeted, type TargetedResult } from './scenarios/targeted.js';
+import type { StreamTransport } from './stream-client.js';
 
 type StoreKind = 'memory' | 'redis';
 
@@ -86,6 +89,14 @@ async function throughputLevels(ctx: ScenarioContext): Promise<{ max: TargetedRe
   return { max, maxRuns, levels: [...levels, max] };
 }
 
+/** The targeted maximum with every client on one WebSocket or SSE connection (three runs, median). */
+async function streamingMax(ctx: ScenarioContext, transport: StreamTransport): Promise<{ max: TargetedResult; runs: TargetedResult[] }> {
+  await targeted(ctx, TARGETED_CLIENTS, 0, 1, 'warmup', transport);
+  const runs: TargetedResult[] = [];
+  for (let k = 0; k < (QUICK ? 1 : 3); k++) runs.push(await targeted(ctx, TARGETED_CLIENTS, 0, QUICK ? 2 : 3, `max${k}`, transport));
+  return { max: median(runs, (r) => r.cpuUsPerDelivery), runs };
+}
+
 async function runStore(store: StoreKind, redis: RedisServer | undefined, tmp: string): Promise<StoreResults> {
   const log = (s: string) => process.stderr.write(`[${store}] ${s}\n`);
   const connections = await withGateway(store, redis, 'warn', tmp, async (ctx) => {
@@ -96,20 +107,26 @@ async function runStore(store: StoreKind, redis: RedisServer | undefined, tmp: s
     const fan = [await fanout(ctx, QUICK ? 500 : 1000), await fanout(ctx, Math.min(QUICK ? 1000 : 5000, ctx.maxClients))];
     log('resume after disconnect');
     const resumed = await resume(ctx, QUICK ? 100 : 200);
-    return { parked, fan, resumed, big };
+    log('WebSocket and SSE: open connections, broadcast fan-out');
+    const bigFan = Math.min(QUICK ? 1000 : 5000, ctx.maxClients);
+    const connected = [await connectedMemory(ctx, 'ws', big), await connectedMemory(ctx, 'sse', big)];
+    fan.push(await fanout(ctx, bigFan, 'ws'), await fanout(ctx, bigFan, 'sse'));
+    return { parked, fan, resumed, big, connected };
   });
   // CPU per operation on a gateway of its own: after the 10k-connection scenarios above, the
   // memory store's per-operation CPU came out bimodal from run to run (docs/PERFORMANCE.md).
   return withGateway(store, redis, 'warn', tmp, async (ctx) => {
-    const { parked, fan, resumed, big } = connections;
+    const { parked, fan, resumed, big, connected } = connections;
     log('send-only');
     await sendOnly(ctx, 1.5, 200_000); // warm-up: the first seconds are mostly JIT compilation
     const sendRuns = [];
     for (let k = 0; k < (QUICK ? 1 : 3); k++) sendRuns.push(await sendOnly(ctx, QUICK ? 1.5 : 2, 200_000));
     log('targeted throughput');
     const throughput = await throughputLevels(ctx);
+    log('targeted throughput over WebSocket and SSE');
+    const streaming = { ws: await streamingMax(ctx, 'ws'), sse: await streamingMax(ctx, 'sse') };
     return {
-      parked, fanout: fan, resume: resumed,
+      parked, fanout: fan, resume: resumed, connected, streaming,
       sendOnly: median(sendRuns, (r) => r.cpuUsPerSend), sendOnlyRuns: sendRuns,
       ...throughput,
       notes: big < (QUICK ? 2000 : 10_000) ? [`parked scaled down to ${big} (descriptor limit)`] : [],

@@ -71,7 +71,7 @@ export async function parkedMemory(ctx: ScenarioContext, clients: number): Promi
   };
 }
 
-function openFds(pid: number): number {
+export function openFds(pid: number): number {
   try {
     return readdirSync(`/proc/${pid}/fd`).length;
   } catch {

@@ -1,15 +1,18 @@
 /**
- * Targeted throughput: each client long-polls its own stream in a loop with its cursor while a
- * publisher sends round-robin, either at a fixed rate (open loop) or as fast as the gateway
- * answers (closed loop, `rate` 0). Every message is checked: per stream, seqs arrive exactly
- * once and in order, every accepted send is delivered, and each body is the one that was sent.
+ * Targeted throughput: each client receives its own stream (long-polling it in a loop with its
+ * cursor, or subscribed over one WebSocket or SSE connection) while a publisher sends
+ * round-robin over HTTP, either at a fixed rate (open loop) or as fast as the gateway answers
+ * (closed loop, `rate` 0). Every message is checked: per stream, seqs arrive exactly once and in
+ * order, every accepted send is delivered, and each body is the one that was sent.
  */
 import type { Pool } from 'undici';
-import { percentile, poll, pool, round, send, sharedAbort } from '../client.js';
+import { percentile, poll, pool, round, send, sharedAbort, type Message } from '../client.js';
 import { procCpuMicros, sleep } from '../gateway.js';
+import { openInChunks, openStream, type Transport } from '../stream-client.js';
 import { parkInChunks, redisScriptCalls, type ScenarioContext } from './context.js';
 
 export interface TargetedResult {
+  transport: Transport;
   /** Offered messages/s; 0 = as fast as the gateway answers. */
   rate: number;
   clients: number;
@@ -23,7 +26,7 @@ export interface TargetedResult {
   p90Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** Messages per poll answer that carried any. */
+  /** Messages per poll answer, WebSocket frame or SSE chunk that carried any. */
   messagesPerResponse: number;
   storeCallsPerDelivery?: number;
   redisCpuUsPerDelivery?: number;
@@ -36,15 +39,13 @@ const CLOSED_LOOP_SENDERS = 32;
 
 interface ClientState {
   last: number;
-  cursor?: string;
   /** data.n received for each seq (index = seq). */
   got: number[];
 }
 
-export async function targeted(ctx: ScenarioContext, clients: number, rate: number, seconds: number, label: string): Promise<TargetedResult> {
-  const name = `targeted-${label}`;
-  const streams = Array.from({ length: clients }, (_, i) => `${ctx.tag}:t:${label}:${i}`);
-  const polls = pool(ctx.gw.url, clients);
+export async function targeted(ctx: ScenarioContext, clients: number, rate: number, seconds: number, label: string, transport: Transport = 'poll'): Promise<TargetedResult> {
+  const name = `targeted-${transport === 'poll' ? '' : `${transport}-`}${label}`;
+  const streams = Array.from({ length: clients }, (_, i) => `${ctx.tag}:t:${transport}:${label}:${i}`);
   const pub = pool(ctx.gw.url, rate === 0 ? CLOSED_LOOP_SENDERS : MAX_IN_FLIGHT);
   const state: ClientState[] = streams.map(() => ({ last: 0, got: [] }));
   const expected: number[][] = streams.map(() => []);
@@ -52,17 +53,22 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
   const latencies: number[] = [];
   let responses = 0;
   let carried = 0;
-  const stop = sharedAbort();
 
-  const onMessages = (a: { data: { n: number; t: number } }[], now: number) => {
+  const receive = (i: number, a: Message[], now: number) => {
+    const st = state[i]!;
+    for (const m of a) {
+      if (m.seq !== st.last + 1) ctx.violations.add(name, `${streams[i]}: got seq ${m.seq} after ${st.last} (loss, duplicate or reorder)`);
+      st.last = Math.max(st.last, m.seq);
+      st.got[m.seq] = m.data.n;
+    }
     if (a.length) {
       responses++;
       carried += a.length;
       for (const m of a) if (m.data.n > 0) latencies.push(now - m.data.t);
     }
   };
-  const loops = await parkInChunks(ctx, clients, (i) => pollLoop(ctx, polls, streams[i]!, state[i]!, stop.signal, name, onMessages));
-  // Prime each stream with one message (n 0) so every poller holds a real (epoch, seq) position,
+  const stopClients = await startClients(ctx, transport, streams, name, receive);
+  // Prime each stream with one message (n 0) so every client holds a real (epoch, seq) position,
   // as in steady state; a stream's first message is a special case (no position yet).
   await Promise.all(streams.map(async (s, i) => {
     const r = await send(pub, s, { n: 0, t: 0 });
@@ -70,7 +76,7 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
     accepted[i]!++;
   }));
   if (!(await waitUntil(() => state.every((s) => s.last >= 1), 30_000))) throw new Error(`${name}: priming messages were not delivered`);
-  await ctx.gw.waitFor(`${clients} primed pollers to park again`, (s) => s.parkedPolls >= clients, 30_000);
+  if (transport === 'poll') await ctx.gw.waitFor(`${clients} primed pollers to park again`, (s) => s.parkedPolls >= clients, 30_000);
   responses = 0;
   carried = 0;
 
@@ -100,9 +106,7 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
   const cpu1 = await ctx.gw.cpuMicros();
   const calls1 = await redisScriptCalls(ctx);
   const rcpu1 = ctx.redis ? procCpuMicros(ctx.redis.pid) : 0;
-  stop.abort();
-  await Promise.allSettled(loops);
-  await Promise.all([polls.destroy(), pub.destroy()]);
+  await Promise.all([stopClients(), pub.destroy()]);
 
   if (!drained) ctx.violations.add(name, 'not every accepted message was delivered within 20 s');
   let delivered = 0;
@@ -116,6 +120,7 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
   latencies.sort((a, b) => a - b);
   const window = (t1 - t0) / 1000;
   return {
+    transport,
     rate,
     clients,
     seconds: round(window, 2),
@@ -135,27 +140,46 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
   };
 }
 
+/** Starts every client (parked, or subscribed); returns what stops them all. */
+async function startClients(
+  ctx: ScenarioContext, transport: Transport, streams: string[], name: string,
+  receive: (i: number, messages: Message[], now: number) => void,
+): Promise<() => Promise<void>> {
+  const conns = pool(ctx.gw.url, streams.length);
+  if (transport === 'poll') {
+    const stop = sharedAbort();
+    const loops = await parkInChunks(ctx, streams.length, (i) => pollLoop(ctx, conns, streams[i]!, stop.signal, name, (a, now) => receive(i, a, now)));
+    return async () => {
+      stop.abort();
+      await Promise.allSettled(loops);
+      await conns.destroy();
+    };
+  }
+  const onProblem = (what: string) => ctx.violations.add(name, what);
+  const open = await openInChunks(streams.length, (i) => openStream(transport, ctx.gw.url, ctx.token, streams[i]!, { onMessages: (a, now) => receive(i, a, now), onProblem }, conns));
+  return async () => {
+    for (const c of open) c.close();
+    await conns.destroy();
+  };
+}
+
 async function pollLoop(
-  ctx: ScenarioContext, p: Pool, stream: string, st: ClientState, signal: AbortSignal, name: string,
-  onMessages: (m: { seq: number; data: { n: number; t: number } }[], now: number) => void,
+  ctx: ScenarioContext, p: Pool, stream: string, signal: AbortSignal, name: string,
+  onMessages: (m: Message[], now: number) => void,
 ): Promise<void> {
+  let cursor: string | undefined;
   while (!signal.aborted) {
     let a;
     try {
-      a = await poll(p, ctx.token, { streams: stream, cursor: st.cursor, since: 'earliest', timeoutS: 25, signal });
+      a = await poll(p, ctx.token, { streams: stream, cursor, since: 'earliest', timeoutS: 25, signal });
     } catch (err) {
       if (!signal.aborted) ctx.violations.add(name, `poll failed: ${(err as Error).message}`);
       return;
     }
     const now = performance.now();
     if (a.gaps || a.resets) ctx.violations.add(name, `${stream}: unexpected gap or reset ${JSON.stringify(a)}`);
-    for (const m of a.messages) {
-      if (m.seq !== st.last + 1) ctx.violations.add(name, `${stream}: got seq ${m.seq} after ${st.last} (loss, duplicate or reorder)`);
-      st.last = Math.max(st.last, m.seq);
-      st.got[m.seq] = m.data.n;
-    }
     onMessages(a.messages, now);
-    st.cursor = a.cursor;
+    cursor = a.cursor;
   }
 }
 
