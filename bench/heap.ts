@@ -4,12 +4,14 @@
  *
  *   --held   bytes a parked poll holds: N clients poll once (so their connections exist), then
  *            each parks a poll with its cursor; two heap snapshots, before and after the
- *            parking, compared by object type.
+ *            parking, compared by object type. With --transport=ws|sse: bytes an open
+ *            WebSocket or SSE connection holds, subscribed to a stream with one message
+ *            (snapshots before connecting and once every client has that message).
  *   --alloc  bytes allocated per request under the targeted maximum: V8's sampling heap
  *            profiler with collected objects included, over the requests the fast path served;
  *            the functions that allocate the most.
  *
- *   node dist/bench/heap.js --held|--alloc [--store=memory|redis] [--clients=N] [--seconds=S]
+ *   node dist/bench/heap.js --held|--alloc [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
  */
 import WebSocket from 'ws';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import { poll, pool, readerToken, send, sharedAbort, Violations } from './client.js';
 import { GatewayProcess } from './gateway.js';
 import { targeted } from './scenarios/targeted.js';
+import { openInChunks, openStream, type StreamClient, type Transport } from './stream-client.js';
 import { freePort } from '../spec/support/ports.js';
 import { redisClient, startRedisServer } from '../spec/support/redis.js';
 
@@ -24,6 +27,7 @@ const args = process.argv.slice(2);
 const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const store = option('store', 'memory') as 'memory' | 'redis';
 const held = args.includes('--held');
+const transport = option('transport', 'poll') as Transport;
 
 /** A minimal Chrome DevTools Protocol client: calls, and the chunks of a heap snapshot. */
 class Inspector {
@@ -105,11 +109,24 @@ async function measureHeld(gw: GatewayProcess, inspector: Inspector, token: stri
   const pub = pool(gw.url, 16);
   const streams = Array.from({ length: clients }, (_, i) => `held:${i}`);
   await Promise.all(streams.map((s) => send(pub, s, { n: 0, t: 0 })));
-  const first = await Promise.all(streams.map((s) => poll(polls, token, { streams: s, since: 'earliest', timeoutS: 25 })));
-  const before = await inspector.heapByType();
+  let before: Awaited<ReturnType<Inspector['heapByType']>>;
   const stop = sharedAbort();
-  const parked = streams.map((s, i) => poll(polls, token, { streams: s, cursor: first[i]!.cursor, timeoutS: 25, signal: stop.signal }).catch(() => undefined));
-  await gw.waitFor(`${clients} polls to park`, (st) => st.parkedPolls >= clients);
+  let parked: Promise<unknown>[] = [];
+  let open: StreamClient[] = [];
+  if (transport === 'poll') {
+    const first = await Promise.all(streams.map((s) => poll(polls, token, { streams: s, since: 'earliest', timeoutS: 25 })));
+    before = await inspector.heapByType();
+    parked = streams.map((s, i) => poll(polls, token, { streams: s, cursor: first[i]!.cursor, timeoutS: 25, signal: stop.signal }).catch(() => undefined));
+    await gw.waitFor(`${clients} polls to park`, (st) => st.parkedPolls >= clients);
+  } else {
+    before = await inspector.heapByType();
+    let got = 0;
+    open = await openInChunks(clients, (i) => openStream(transport, gw.url, token, streams[i]!, {
+      onMessages: (m) => (got += m.length),
+      onProblem: (what) => console.error(what),
+    }, polls));
+    await gw.waitFor(`${clients} clients to have their message`, () => got >= clients);
+  }
   // Parked is not yet quiet: with Redis, each poll's SUBSCRIBE and the read after it may still
   // be in flight. Wait until the store's counters have not moved for ten /stats calls.
   let last = '';
@@ -129,12 +146,14 @@ async function measureHeld(gw: GatewayProcess, inspector: Inspector, token: stri
     rows.push([key, (a.count - b.count) / clients, (a.bytes - b.bytes) / clients]);
   }
   for (const [key, b] of before) if (!after.has(key)) total -= b.bytes;
-  console.log(`${store}: ${(total / clients).toFixed(0)} bytes held per parked poll (${clients} parked, with a cursor)`);
+  const what = transport === 'poll' ? 'parked poll' : `open ${transport} connection`;
+  console.log(`${store}: ${(total / clients).toFixed(0)} bytes held per ${what} (${clients}, with a position)`);
   console.log('bytes/poll  objects/poll  type');
   for (const [key, count, bytes] of rows.filter((r) => Math.abs(r[2]) >= 16).sort((x, y) => y[2] - x[2])) {
     console.log(`${bytes.toFixed(0).padStart(10)}  ${count.toFixed(2).padStart(12)}  ${key}`);
   }
   stop.abort();
+  for (const c of open) c.close();
   await Promise.allSettled(parked);
   await Promise.all([polls.destroy(), pub.destroy()]);
 }

@@ -56,10 +56,10 @@ function only(...allow: string[]) {
 
 /** The server's request listener: the fast path when it takes the request, else Koa. */
 export function createHandler(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { app, poll, send, fastServed } = createApp(deps);
+  const { app, poll, send, sse, fastServed } = createApp(deps);
   const koa = app.callback();
   if (!deps.config.server.fastPath) return koa;
-  const fast = fastPath({ log: deps.log, cors: deps.config.cors, trustProxyHops: deps.config.server.trustProxyHops, isDraining: deps.isDraining, poll, send, served: fastServed });
+  const fast = fastPath({ log: deps.log, cors: deps.config.cors, trustProxyHops: deps.config.server.trustProxyHops, isDraining: deps.isDraining, poll, send, sse, served: fastServed });
   return (req, res) => {
     if (!fast(req, res)) void koa(req, res);
   };
@@ -93,7 +93,8 @@ export function createApp(deps: AppDeps) {
   router.get('/poll', poll);
   router.post('/poll', poll);
   router.all('/poll', only('GET', 'POST'));
-  router.get('/sse', sseRoute({ rateLimits: deps.rateLimits, caps: deps.caps, store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs }));
+  const sse = sseRoute({ rateLimits: deps.rateLimits, caps: deps.caps, store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs });
+  router.get('/sse', sse);
   router.all('/sse', only('GET'));
   // GET /ws is answered on the server's 'upgrade' event (lib/transports/websocket.ts); a plain GET lands here.
   router.all('/ws', () => {
@@ -119,5 +120,5 @@ export function createApp(deps: AppDeps) {
   app.use(() => {
     throw new NotFoundError('no such endpoint');
   });
-  return { app, poll, send, fastServed };
+  return { app, poll, send, sse, fastServed };
 }

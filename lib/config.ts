@@ -184,7 +184,7 @@ const schema = z.object({
     connectionsCheckingIntervalMs: z.number().int().min(100).max(60_000).default(1000),
     /** Proxy hops trusted in X-Forwarded-For for the client IP (per-IP caps and limits); 0 uses the socket address (default 0). */
     trustProxyHops: z.number().int().min(0).max(10).default(0),
-    /** Serve GET|POST /poll and POST /send without Koa (lib/http/fast-path.ts); false sends every request through Koa (default true). */
+    /** Serve GET|POST /poll, POST /send and GET /sse without Koa (lib/http/fast-path.ts); false sends every request through Koa (default true). */
     fastPath: z.boolean().default(true),
     /** On SIGTERM, connections still open after this are cut (default 10 s). */
     shutdownGraceMs: z.number().int().min(100).default(10_000),

@@ -125,6 +125,7 @@ export class RawExchange implements HttpExchange {
   private size = 0;
   private parsedQuery?: Record<string, unknown>;
   private address?: string;
+  private detached = false;
 
   constructor(readonly req: IncomingMessage, readonly res: ServerResponse, private readonly search: string, private readonly trustedHops: number) {
     this.method = req.method ?? 'GET';
@@ -167,13 +168,19 @@ export class RawExchange implements HttpExchange {
     return -1;
   }
 
+  /** See takeOver(). */
+  detach(): void {
+    for (let i = 0; i < this.size; i += 2) this.res.setHeader(this.head[i]!, this.head[i + 1]!);
+    this.detached = true;
+  }
+
   /**
    * Writes the answer in one go, as Koa's respond() would for a string body. Nothing is written
-   * when the client is gone or the answer was already sent.
+   * when the client is gone, the answer was already sent or a route took the response over.
    */
   respond(): void {
     const res = this.res;
-    if (res.headersSent || res.writableEnded || (res.socket && !res.socket.writable)) return;
+    if (this.detached || res.headersSent || res.writableEnded || (res.socket && !res.socket.writable)) return;
     const body = typeof this.body === 'string' ? this.body : JSON.stringify(this.body ?? null);
     if (this.type) this.append('Content-Type', this.type);
     this.append('Content-Length', String(Buffer.byteLength(body)));
@@ -183,4 +190,14 @@ export class RawExchange implements HttpExchange {
     res.writeHead(this.status, head);
     res.end(body);
   }
+}
+
+/**
+ * The route answers on `res` itself from now on (an event stream): the headers set so far are put
+ * on `res`, and neither the fast path nor Koa answers the request.
+ */
+export function takeOver(ex: HttpExchange): void {
+  if (ex instanceof RawExchange) ex.detach();
+  // Koa's ctx.set() writes through to res already; `respond = false` keeps Koa's hands off it.
+  else (ex as HttpExchange & { respond: boolean }).respond = false;
 }

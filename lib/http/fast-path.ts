@@ -1,5 +1,5 @@
 /**
- * The hot endpoints (GET|POST /poll, POST /send) served straight on node:http. Koa costs each
+ * The hot endpoints (GET|POST /poll, POST /send, GET /sse) served straight on node:http. Koa costs each
  * request a context, request and response object, koa-compose's promise chain and koa-router's
  * matching of every route: at the Node floor that was a quarter of a delivery's CPU and a few KB
  * of every parked poll (docs/PERFORMANCE.md). The same route functions and the same request
@@ -23,6 +23,8 @@ export interface FastPathDeps {
   isDraining: () => boolean;
   poll: Route;
   send: Route;
+  /** GET /sse: an event stream holds what its request was given for its whole life (Koa's context included). */
+  sse: Route;
   /** Counts the requests the fast path served (GET /stats shows it). */
   served: { count: number };
 }
@@ -58,6 +60,7 @@ export function fastPath(deps: FastPathDeps): (req: IncomingMessage, res: Server
     let route: Route | undefined;
     if (path === '/poll') route = method === 'GET' || method === 'POST' ? deps.poll : undefined;
     else if (path === '/send') route = method === 'POST' ? deps.send : undefined;
+    else if (path === '/sse') route = method === 'GET' ? deps.sse : undefined;
     if (!route) return false;
     deps.served.count++;
     void serve(new RawExchange(req, res, q < 0 ? '' : url.slice(q + 1), deps.trustProxyHops), route);

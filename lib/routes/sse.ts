@@ -1,15 +1,16 @@
 /**
  * GET /sse?streams=..&token=..&cursor=..&since=..: rate limit -> validate -> authorise -> resolve
- * positions -> take a connection slot -> hand the response to the SSE transport. Until the hand-over every failure is an ordinary JSON
- * error answer (rendered by lib/http/errors.ts); after it Koa no longer touches the response.
+ * positions -> take a connection slot -> hand the response to the SSE transport. Until the
+ * hand-over every failure is an ordinary JSON error answer (rendered by lib/http/errors.ts); after
+ * it neither Koa nor the fast path touches the response.
  * A Last-Event-ID header (the browser's automatic reconnect) wins over the cursor parameter, which
  * the browser repeats unchanged on every reconnect.
  */
-import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import type { CursorCodec } from '../cursor.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
 import { credentialOf } from '../http/credentials.js';
+import { takeOver, type HttpExchange } from '../http/exchange.js';
 import type { ConnectionCaps } from '../limits/connection-caps.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { parseStreamList } from '../streams.js';
@@ -36,7 +37,7 @@ function single(query: Record<string, unknown>, name: string): string | undefine
 }
 
 export function sseRoute(deps: SseRouteDeps) {
-  return async function sse(ctx: Context): Promise<void> {
+  return async function sse(ctx: HttpExchange): Promise<void> {
     const query = ctx.query as Record<string, unknown>;
     await deps.rateLimits.checkPoll(ctx.ip);
     const principal = await deps.auth.authenticate(credentialOf(ctx, single(query, 'token')));
@@ -67,7 +68,7 @@ export function sseRoute(deps: SseRouteDeps) {
     // Over a cap this is still an ordinary JSON 429/503 (EventSource gives up on it; the client falls back).
     const slot = deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip });
     ctx.status = 200;
-    ctx.respond = false;
+    takeOver(ctx);
     deps.sse.open(ctx.res, positions, (end) => {
       slot.release();
       ctx.state.pollEnd = end;

@@ -22,17 +22,25 @@ interface Case {
   body?: string;
 }
 
-function exchange(url: string, c: Case): Promise<Raw> {
+/** The answer; with `until`, only the body up to that text (an event stream), then the connection is dropped. */
+function exchange(url: string, c: Case, until?: string): Promise<Raw> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${url}${c.path}`, { method: c.method, headers: c.headers, agent: false }, (res) => {
       let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => {
+      const done = () => {
         const headers: [string, string][] = [];
         for (let i = 0; i < res.rawHeaders.length; i += 2) headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
         resolve({ status: res.statusCode!, headers, body });
+      };
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+        if (until && body.includes(until)) {
+          done();
+          req.destroy();
+        }
       });
+      res.on('end', done);
     });
     req.on('error', reject);
     req.end(c.body);
@@ -46,7 +54,7 @@ function normalize(r: Raw): Raw {
     headers: r.headers
       .filter(([name]) => name.toLowerCase() !== 'date')
       .map(([name, value]) => [name, name.toLowerCase() === 'x-request-id' && value.length === 36 ? '<generated>' : value]),
-    body: r.body.replace(/"ts":\d+/g, '"ts":0').replace(/"cursor":"[A-Za-z0-9_-]+"/g, '"cursor":"<cursor>"'),
+    body: r.body.replace(/"ts":\d+/g, '"ts":0').replace(/"cursor":"[A-Za-z0-9_-]+"/g, '"cursor":"<cursor>"').replace(/^id: [A-Za-z0-9_-]+$/gm, 'id: <cursor>'),
   };
 }
 
@@ -104,6 +112,16 @@ describe('fast path: the same answers as the Koa app', function () {
     { name: 'poll by PUT (Koa: 405)', method: 'PUT', path: '/poll', headers: { authorization: key } },
     { name: 'poll by HEAD (Koa)', method: 'HEAD', path: '/poll?streams=room:a&timeout=0', headers: { authorization: key } },
     { name: 'a CORS preflight (Koa)', method: 'OPTIONS', path: '/send', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } },
+    { name: 'SSE without credentials', method: 'GET', path: '/sse?streams=room:a' },
+    { name: 'SSE without credentials, from an allowed origin', method: 'GET', path: '/sse?streams=room:a', headers: { origin: 'https://app.example.com' } },
+    { name: 'SSE of a forbidden stream', method: 'GET', path: '/sse?streams=secret', headers: { authorization: reader } },
+    { name: 'SSE with a bad since', method: 'GET', path: '/sse?streams=room:a&since=yesterday', headers: { authorization: reader } },
+    { name: 'SSE with a forged cursor', method: 'GET', path: '/sse?streams=room:a&cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAA', headers: { authorization: reader } },
+    { name: 'SSE with a forged Last-Event-ID', method: 'GET', path: '/sse?streams=room:a', headers: { authorization: reader, 'last-event-id': 'nope' } },
+    { name: 'SSE with a repeated token', method: 'GET', path: `/sse?streams=room:a&token=${fast.apiKey}&token=x` },
+    { name: 'SSE of too many streams', method: 'GET', path: `/sse?streams=${Array.from({ length: 60 }, (_, i) => `room:${i}`).join(',')}`, headers: { authorization: reader } },
+    { name: 'SSE by POST (Koa: 405)', method: 'POST', path: '/sse?streams=room:a', headers: { authorization: reader } },
+    { name: 'SSE by HEAD (Koa)', method: 'HEAD', path: '/sse?streams=room:a', headers: { authorization: reader } },
   ];
 
   it('answers every case with the same status, headers (in order) and body', async function () {
@@ -113,7 +131,14 @@ describe('fast path: the same answers as the Koa app', function () {
     }
   });
 
-  it('is what serves GET|POST /poll and POST /send, and only those (GET /stats counts it)', async function () {
+  it('opens the same event stream: status, headers (in order), the messages and the ready event', async function () {
+    const open: Case = { name: 'SSE', method: 'GET', path: '/sse?streams=room:a&since=earliest', headers: { authorization: reader, 'x-request-id': 'sse-1' } };
+    const [a, b] = [normalize(await exchange(fast.url, open, 'event: ready')), normalize(await exchange(koa.url, open, 'event: ready'))];
+    expect(a.body).to.match(/^retry: \d+\n\nid: <cursor>\ndata: \{"stream":"room:a","seq":1,"id":"m1"/);
+    expect(a).to.deep.equal(b);
+  });
+
+  it('is what serves GET|POST /poll, POST /send and GET /sse, and only those (GET /stats counts it)', async function () {
     const served = async (gw: TestGateway) => {
       const r = await exchange(gw.url, { name: 'stats', method: 'GET', path: '/stats', headers: { authorization: key } });
       return JSON.parse(r.body).fastPathRequests as number;
@@ -124,8 +149,9 @@ describe('fast path: the same answers as the Koa app', function () {
       await exchange(gw.url, { name: 'send', method: 'POST', path: '/send', headers: { authorization: key, ...json }, body: '{"stream":"room:b","data":1}' });
       await exchange(gw.url, { name: 'preflight', method: 'OPTIONS', path: '/send', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
       await exchange(gw.url, { name: 'health', method: 'GET', path: '/healthz' });
+      await exchange(gw.url, { name: 'sse', method: 'GET', path: '/sse?streams=room:b', headers: { authorization: key } }, 'event: ready');
     }
-    expect((await served(fast)) - fast0).to.equal(2);
+    expect((await served(fast)) - fast0).to.equal(3);
     expect((await served(koa)) - koa0).to.equal(0);
   });
 
