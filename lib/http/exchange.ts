@@ -29,6 +29,22 @@ export interface HttpExchange {
   set(field: string, value: string): void;
   /** Adds a field to the Vary header. */
   vary(field: string): void;
+  /**
+   * Lets the route return before its answer is known (a parked poll); it calls `answer` once
+   * it is. Only the fast path has it: with Koa the route awaits its answer.
+   */
+  answerLater?(): LaterAnswer;
+}
+
+export interface LaterAnswer {
+  /** `fill` sets status, type and body as a route would; its errors are rendered as a route's are. */
+  answer(fill: () => void): void;
+}
+
+/** How the fast path finishes an exchange: after its route returned, or later (answerLater). */
+export interface ExchangeFinisher {
+  /** Writes the answer; with `failure`, the error it carries (rendered as the error middleware would). */
+  finish(ex: RawExchange, ...failure: [] | [unknown]): void;
 }
 
 /**
@@ -110,7 +126,7 @@ function sameName(a: string, b: string): boolean {
  * array writeHead takes. A parked poll holds its exchange for the whole hold, so it keeps one
  * array and no lower-cased copies of names (docs/PERFORMANCE.md, "What a parked poll holds").
  */
-export class RawExchange implements HttpExchange {
+export class RawExchange implements HttpExchange, LaterAnswer {
   readonly method: string;
   readonly originalUrl: string;
   readonly state: Record<string, any> = {}; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -126,8 +142,16 @@ export class RawExchange implements HttpExchange {
   private parsedQuery?: Record<string, unknown>;
   private address?: string;
   private detached = false;
+  /** The route returned before its answer; `answer()` finishes the exchange. */
+  answeringLater = false;
 
-  constructor(readonly req: IncomingMessage, readonly res: ServerResponse, private readonly search: string, private readonly trustedHops: number) {
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    private readonly search: string,
+    private readonly trustedHops: number,
+    private readonly finisher: ExchangeFinisher,
+  ) {
     this.method = req.method ?? 'GET';
     this.originalUrl = req.url ?? '/';
   }
@@ -166,6 +190,20 @@ export class RawExchange implements HttpExchange {
     const head = this.head;
     for (let i = 0; i < this.size; i += 2) if (sameName(head[i]!, field)) return i;
     return -1;
+  }
+
+  answerLater(): LaterAnswer {
+    this.answeringLater = true;
+    return this;
+  }
+
+  answer(fill: () => void): void {
+    try {
+      fill();
+    } catch (err) {
+      return this.finisher.finish(this, err);
+    }
+    this.finisher.finish(this);
   }
 
   /** See takeOver(). */

@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
 import { corsRule, type CorsOptions } from './cors.js';
 import { renderError } from './errors.js';
-import { RawExchange, type HttpExchange } from './exchange.js';
+import { RawExchange, type ExchangeFinisher, type HttpExchange } from './exchange.js';
 import { beginRequest } from './request-log.js';
 
 export type Route = (ex: HttpExchange) => Promise<void>;
@@ -33,23 +33,31 @@ export interface FastPathDeps {
 export function fastPath(deps: FastPathDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   const allowCors = corsRule(deps.cors);
 
+  // The Koa app's middleware order: request log, then errors, then CORS, then the route;
+  // `Connection: close` while draining is decided last.
+  const finisher: ExchangeFinisher = {
+    finish(ex, ...failure) {
+      try {
+        if (failure.length > 0) renderError(ex, failure[0]);
+        if (deps.isDraining()) ex.set('Connection', 'close');
+        ex.respond();
+      } catch (err) {
+        // Only a bug gets here (an answer that cannot be written): never leave the client hanging.
+        deps.log.error({ err }, 'fast path could not answer');
+        ex.res.destroy();
+      }
+    },
+  };
+
   async function serve(ex: RawExchange, route: Route): Promise<void> {
-    // The Koa app's middleware order: request log, then errors, then CORS, then the route;
-    // `Connection: close` while draining is decided last.
     try {
       beginRequest(ex, deps.log);
-      try {
-        if (allowCors(ex)) await route(ex);
-      } catch (err) {
-        renderError(ex, err);
-      }
-      if (deps.isDraining()) ex.set('Connection', 'close');
-      ex.respond();
+      if (allowCors(ex)) await route(ex);
     } catch (err) {
-      // Only a bug gets here (an answer that cannot be written): never leave the client hanging.
-      deps.log.error({ err }, 'fast path could not answer');
-      ex.res.destroy();
+      return finisher.finish(ex, err);
     }
+    // A route that answers later (a parked poll) finishes the exchange itself.
+    if (!ex.answeringLater) finisher.finish(ex);
   }
 
   return (req, res) => {
@@ -63,7 +71,7 @@ export function fastPath(deps: FastPathDeps): (req: IncomingMessage, res: Server
     else if (path === '/sse') route = method === 'GET' ? deps.sse : undefined;
     if (!route) return false;
     deps.served.count++;
-    void serve(new RawExchange(req, res, q < 0 ? '' : url.slice(q + 1), deps.trustProxyHops), route);
+    void serve(new RawExchange(req, res, q < 0 ? '' : url.slice(q + 1), deps.trustProxyHops, finisher), route);
     return true;
   };
 }

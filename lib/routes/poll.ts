@@ -91,12 +91,16 @@ export interface PollDeps {
 }
 
 export function pollRoute(deps: PollDeps) {
-  // Three steps, so that what a parked poll keeps suspended is this small frame, not the frame
-  // that validated the request (docs/PERFORMANCE.md, "What a parked poll holds").
+  // Three steps, so that on the Koa path what a parked poll keeps suspended is this small frame,
+  // not the frame that validated the request (docs/PERFORMANCE.md, "What a parked poll holds").
   return async function poll(ctx: HttpExchange): Promise<void> {
     const request = await pollRequest(ctx, deps);
     const now = await deps.longPolls.poll(request);
-    answer(ctx, deps, 'outcome' in now ? await now.outcome : now);
+    if (!('whenDone' in now)) return answer(ctx, deps, now);
+    // The fast path lets the route return while parked: nothing is suspended for the hold.
+    const later = ctx.answerLater?.();
+    if (later) now.whenDone((outcome) => later.answer(() => answer(ctx, deps, outcome)));
+    else answer(ctx, deps, await now.outcome);
   };
 }
 

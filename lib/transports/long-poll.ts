@@ -18,8 +18,13 @@ export interface PollOutcome {
   end: PollEnd;
 }
 
-/** A poll that parked: `outcome` settles when it is answered. */
+/**
+ * A poll that parked. `whenDone` calls back once, with the outcome (at once if it is already
+ * known): nothing async stays suspended while the poll waits, which a parked poll would otherwise
+ * hold for its whole hold (docs/PERFORMANCE.md). `outcome` is the same as a promise.
+ */
 export interface Parked {
+  whenDone(callback: (outcome: PollOutcome) => void): void;
   readonly outcome: Promise<PollOutcome>;
 }
 
@@ -63,13 +68,22 @@ class ParkedPoll implements Waiter, Parked {
     if (!this.req.response?.writableFinished) this.finish('gone');
   };
   private readonly slot?: CapSlot;
-  private settle!: (outcome: PollOutcome) => void;
-  readonly outcome: Promise<PollOutcome>;
+  /** Who is told the outcome; until someone asks, the outcome waits in `result`. */
+  private callback?: (outcome: PollOutcome) => void;
+  private result?: PollOutcome;
 
   constructor(private readonly hub: LongPolls, private readonly req: PollRequest, slot?: CapSlot) {
     this.slot = slot;
     this.streams = [...req.positions.keys()];
-    this.outcome = new Promise((r) => (this.settle = r));
+  }
+
+  whenDone(callback: (outcome: PollOutcome) => void): void {
+    if (this.result) callback(this.result);
+    else this.callback = callback;
+  }
+
+  get outcome(): Promise<PollOutcome> {
+    return new Promise((resolve) => this.whenDone(resolve));
   }
 
   get limit(): number {
@@ -136,7 +150,9 @@ class ParkedPoll implements Waiter, Parked {
     this.req.response?.off('close', this.responseClosed);
     this.slot?.release();
     this.hub.release(this, this.req.connKey);
-    this.settle({ batch: batch ?? emptyBatch(this.req.positions), end });
+    const outcome = { batch: batch ?? emptyBatch(this.req.positions), end };
+    if (this.callback) this.callback(outcome);
+    else this.result = outcome;
   }
 
   private async check(read: () => Promise<Batch>): Promise<void> {
@@ -164,9 +180,8 @@ export class LongPolls {
 
   /**
    * Answers now if any stream has news (or timeout is 0), otherwise parks and returns the parked
-   * poll (await its `outcome`: returned inside this promise, the outcome would cost every parked
-   * poll one more promise and its reactions). Throws store errors of the first read, and the cap
-   * error of `admit` when the poll may not park.
+   * poll (its outcome comes through `whenDone` or `outcome`). Throws store errors of the first
+   * read, and the cap error of `admit` when the poll may not park.
    */
   async poll(req: PollRequest): Promise<PollOutcome | Parked> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');

@@ -155,25 +155,34 @@ describe('fast path: the same answers as the Koa app', function () {
     expect((await served(koa)) - koa0).to.equal(0);
   });
 
-  it('answers a parked poll when a message arrives, and while draining with Connection: close', async function () {
-    const gw = await startGateway(config);
-    try {
-      const parked = exchange(gw.url, { name: 'park', method: 'GET', path: '/poll?streams=room:c&timeout=20', headers: { authorization: key } });
-      await waitFor(() => gw.longPolls.size === 1, 'the poll to park');
-      await exchange(gw.url, { name: 'send', method: 'POST', path: '/send', headers: { authorization: key, ...json }, body: '{"stream":"room:c","id":"c1","data":1}' });
-      const answer = await parked;
-      expect(answer.status).to.equal(200);
-      expect(JSON.parse(answer.body).messages.map((m: { id: string }) => m.id)).to.deep.equal(['c1']);
+  for (const path of ['fast path', 'Koa']) {
+    it(`answers a parked poll when a message arrives, and while draining with Connection: close (${path})`, async function () {
+      const gw = await startGateway(path === 'Koa' ? { ...config, server: { fastPath: false } } : config);
+      try {
+        const parked = exchange(gw.url, { name: 'park', method: 'GET', path: '/poll?streams=room:c&timeout=20', headers: { authorization: key } });
+        await waitFor(() => gw.longPolls.size === 1, 'the poll to park');
+        await exchange(gw.url, { name: 'send', method: 'POST', path: '/send', headers: { authorization: key, ...json }, body: '{"stream":"room:c","id":"c1","data":1}' });
+        const answer = await parked;
+        expect(answer.status).to.equal(200);
+        expect(JSON.parse(answer.body).messages.map((m: { id: string }) => m.id)).to.deep.equal(['c1']);
 
-      const held = exchange(gw.url, { name: 'park', method: 'GET', path: '/poll?streams=room:d&timeout=20', headers: { authorization: key } });
-      await waitFor(() => gw.longPolls.size === 1, 'the poll to park');
-      const down = gw.shutdown();
-      const drained = await held;
-      expect(drained.status).to.equal(200);
-      expect(drained.headers.find(([n]) => n.toLowerCase() === 'connection')?.[1]).to.equal('close');
-      await down;
-    } finally {
-      await gw.shutdown();
-    }
+        const held = exchange(gw.url, { name: 'park', method: 'GET', path: '/poll?streams=room:d&timeout=20', headers: { authorization: key } });
+        await waitFor(() => gw.longPolls.size === 1, 'the poll to park');
+        const down = gw.shutdown();
+        const drained = await held;
+        expect(drained.status).to.equal(200);
+        expect(drained.headers.find(([n]) => n.toLowerCase() === 'connection')?.[1]).to.equal('close');
+        await down;
+      } finally {
+        await gw.shutdown();
+      }
+    });
+  }
+
+  it('answers a parked JSONP poll that times out the same on both paths', async function () {
+    const c: Case = { name: 'JSONP timeout', method: 'GET', path: `/poll?streams=room:e&timeout=0.2&callback=cb&token=${fast.apiKey}`, headers: { 'x-request-id': 'held-1' } };
+    const [a, b] = [normalize(await exchange(fast.url, c)), normalize(await exchange(koa.url, c))];
+    expect(a.body).to.match(/^\/\*\*\/cb\(\{"messages":\[\],"cursor":"<cursor>"\}\);$/);
+    expect(a).to.deep.equal(b);
   });
 });

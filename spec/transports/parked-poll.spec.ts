@@ -1,0 +1,73 @@
+/**
+ * A parked poll's outcome reaches whoever asks for it exactly once, whether they ask before it is
+ * known (the usual case) or after (another poll of the same connection superseded it, or a
+ * message answered it, before the route got to ask).
+ */
+import { expect } from 'chai';
+import type { Position } from '../../lib/cursor.js';
+import { createLogger } from '../../lib/log.js';
+import { MemoryStore } from '../../lib/store/memory-store.js';
+import { messageTail } from '../../lib/store/store.js';
+import { LongPolls, type Parked, type PollOutcome, type PollRequest } from '../../lib/transports/long-poll.js';
+import { WaiterRegistry } from '../../lib/waiters.js';
+import { waitFor } from '../support/wait.js';
+
+const RETENTION = { maxLength: 100, ttlSeconds: 3600, metaTtlSeconds: 86400 };
+
+describe('parked poll: its outcome', function () {
+  let store: MemoryStore;
+  let polls: LongPolls;
+
+  beforeEach(function () {
+    store = new MemoryStore(() => RETENTION);
+    const log = createLogger('silent');
+    polls = new LongPolls(store, new WaiterRegistry(store, log), log);
+  });
+  afterEach(function () {
+    polls.shutdown();
+    void store.close();
+  });
+
+  const request = (stream: string, connKey?: string): PollRequest => ({
+    positions: new Map<string, Position>([[stream, { epoch: '', seq: 0 }]]),
+    limit: 10,
+    timeoutMs: 30_000,
+    connKey,
+  });
+
+  async function park(req: PollRequest): Promise<Parked> {
+    const now = await polls.poll(req);
+    if (!('whenDone' in now)) throw new Error(`answered at once: ${now.end}`);
+    return now;
+  }
+
+  it('calls back once, when a message arrives', async function () {
+    const parked = await park(request('s1'));
+    const seen: PollOutcome[] = [];
+    parked.whenDone((o) => seen.push(o));
+    expect(seen).to.have.length(0);
+    await store.append('s1', [{ id: 'm1', tail: messageTail('m1', 1, '1') }]);
+    await waitFor(() => seen.length > 0, 'the parked poll to be answered');
+    expect(seen.map((o) => o.end)).to.deep.equal(['messages']);
+    expect(seen[0]!.batch.deliveries[0]!.messages).to.have.length(1);
+    polls.shutdown();
+    expect(seen).to.have.length(1);
+  });
+
+  it('calls back at once when the outcome came before anyone asked', async function () {
+    const first = await park(request('s2', 'conn'));
+    // A newer poll of the same connection supersedes the first before its route asked.
+    await park(request('s2', 'conn'));
+    const seen: PollOutcome[] = [];
+    first.whenDone((o) => seen.push(o));
+    expect(seen.map((o) => o.end)).to.deep.equal(['superseded']);
+    expect(polls.size).to.equal(1);
+  });
+
+  it('resolves the outcome promise the same way', async function () {
+    const parked = await park(request('s3'));
+    polls.shutdown();
+    expect((await parked.outcome).end).to.equal('shutdown');
+    expect(polls.size).to.equal(0);
+  });
+});
