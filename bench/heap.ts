@@ -17,11 +17,12 @@ import WebSocket from 'ws';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { poll, pool, readerToken, send, sharedAbort, Violations } from './client.js';
-import { GatewayProcess } from './gateway.js';
+import type { GatewayProcess } from './gateway.js';
 import { targeted } from './scenarios/targeted.js';
 import { openInChunks, openStream, type StreamClient, type Transport } from './stream-client.js';
 import { freePort } from '../spec/support/ports.js';
-import { redisClient, startRedisServer } from '../spec/support/redis.js';
+import { startRedisServer } from '../spec/support/redis.js';
+import { withGateway, type ScenarioContext } from './scenarios/context.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -91,15 +92,22 @@ interface SamplingNode {
 async function main(): Promise<void> {
   const redis = store === 'redis' ? await startRedisServer() : undefined;
   const port = await freePort();
-  const gw = await GatewayProcess.start({ redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(tmpdir(), 'heap-gateway.log'), extraEnv: { NODE_OPTIONS: `--inspect=127.0.0.1:${port}` } });
-  const inspector = await Inspector.connect(port);
   const token = await readerToken();
+  const setup = {
+    store, redis, violations: new Violations(), token, maxClients: 15000,
+    logLevel: 'warn', logFile: join(tmpdir(), 'heap-gateway.log'), extraEnv: { NODE_OPTIONS: `--inspect=127.0.0.1:${port}` },
+  };
   try {
-    if (held) await measureHeld(gw, inspector, token, Number(option('clients', '2000')));
-    else await measureAlloc(gw, inspector, token, redis ? { pid: redis.process!.pid!, url: redis.url } : undefined);
+    await withGateway(setup, async (ctx) => {
+      const inspector = await Inspector.connect(port);
+      try {
+        if (held) await measureHeld(ctx.gw, inspector, token, Number(option('clients', '2000')));
+        else await measureAlloc(ctx, inspector);
+      } finally {
+        inspector.close();
+      }
+    });
   } finally {
-    inspector.close();
-    await gw.stop();
     await redis?.stop();
   }
 }
@@ -158,9 +166,8 @@ async function measureHeld(gw: GatewayProcess, inspector: Inspector, token: stri
   await Promise.all([polls.destroy(), pub.destroy()]);
 }
 
-async function measureAlloc(gw: GatewayProcess, inspector: Inspector, token: string, redis?: { pid: number; url: string }): Promise<void> {
-  const client = redis ? redisClient(redis.url) : undefined;
-  const ctx = { gw, store, violations: new Violations(), token, tag: `h${Date.now().toString(36)}`, redis: client ? { pid: redis!.pid, client } : undefined, maxClients: 15000 };
+async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise<void> {
+  const { gw } = ctx;
   const clients = Number(option('clients', '1000'));
   await targeted(ctx, clients, 0, 1.5, 'warmup');
   await inspector.call('HeapProfiler.enable');
@@ -169,7 +176,6 @@ async function measureAlloc(gw: GatewayProcess, inspector: Inspector, token: str
   await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled');
   const { profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling');
   const requests = (await gw.stats()).fastPathRequests - served0;
-  await client?.quit();
   const byFunction = new Map<string, number>();
   let total = 0;
   const walk = (n: SamplingNode) => {

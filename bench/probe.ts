@@ -6,7 +6,6 @@
  *                            [--transport=poll|ws|sse] [--node-options=...]
  */
 import { readerToken, Violations } from './client.js';
-import { GatewayProcess } from './gateway.js';
 import { sendOnly } from './scenarios/send-only.js';
 import { parkedMemory } from './scenarios/parked.js';
 import { fanout } from './scenarios/fanout.js';
@@ -14,7 +13,8 @@ import { connectedMemory } from './scenarios/connected.js';
 import { fanoutFloor } from './scenarios/floor.js';
 import { targeted } from './scenarios/targeted.js';
 import type { Transport } from './stream-client.js';
-import { redisClient, startRedisServer } from '../spec/support/redis.js';
+import { startRedisServer } from '../spec/support/redis.js';
+import { withGateway } from './scenarios/context.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -31,36 +31,38 @@ const nodeOptions = option('node-options', '');
 
 async function main(): Promise<void> {
   const redis = store === 'redis' ? await startRedisServer() : undefined;
-  const gw = await GatewayProcess.start({ redisUrl: redis?.url ?? '', logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined, extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined });
-  const client = redis ? redisClient(redis.url) : undefined;
   const violations = new Violations();
-  const ctx = { gw, store, violations, token: await readerToken(), tag: `p${Date.now().toString(36)}`, redis: client ? { pid: redis!.process!.pid!, client } : undefined, maxClients: 15000 };
+  const setup = {
+    store, redis, violations, token: await readerToken(), maxClients: 15000,
+    logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined,
+    extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
+  };
   try {
-    if (only.includes('parked')) {
-      if (transport === 'poll') console.log('parked', JSON.stringify(await parkedMemory(ctx, clients)));
-      else console.log('connected', JSON.stringify(await connectedMemory(ctx, transport, clients)));
-    }
-    if (only.includes('fanoutfloor')) console.log('fanout floor', JSON.stringify(await fanoutFloor(clients)));
-    if (only.includes('fanout')) console.log('fanout', JSON.stringify(await fanout(ctx, clients, transport)));
-    if (only.includes('send')) {
-      await sendOnly(ctx, 1.5, 200_000);
-      const runs = [];
-      for (let k = 0; k < 3; k++) runs.push((await sendOnly(ctx, seconds, 200_000)).cpuUsPerSend);
-      console.log(`send-only µs/send: ${runs.join(' ')}`);
-    }
-    if (only.includes('targeted')) {
-      await targeted(ctx, clients, 0, 1.5, 'warmup', transport);
-      const runs = [];
-      for (let k = 0; k < 3; k++) {
-        const r = await targeted(ctx, clients, 0, seconds, `max${k}`, transport);
-        runs.push(`${r.cpuUsPerDelivery} (${r.deliveriesPerSec}/s, ${r.messagesPerResponse}/answer${r.storeCallsPerDelivery !== undefined ? `, ${r.storeCallsPerDelivery} calls` : ''}${r.redisCpuUsPerDelivery !== undefined ? `, redis ${r.redisCpuUsPerDelivery}` : ''})`);
+    await withGateway(setup, async (ctx) => {
+      if (only.includes('parked')) {
+        if (transport === 'poll') console.log('parked', JSON.stringify(await parkedMemory(ctx, clients)));
+        else console.log('connected', JSON.stringify(await connectedMemory(ctx, transport, clients)));
       }
-      console.log(`targeted (${transport}) µs/delivery: ${runs.join(' ')}`);
-    }
+      if (only.includes('fanoutfloor')) console.log('fanout floor', JSON.stringify(await fanoutFloor(clients)));
+      if (only.includes('fanout')) console.log('fanout', JSON.stringify(await fanout(ctx, clients, transport)));
+      if (only.includes('send')) {
+        await sendOnly(ctx, 1.5, 200_000);
+        const runs = [];
+        for (let k = 0; k < 3; k++) runs.push((await sendOnly(ctx, seconds, 200_000)).cpuUsPerSend);
+        console.log(`send-only µs/send: ${runs.join(' ')}`);
+      }
+      if (only.includes('targeted')) {
+        await targeted(ctx, clients, 0, 1.5, 'warmup', transport);
+        const runs = [];
+        for (let k = 0; k < 3; k++) {
+          const r = await targeted(ctx, clients, 0, seconds, `max${k}`, transport);
+          runs.push(`${r.cpuUsPerDelivery} (${r.deliveriesPerSec}/s, ${r.messagesPerResponse}/answer${r.storeCallsPerDelivery !== undefined ? `, ${r.storeCallsPerDelivery} calls` : ''}${r.redisCpuUsPerDelivery !== undefined ? `, redis ${r.redisCpuUsPerDelivery}` : ''})`);
+        }
+        console.log(`targeted (${transport}) µs/delivery: ${runs.join(' ')}`);
+      }
+    });
     if (violations.list.length) console.log('VIOLATIONS', violations.list.slice(0, 10));
   } finally {
-    await client?.quit();
-    await gw.stop();
     await redis?.stop();
   }
   process.exit(0);

@@ -15,13 +15,13 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { redisClient, startRedisServer, type RedisServer } from '../spec/support/redis.js';
+import { startRedisServer, type RedisServer } from '../spec/support/redis.js';
 import { latencyChart } from './chart.js';
 import { readerToken, Violations } from './client.js';
-import { GatewayProcess, hasTaskset } from './gateway.js';
+import { hasTaskset } from './gateway.js';
 import { summarizeProfile } from './profile.js';
 import { machine, printReport, type StoreResults } from './report.js';
-import type { ScenarioContext } from './scenarios/context.js';
+import { withGateway as withGatewayOf, type ScenarioContext } from './scenarios/context.js';
 import { connectedMemory } from './scenarios/connected.js';
 import { fanout } from './scenarios/fanout.js';
 import { fanoutFloor, floor, type FanoutFloorResult, type FloorResult } from './scenarios/floor.js';
@@ -62,19 +62,9 @@ function median<T>(items: T[], key: (t: T) => number): T {
   return [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!;
 }
 
-async function withGateway<T>(store: StoreKind, redis: RedisServer | undefined, logLevel: string, tmp: string, fn: (ctx: ScenarioContext) => Promise<T>, cpuProfDir?: string): Promise<T> {
-  const gw = await GatewayProcess.start({ redisUrl: store === 'redis' ? redis!.url : '', logLevel, logFile: join(tmp, `gateway-${store}-${logLevel}.log`), cpuProfDir });
-  const client = store === 'redis' ? redisClient(redis!.url) : undefined;
-  try {
-    return await fn({
-      gw, store, violations, token, tag: `${store}${Date.now().toString(36)}`,
-      redis: client ? { pid: redis!.process!.pid!, client } : undefined,
-      maxClients: Math.max(100, openFileLimit() - 1000),
-    });
-  } finally {
-    await client?.quit();
-    await gw.stop();
-  }
+function withGateway<T>(store: StoreKind, redis: RedisServer | undefined, logLevel: string, tmp: string, fn: (ctx: ScenarioContext) => Promise<T>, cpuProfDir?: string): Promise<T> {
+  const logFile = join(tmp, `gateway-${store}-${logLevel}.log`);
+  return withGatewayOf({ store, redis, logLevel, logFile, cpuProfDir, violations, token, maxClients: Math.max(100, openFileLimit() - 1000) }, fn);
 }
 
 /** Targeted throughput: the closed-loop maximum (three runs, median), then fractions of it. */

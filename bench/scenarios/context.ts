@@ -1,7 +1,8 @@
 /** What every scenario gets: the gateway, the store kind, Redis access and the violation log. */
 import type { Redis } from 'ioredis';
+import { redisClient, type RedisServer } from '../../spec/support/redis.js';
 import type { Violations } from '../client.js';
-import type { GatewayProcess } from '../gateway.js';
+import { GatewayProcess, type GatewayOptions } from '../gateway.js';
 
 export interface ScenarioContext {
   gw: GatewayProcess;
@@ -14,6 +15,32 @@ export interface ScenarioContext {
   token: string;
   /** Most parked clients the descriptor limit allows on each side. */
   maxClients: number;
+}
+
+export interface GatewaySetup extends Omit<GatewayOptions, 'redisUrl'> {
+  store: 'memory' | 'redis';
+  /** The Redis runs' own redis-server. */
+  redis?: RedisServer;
+  violations: Violations;
+  token: string;
+  maxClients: number;
+}
+
+/** Starts a gateway on this store, runs `fn` with its scenario context, and stops it. */
+export async function withGateway<T>(setup: GatewaySetup, fn: (ctx: ScenarioContext) => Promise<T>): Promise<T> {
+  const { store, redis, violations, token, maxClients, ...options } = setup;
+  if (store === 'redis' && !redis) throw new Error('the Redis store needs a redis-server');
+  const gw = await GatewayProcess.start({ ...options, redisUrl: store === 'redis' ? redis!.url : '' });
+  const client = store === 'redis' ? redisClient(redis!.url) : undefined;
+  try {
+    return await fn({
+      gw, store, violations, token, maxClients, tag: `${store}${Date.now().toString(36)}`,
+      redis: client ? { pid: redis!.process!.pid!, client } : undefined,
+    });
+  } finally {
+    await client?.quit();
+    await gw.stop();
+  }
 }
 
 /** Script calls (EVALSHA) Redis has served so far: appends plus reads. */
