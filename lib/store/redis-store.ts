@@ -10,6 +10,7 @@ import type { Config, RetentionRule } from '../config.js';
 import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { DurableAcks } from './redis-durability.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisSubscriptions } from './redis-subscriptions.js';
 import { TailCache } from './tail-cache.js';
@@ -60,10 +61,7 @@ export class RedisStore implements Store {
   private readonly cmd: Client;
   private readonly sub: Client;
   /** Appends and their WAIT/WAITAOF, when acknowledgements wait for durability (single Redis only). */
-  private readonly acker?: Redis;
-  /** Appends answered but not yet covered by a WAIT share the next one. */
-  private nextConfirm?: Promise<boolean>;
-  private lastConfirm: Promise<unknown> = Promise.resolve();
+  private readonly acks?: DurableAcks;
   private readonly keys: RedisKeys;
   private readonly subscriptions: RedisSubscriptions;
   /** Undefined in cluster mode: a Cluster's subscriber moves between nodes without the events the cache relies on. */
@@ -97,10 +95,10 @@ export class RedisStore implements Store {
     } else {
       this.cmd = new Redis(options.url, commandOptions);
       this.sub = new Redis(options.url, subscriberOptions);
-      // WAIT blocks its connection: reads keep their own.
-      if (options.ack && options.ack.durability !== 'none') this.acker = new Redis(options.url, { ...commandOptions, enableAutoPipelining: false });
+      const ack = options.ack;
+      if (ack && ack.durability !== 'none') this.acks = new DurableAcks(options.url, commandOptions, { ...ack, durability: ack.durability }, options.log);
     }
-    for (const client of [this.cmd, this.sub, ...(this.acker ? [this.acker] : [])]) {
+    for (const client of [this.cmd, this.sub, ...(this.acks ? [this.acks.client] : [])]) {
       client.defineCommand('pgAppend', { numberOfKeys: 3, lua: lua('append-3') });
       client.defineCommand('pgRead', { numberOfKeys: 2, lua: lua('read-2') });
       // An 'error' event without a listener would crash the process; reconnects are automatic.
@@ -131,35 +129,18 @@ export class RedisStore implements Store {
     for (const event of ['close', 'end', 'reconnecting', 'error']) this.sub.on(event, () => this.onSubscriberLost());
   }
 
-  /** Connects both clients; throws StoreUnavailableError when Redis cannot be reached. */
+  /** Connects every client; throws StoreUnavailableError when Redis cannot be reached. */
   async connect(): Promise<void> {
     try {
-      await Promise.all([this.cmd.connect(), this.sub.connect(), this.acker?.connect()]);
+      await Promise.all([this.cmd.connect(), this.sub.connect(), this.acks?.client.connect()]);
     } catch (err) {
       throw new StoreUnavailableError(`cannot connect to Redis: ${(err as Error).message}`);
     }
-    if (!this.acker) return;
     try {
-      await this.checkAckSupport(this.acker);
+      await this.acks?.checkSupport();
     } catch (err) {
       await this.close();
       throw err;
-    }
-  }
-
-  /** Refuses an ackDurability this Redis cannot honour, with a message naming the setting. */
-  private async checkAckSupport(client: Redis): Promise<void> {
-    const info = await client.info();
-    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
-    const version = field('redis_version');
-    const [major = 0, minor = 0] = version.split('.').map(Number);
-    if (this.options.ack!.durability === 'aof') {
-      if (major < 7 || (major === 7 && minor < 2)) {
-        throw new Error(`redis.ackDurability "aof" needs WAITAOF (Redis >= 7.2); ${this.options.url} runs Redis ${version}. Use "replicas" or "none", or upgrade Redis`);
-      }
-      if (field('aof_enabled') !== '1') throw new Error(`redis.ackDurability "aof" needs appendonly yes on ${this.options.url}`);
-    } else if (Number(field('connected_slaves')) < this.options.ack!.replicas) {
-      this.options.log.warn({ replicas: Number(field('connected_slaves')), needed: this.options.ack!.replicas }, 'fewer replicas than redis.ackReplicas: sends answer 503 until they connect');
     }
   }
 
@@ -172,7 +153,7 @@ export class RedisStore implements Store {
       this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES,
     ];
     for (const m of messages) args.push(m.id, m.tail);
-    const client = this.acker ?? this.cmd;
+    const client = this.acks?.client ?? this.cmd;
     let reply: (string | number)[];
     try {
       reply = await this.call(() => (client as unknown as ScriptClient).pgAppend(...args));
@@ -188,7 +169,7 @@ export class RedisStore implements Store {
     for (let i = 1; i < reply.length; i += 2) newest = Math.max(newest, Number(reply[i]));
     this.tail?.appended(stream, String(reply[0]), newest);
     // Stored and visible, but not confirmed durable: the sender must treat it as indeterminate.
-    if (this.acker && !(await this.call(() => this.confirm()))) {
+    if (this.acks && !(await this.call(() => this.acks!.confirm()))) {
       throw new StoreUnavailableError(`stored but not confirmed (${this.options.ack!.durability}); retry with the same id`);
     }
     return messages.map((m, i) => ({
@@ -234,30 +215,6 @@ export class RedisStore implements Store {
     };
   }
 
-  /**
-   * Group commit: one WAIT (or WAITAOF) at a time on the acker connection, covering every append
-   * answered before it was sent (a WAIT confirms all earlier writes of its connection, and blocks
-   * the connection while it waits); appends answered meanwhile share the next one.
-   */
-  private confirm(): Promise<boolean> {
-    if (!this.nextConfirm) {
-      const sent = this.lastConfirm.then(() => {
-        this.nextConfirm = undefined;
-        return this.waitForDurability();
-      });
-      this.lastConfirm = sent.catch(() => undefined);
-      this.nextConfirm = sent;
-    }
-    return this.nextConfirm;
-  }
-
-  private async waitForDurability(): Promise<boolean> {
-    const { durability, replicas, timeoutMs } = this.options.ack!;
-    if (durability === 'replicas') return Number(await this.acker!.call('WAIT', replicas, timeoutMs)) >= replicas;
-    const [local] = (await this.acker!.call('WAITAOF', 1, 0, timeoutMs)) as number[];
-    return Number(local) >= 1;
-  }
-
   subscribe(stream: string): Promise<void> | undefined {
     return this.subscriptions.subscribe(stream);
   }
@@ -278,10 +235,10 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     this.subscriptions.close();
     this.tail?.clear();
-    await Promise.allSettled([this.cmd.quit(), this.sub.quit(), this.acker?.quit()]);
+    await Promise.allSettled([this.cmd.quit(), this.sub.quit(), this.acks?.client.quit()]);
     this.cmd.disconnect();
     this.sub.disconnect();
-    this.acker?.disconnect();
+    this.acks?.client.disconnect();
   }
 
   /**
