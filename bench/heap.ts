@@ -9,7 +9,8 @@
  *            (snapshots before connecting and once every client has that message).
  *   --alloc  bytes allocated per request under the targeted maximum: V8's sampling heap
  *            profiler with collected objects included, over the requests the fast path served;
- *            the functions that allocate the most.
+ *            the functions that allocate the most. With --transport=ws|sse the requests are
+ *            the sends, one per delivered message.
  *
  *   node dist/bench/heap.js --held|--alloc [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
  */
@@ -169,11 +170,11 @@ async function measureHeld(gw: GatewayProcess, inspector: Inspector, token: stri
 async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise<void> {
   const { gw } = ctx;
   const clients = Number(option('clients', '1000'));
-  await targeted(ctx, clients, 0, 1.5, 'warmup');
+  await targeted(ctx, clients, 0, 1.5, 'warmup', transport);
   await inspector.call('HeapProfiler.enable');
   const served0 = (await gw.stats()).fastPathRequests;
   await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled');
+  await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled', transport);
   const { profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling');
   const requests = (await gw.stats()).fastPathRequests - served0;
   const byFunction = new Map<string, number>();
@@ -187,7 +188,7 @@ async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise
   };
   walk(profile.head);
   if (ctx.violations.list.length) throw new Error(`violations: ${ctx.violations.list.slice(0, 5).join('; ')}`);
-  console.log(`${store}: ${(total / requests).toFixed(0)} bytes allocated per request (${requests} requests, ${(total / 1e6).toFixed(0)} MB sampled)`);
+  console.log(`${store}${transport === 'poll' ? '' : ` over ${transport}`}: ${(total / requests).toFixed(0)} bytes allocated per request (${requests} requests, ${(total / 1e6).toFixed(0)} MB sampled)`);
   for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
     console.log(`${((100 * bytes) / total).toFixed(1).padStart(6)}%  ${name}`);
   }

@@ -5,7 +5,7 @@
  * written. Wake-ups are coalesced per stream: a client that falls behind costs reads, not memory.
  */
 import { NO_POSITION, type Position } from '../cursor.js';
-import { deliverStream, hasNews, makeBatch, type Batch, type StreamDelivery } from '../delivery.js';
+import { deliverStream, hasNews, makeBatch, resolve, type Batch, type StreamDelivery } from '../delivery.js';
 import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
 import type { Waiter, WaiterRegistry } from '../waiters.js';
@@ -132,9 +132,38 @@ export class Feed {
   /** Called by the registry (snapshot) or on resync (null). */
   wake(stream: string, read: StreamRead | null): void {
     if (this.closed || !this.positions.has(stream)) return;
+    if (read && this.deliverNow(stream, read)) return;
     // A later snapshot of a stream is newer (the registry reads a stream one at a time).
     if (this.pending.get(stream) !== null) this.pending.set(stream, read);
     void this.pump();
+  }
+
+  /**
+   * The common wake-up without the pump: nothing queued or in flight, and the snapshot holds
+   * everything after this stream's position, with no gap or reset. Written as the pump would
+   * write it, but at once, so the position has moved when the registry looks again (otherwise
+   * every wake-up cost a second, fan-out read). Anything else returns false, for the pump.
+   */
+  private deliverNow(stream: string, read: StreamRead): boolean {
+    if (this.pumping || this.pending.size > 0 || this.settled.length > 0) return false;
+    const pos = this.positions.get(stream)!;
+    if (judge(pos, read) !== 'use') return false;
+    const r = resolve(pos, read, this.limit);
+    if ('reread' in r || r.gap || r.reset || r.position.seq !== read.lastSeq) return false;
+    // Over the buffer limit the pump closes the feed: leave that decision to it.
+    if (this.sink.bufferedBytes() > this.options.maxBufferedBytes) return false;
+    const before = this.positions;
+    const batch = makeBatch(before, [r], this.limit);
+    this.positions = batch.positions;
+    try {
+      void this.sink.write(batch, before).catch(() => undefined);
+    } catch (err) {
+      // As in the pump: read the stream again from where the client now is, a little later.
+      this.options.log.debug({ err: (err as Error).message }, 'feed write failed; retrying');
+      this.pending.set(stream, null);
+      this.scheduleRetry();
+    }
+    return true;
   }
 
   /** The one cleanup: unregisters every stream, stops the retry timer, releases waiting callers. Idempotent. */

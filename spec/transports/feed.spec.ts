@@ -65,6 +65,25 @@ describe('Feed', () => {
     expect(sink.seqs()).to.deep.equal([1, 2, 3, 4, 5]);
   });
 
+  it('writes a wake-up that carries the next message at once, so the registry needs no second read', async () => {
+    await append('w', 1);
+    await feed.add(start('w'));
+    await sink.count(1);
+    const reads: number[] = [];
+    const read = store.read.bind(store);
+    store.read = (stream: string, after: number, limit: number) => {
+      reads.push(after);
+      return read(stream, after, limit);
+    };
+    // The store's wake-up (it carries the message) runs before this await returns.
+    await append('w', 1);
+    expect(sink.batches).to.have.length(2);
+    expect(feed.positions.get('w')?.seq).to.equal(2);
+    await new Promise<void>((r) => setImmediate(r));
+    expect(reads).to.deep.equal([]);
+    expect(sink.seqs()).to.deep.equal([1, 2]);
+  });
+
   it('ignores a snapshot older than what it already delivered instead of reporting a reset', async () => {
     await append('s', 1);
     const stale: StreamRead = await store.read('s', 0, 10);
