@@ -10,6 +10,7 @@ import type { Config, RetentionRule } from '../config.js';
 import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { CommandDeadlines } from './command-deadlines.js';
 import { DurableAcks } from './redis-durability.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisSubscriptions } from './redis-subscriptions.js';
@@ -63,6 +64,7 @@ export class RedisStore implements Store {
   /** Appends and their WAIT/WAITAOF, when acknowledgements wait for durability (single Redis only). */
   private readonly acks?: DurableAcks;
   private readonly keys: RedisKeys;
+  private readonly deadlines: CommandDeadlines;
   private readonly subscriptions: RedisSubscriptions;
   /** Undefined in cluster mode: a Cluster's subscriber moves between nodes without the events the cache relies on. */
   private readonly tail?: TailCache;
@@ -74,6 +76,7 @@ export class RedisStore implements Store {
 
   constructor(private readonly options: RedisStoreOptions) {
     this.keys = new RedisKeys(options.keyPrefix);
+    this.deadlines = new CommandDeadlines(options.commandTimeoutMs);
     const common: RedisOptions = {
       lazyConnect: true,
       connectTimeout: 2000,
@@ -244,28 +247,37 @@ export class RedisStore implements Store {
   /**
    * Runs a command within commandTimeoutMs. ioredis's own commandTimeout is not enough: an
    * auto-pipeline waits for the one before it, so while Redis is frozen (SIGSTOP, a long fork) a
-   * request could wait twice the timeout. A command that loses the race may still run later.
+   * request could wait twice the timeout. A command that misses its deadline may still run later.
    */
-  private async call<T>(op: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('Command timed out')), this.options.commandTimeoutMs);
+  private call<T>(op: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const deadline = this.deadlines.start(() => reject(this.failed(new Error('Command timed out'))));
+      const settle = (ok: boolean, value: unknown) => {
+        // Past its deadline the caller has its answer already: a late reply changes nothing.
+        if (!this.deadlines.done(deadline)) return;
+        if (ok) resolve(value as T);
+        else reject(this.failed(value));
+      };
+      let reply: Promise<T>;
+      try {
+        reply = op();
+      } catch (err) {
+        return settle(false, err);
+      }
+      reply.then((value) => settle(true, value), (err: unknown) => settle(false, err));
     });
-    try {
-      return await Promise.race([op(), deadline]);
-    } catch (err) {
-      const message = (err as Error).message ?? String(err);
-      if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(message)) throw err;
-      this.options.log.warn({ err: message }, 'redis command failed');
-      // Redis may be away or partitioned from us: stop answering from memory until it answers again.
-      this.tail?.forget();
-      throw new StoreUnavailableError();
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
-  /** Payload: `<epoch>:<lastSeq>`, then optionally `\n` and the appended messages joined by `\n` (append-3.lua). */
+  /** What a failed command rejects with: Redis's own error for a bad command, else StoreUnavailableError. */
+  private failed(err: unknown): Error {
+    const message = (err as Error)?.message ?? String(err);
+    if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(message)) return err;
+    this.options.log.warn({ err: message }, 'redis command failed');
+    // Redis may be away or partitioned from us: stop answering from memory until it answers again.
+    this.tail?.forget();
+    return new StoreUnavailableError();
+  }
+
   private onMessage(channel: string, payload: string): void {
     const stream = this.keys.streamOfChannel(channel);
     const nl = payload.indexOf('\n');
