@@ -78,7 +78,7 @@ export function printReport(report: { machine: ReturnType<typeof machine>; floor
     rows.push([`resume: clients with exactly the ${r.resume.missedPerClient} missed`, `${r.resume.resumedExactly}/${r.resume.clients}`, 'all', mark(r.resume.resumedExactly === r.resume.clients)]);
     for (const [t, { max }] of Object.entries(r.streaming)) {
       rows.push([`${t}: CPU µs per delivered message (max load, median)`, `${max.cpuUsPerDelivery}`, '', '']);
-      rows.push([`  ${t}: deliveries/s; messages per write; p50/p99 ms`, `${max.deliveriesPerSec}; ${max.messagesPerResponse}; ${max.p50Ms} / ${max.p99Ms}`, '', '']);
+      rows.push([`  ${t}: deliveries/s; messages per frame (SSE: per socket read); p50/p99 ms`, `${max.deliveriesPerSec}; ${max.messagesPerResponse}; ${max.p50Ms} / ${max.p99Ms}`, '', '']);
     }
     for (const c of r.connected) {
       rows.push([`${c.transport}: KB RSS / heap per open connection (${c.clients})`, `${c.kbPerConnection} / ${c.kbHeapPerConnection}`, '', '']);

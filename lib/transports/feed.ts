@@ -149,7 +149,7 @@ export class Feed {
     const pos = this.positions.get(stream)!;
     if (judge(pos, read) !== 'use') return false;
     const r = resolve(pos, read, this.limit);
-    if ('reread' in r || r.gap || r.reset || r.position.seq !== read.lastSeq) return false;
+    if ('reread' in r || r.gap || r.reset || r.messages.length === 0 || r.position.seq !== read.lastSeq) return false;
     // Over the buffer limit the pump closes the feed: leave that decision to it.
     if (this.sink.bufferedBytes() > this.options.maxBufferedBytes) return false;
     const before = this.positions;

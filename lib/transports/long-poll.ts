@@ -46,6 +46,8 @@ export interface PollRequest {
 /** What a parked poll watches of its response (node:http's ServerResponse has it). */
 export interface ClosingResponse {
   readonly writableFinished: boolean;
+  /** Already closed (its 'close' may have fired before the poll parked). */
+  readonly destroyed: boolean;
   on(event: 'close', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;
 }
@@ -78,8 +80,9 @@ class ParkedPoll implements Waiter, Parked {
   }
 
   whenDone(callback: (outcome: PollOutcome) => void): void {
-    if (this.result) callback(this.result);
-    else this.callback = callback;
+    if (this.result) return callback(this.result);
+    const earlier = this.callback;
+    this.callback = earlier ? (outcome) => (earlier(outcome), callback(outcome)) : callback;
   }
 
   get outcome(): Promise<PollOutcome> {
@@ -95,6 +98,8 @@ class ParkedPoll implements Waiter, Parked {
   }
 
   start(): void {
+    // The client left while the poll was being checked: its 'close' will not come again.
+    if (this.req.response?.destroyed) return this.finish('gone');
     this.timer = setTimeout(timedOut, this.req.timeoutMs, this);
     this.req.response?.on('close', this.responseClosed);
     const subscribing = this.hub.registry.add(this);
@@ -150,9 +155,9 @@ class ParkedPoll implements Waiter, Parked {
     this.req.response?.off('close', this.responseClosed);
     this.slot?.release();
     this.hub.release(this, this.req.connKey);
-    const outcome = { batch: batch ?? emptyBatch(this.req.positions), end };
-    if (this.callback) this.callback(outcome);
-    else this.result = outcome;
+    this.result = { batch: batch ?? emptyBatch(this.req.positions), end };
+    this.callback?.(this.result);
+    this.callback = undefined;
   }
 
   private async check(read: () => Promise<Batch>): Promise<void> {

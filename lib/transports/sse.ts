@@ -45,11 +45,14 @@ class SseStream implements FeedSink {
 
   constructor(private readonly hub: SseHub, private readonly res: ServerResponse, private readonly onEnd: (end: SseEnd) => void) {
     const o = hub.deps.options;
-    this.closed = new Promise((resolve) => res.once('close', () => resolve()));
+    // A client that left while the route was still checking its request closed `res` already.
+    this.closed = res.destroyed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve()));
     this.feed = new Feed(this, { store: hub.deps.store, registry: hub.deps.registry, log: hub.deps.log, limit: o.batchLimit, maxBufferedBytes: o.maxBufferedBytes });
   }
 
   async start(positions: ReadonlyMap<string, Position>): Promise<void> {
+    // Its 'close' has fired already: nobody would ever end this stream (nor shutdown's wait).
+    if (this.res.destroyed) return this.end('gone');
     const o = this.hub.deps.options;
     this.res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -113,7 +116,7 @@ class SseStream implements FeedSink {
     this.hub.release(this);
     this.onEnd(reason);
     const socket = this.res.socket;
-    if (this.res.writableEnded) return;
+    if (this.res.writableEnded || this.res.destroyed) return;
     // On shutdown the connection goes too: the browser's reconnect must open a new one, which the
     // load balancer sends to another node, not reuse this one to reach a node that is draining.
     this.res.end(reason === 'shutdown' ? () => socket?.end() : undefined);

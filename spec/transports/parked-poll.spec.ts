@@ -64,6 +64,17 @@ describe('parked poll: its outcome', function () {
     expect(polls.size).to.equal(1);
   });
 
+  it('tells every caller, one that asks after the outcome was delivered too', async function () {
+    const parked = await park(request('s4'));
+    const seen: string[] = [];
+    parked.whenDone((o) => seen.push(`first:${o.end}`));
+    const promised = parked.outcome;
+    polls.shutdown();
+    parked.whenDone((o) => seen.push(`late:${o.end}`));
+    expect(seen).to.deep.equal(['first:shutdown', 'late:shutdown']);
+    expect((await promised).end).to.equal('shutdown');
+  });
+
   it('resolves the outcome promise the same way', async function () {
     const parked = await park(request('s3'));
     polls.shutdown();
