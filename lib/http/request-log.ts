@@ -48,11 +48,13 @@ export function beginRequest(ex: HttpExchange, log: Logger): void {
   if (log.isLevelEnabled('info')) {
     const started = process.hrtime.bigint();
     ex.res.once('close', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info(
-        { reqId: id, method: ex.method, url: redactUrl(ex.originalUrl), status: ex.res.writableFinished ? ex.res.statusCode : 499, ms: Math.round(ms * 10) / 10, end: ex.state.pollEnd },
-        'request',
-      );
+      const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
+      const answered = ex.res.writableFinished;
+      const write = () =>
+        log.info({ reqId: id, method: ex.method, url: redactUrl(ex.originalUrl), status: answered ? ex.res.statusCode : 499, ms, end: ex.state.pollEnd }, 'request');
+      // A client that left: this listener runs before a parked poll's own, which records how it ended.
+      if (answered) write();
+      else setImmediate(write);
     });
   }
 }

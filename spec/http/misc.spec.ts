@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { expect } from 'chai';
 import request from 'supertest';
 import { createLogger } from '../../lib/log.js';
@@ -8,6 +9,7 @@ import type { Store } from '../../lib/store/store.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { LogCapture, expectError, expectNoStore, uniqueStream } from '../support/http.js';
 import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
 
 const RULE = { maxLength: 100, ttlSeconds: 600, metaTtlSeconds: 6000 };
 
@@ -255,6 +257,24 @@ describe('health, routing and cross-cutting HTTP behaviour', function () {
       expect(line.url).to.equal('/poll?streams=room:1&timeout=0&token=[REDACTED]');
       expect(line.ms).to.be.a('number');
       expect(capture.text).not.to.include(token);
+    });
+
+    it('says how a poll ended: with messages, at its timeout, or with its client gone while parked', async function () {
+      const auth = `Bearer ${logged.apiKey}`;
+      const sent = await request(logged.url).post('/send').set('Authorization', auth).send({ stream: 'ended:1', data: 1 });
+      expect(sent.status).to.equal(200);
+      const withMessages = await request(logged.url).get('/poll?streams=ended:1&since=earliest&timeout=0').set('Authorization', auth);
+      expect((await logLine(withMessages.headers['x-request-id']!)).end).to.equal('messages');
+      const timedOut = await request(logged.url).get('/poll?streams=ended:2&timeout=0.1').set('Authorization', auth);
+      expect((await logLine(timedOut.headers['x-request-id']!)).end).to.equal('timeout');
+
+      const req = httpRequest(`${logged.url}/poll?streams=ended:3&timeout=20`, { headers: { authorization: auth, 'x-request-id': 'left-while-parked' }, agent: false });
+      req.on('error', () => undefined);
+      req.end();
+      await waitFor(() => logged.longPolls.size === 1, 'the poll to park');
+      req.destroy();
+      const gone = await logLine('left-while-parked');
+      expect(gone).to.include({ status: 499, end: 'gone' });
     });
 
     it('redacts the token whatever the case or percent-encoding of its name', async function () {
