@@ -8,8 +8,9 @@
  *            WebSocket or SSE connection holds, subscribed to a stream with one message
  *            (snapshots before connecting and once every client has that message).
  *   --alloc  bytes allocated per request under the targeted maximum: V8's sampling heap
- *            profiler with collected objects included, over the requests the fast path served;
- *            the functions that allocate the most. With --transport=ws|sse the requests are
+ *            profiler with collected objects included, over the requests the fast path served
+ *            in the measured window (set-up and priming left out); the functions that allocate
+ *            the most. With --transport=ws|sse the requests are
  *            the sends, one per delivered message.
  *
  *   node dist/bench/heap.js --held|--alloc [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
@@ -172,11 +173,21 @@ async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise
   const clients = Number(option('clients', '1000'));
   await targeted(ctx, clients, 0, 1.5, 'warmup', transport);
   await inspector.call('HeapProfiler.enable');
-  const served0 = (await gw.stats()).fastPathRequests;
-  await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled', transport);
-  const { profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling');
-  const requests = (await gw.stats()).fastPathRequests - served0;
+  // Sampled over the measured window only: the clients' set-up and the priming sends stay out.
+  let served0 = 0;
+  let requests = 0;
+  let profile: { head: SamplingNode } | undefined;
+  await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled', transport, {
+    started: async () => {
+      served0 = (await gw.stats()).fastPathRequests;
+      await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    },
+    ended: async () => {
+      ({ profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling'));
+      requests = (await gw.stats()).fastPathRequests - served0;
+    },
+  });
+  if (!profile) throw new Error('the targeted run ended before its measured window');
   const byFunction = new Map<string, number>();
   let total = 0;
   const walk = (n: SamplingNode) => {

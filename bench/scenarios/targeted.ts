@@ -43,7 +43,15 @@ interface ClientState {
   got: number[];
 }
 
-export async function targeted(ctx: ScenarioContext, clients: number, rate: number, seconds: number, label: string, transport: Transport = 'poll'): Promise<TargetedResult> {
+/** Called around the measured window only (after set-up and priming, before the clients stop). */
+export interface WindowHooks {
+  started?(): Promise<void>;
+  ended?(): Promise<void>;
+}
+
+export async function targeted(
+  ctx: ScenarioContext, clients: number, rate: number, seconds: number, label: string, transport: Transport = 'poll', hooks: WindowHooks = {},
+): Promise<TargetedResult> {
   const name = `targeted-${transport === 'poll' ? '' : `${transport}-`}${label}`;
   const streams = Array.from({ length: clients }, (_, i) => `${ctx.tag}:t:${transport}:${label}:${i}`);
   const pub = pool(ctx.gw.url, rate === 0 ? CLOSED_LOOP_SENDERS : MAX_IN_FLIGHT);
@@ -80,6 +88,7 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
   responses = 0;
   carried = 0;
 
+  await hooks.started?.();
   const cpu0 = await ctx.gw.cpuMicros();
   const calls0 = await redisScriptCalls(ctx);
   const rcpu0 = ctx.redis ? procCpuMicros(ctx.redis.pid) : 0;
@@ -106,6 +115,7 @@ export async function targeted(ctx: ScenarioContext, clients: number, rate: numb
   const cpu1 = await ctx.gw.cpuMicros();
   const calls1 = await redisScriptCalls(ctx);
   const rcpu1 = ctx.redis ? procCpuMicros(ctx.redis.pid) : 0;
+  await hooks.ended?.();
   await Promise.all([stopClients(), pub.destroy()]);
 
   if (!drained) ctx.violations.add(name, 'not every accepted message was delivered within 20 s');
