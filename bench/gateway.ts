@@ -34,7 +34,7 @@ export interface Stats {
   /** Requests served by the fast path (GET|POST /poll, POST /send) since start. */
   fastPathRequests: number;
   cpuMicros: { user: number; system: number };
-  memory: { rss: number; heapUsed: number };
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
   eventLoopDelayMs: { p50: number; p99: number; max: number; samples: number };
 }
 

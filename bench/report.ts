@@ -71,6 +71,7 @@ export function printReport(report: { machine: ReturnType<typeof machine>; floor
     rows.push(['CPU µs per /send, no subscribers (median)', `${r.sendOnly.cpuUsPerSend}`, `≤ ${TARGETS.cpuUsPerSend[store]}`, mark(r.sendOnly.cpuUsPerSend <= TARGETS.cpuUsPerSend[store])]);
     for (const p of r.parked) {
       rows.push([`KB RSS per parked poll (${p.clients})`, `${p.kbPerParked} (2nd round ${p.kbPerParkedRound2})`, p === big ? `≤ ${TARGETS.kbPerParked}` : '', p === big ? mark(p.kbPerParked <= TARGETS.kbPerParked) : '']);
+      rows.push([`  KB heap used / committed per parked poll (${p.clients})`, `${p.kbHeapPerParked} / ${p.kbHeapTotalPerParked ?? '-'}`, '', '']);
       rows.push([`  RSS MB: base / after leave / after 2nd round timed out (${p.clients})`, `${p.baselineRssMB} / ${p.rssAfterLeaveMB} / ${p.rssAfterTimeoutMB}`, '', '']);
       rows.push([`  heap MB after leave / timeout; open fds base / leave / timeout`, `${p.heapAfterLeaveMB} / ${p.heapAfterTimeoutMB}; ${p.fdsBase} / ${p.fdsAfterLeave} / ${p.fdsAfterTimeout}`, '', '']);
     }

@@ -13,6 +13,8 @@ export interface ParkedResult {
   baselineRssMB: number;
   kbPerParked: number;
   kbHeapPerParked: number;
+  /** V8 heap committed per parked poll (heapTotal): above kbHeapPerParked is free space inside the heap. */
+  kbHeapTotalPerParked: number;
   rssAfterTimeoutMB: number;
   kbPerParkedRound2: number;
   rssAfterLeaveMB: number;
@@ -61,6 +63,7 @@ export async function parkedMemory(ctx: ScenarioContext, clients: number): Promi
     baselineRssMB: round(base.memory.rss / MB),
     kbPerParked: round((r1.parked.memory.rss - base.memory.rss) / 1024 / clients, 2),
     kbHeapPerParked: round((r1.parked.memory.heapUsed - base.memory.heapUsed) / 1024 / clients, 2),
+    kbHeapTotalPerParked: round((r1.parked.memory.heapTotal - base.memory.heapTotal) / 1024 / clients, 2),
     rssAfterLeaveMB: round(afterLeave.memory.rss / MB),
     kbPerParkedRound2: round((r2.parked.memory.rss - afterLeave.memory.rss) / 1024 / clients, 2),
     rssAfterTimeoutMB: round(afterTimeout.memory.rss / MB),

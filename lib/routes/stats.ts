@@ -48,7 +48,7 @@ export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterReg
       // Redis: redisReads, tailHits, tailMisses (the tail cache), subscriptions incl. lingering ones.
       storeStats: deps.store.stats?.() ?? {},
       cpuMicros: { user: cpu.user, system: cpu.system },
-      memory: { rss: mem.rss, heapUsed: mem.heapUsed },
+      memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
       // Milliseconds a 10 ms timer fired late, since start or the last ?reset=1.
       eventLoopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max), samples: delay.count },
       uptimeSeconds: Math.round(process.uptime()),
