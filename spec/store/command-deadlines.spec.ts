@@ -9,13 +9,16 @@ import { waitFor } from '../support/wait.js';
 
 describe('CommandDeadlines', function () {
   it('fails each command without a reply at its deadline, oldest first, and only those', async function () {
-    const deadlines = new CommandDeadlines(40);
+    let now = 0;
+    const deadlines = new CommandDeadlines(40, () => now);
     const expired: string[] = [];
     const a = deadlines.start(() => expired.push('a'));
     const b = deadlines.start(() => expired.push('b'));
-    await new Promise((r) => setTimeout(r, 15));
+    now = 15;
     const c = deadlines.start(() => expired.push('c'));
     expect(deadlines.done(b)).to.equal(true);
+    // Past both deadlines (40 and 55) by the time the timer looks.
+    now = 60;
     await waitFor(() => expired.length === 2, 'a and c to expire');
     expect(expired).to.deep.equal(['a', 'c']);
     // A reply after the deadline is too late: done() says so, and nothing runs twice.
