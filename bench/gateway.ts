@@ -24,6 +24,12 @@ export interface GatewayOptions {
   /** Directory for a V8 CPU profile written when the gateway exits. */
   cpuProfDir?: string;
   extraEnv?: Record<string, string>;
+  /** Extra node (V8) flags for the gateway, e.g. --trace-gc. */
+  nodeFlags?: string[];
+  /** A command the gateway runs under (e.g. valgrind), instead of the core pinning. */
+  wrapper?: string[];
+  /** How long the gateway may take to answer /healthz (default 15 s). */
+  startTimeoutMs?: number;
 }
 
 export interface Stats {
@@ -46,9 +52,9 @@ export class GatewayProcess {
 
   static async start(o: GatewayOptions): Promise<GatewayProcess> {
     const port = await freePort();
-    const node = [process.execPath, '--expose-gc', ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), CLI];
-    const pin = hasTaskset ? 'taskset -c 0 ' : '';
-    const quoted = node.map((a) => `'${a}'`).join(' ');
+    const node = [process.execPath, '--expose-gc', ...(o.nodeFlags ?? []), ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), CLI];
+    const pin = o.wrapper ? '' : hasTaskset ? 'taskset -c 0 ' : '';
+    const quoted = [...(o.wrapper ?? []), ...node].map((a) => `'${a}'`).join(' ');
     const out = openSync(o.logFile, 'a');
     const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec ${pin}${quoted}`], {
       env: {
@@ -65,7 +71,7 @@ export class GatewayProcess {
     child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
     const exited = new Promise((r) => child.once('exit', r));
     const gw = new GatewayProcess(`http://127.0.0.1:${port}`, child, exited, () => err);
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
     for (;;) {
       if (child.exitCode !== null) throw new Error(`gateway exited (${child.exitCode}): ${err}`);
       try {

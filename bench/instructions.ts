@@ -1,0 +1,277 @@
+/**
+ * Instructions per unit of work, counted by valgrind's callgrind. CPU time on this shared machine
+ * moves 10-25% between runs of one build; instruction counts repeat to about 1%, so this is how a
+ * change is judged. Not part of `npm run bench`: under valgrind the gateway runs ~50x slower.
+ *
+ *   node dist/bench/instructions.js [--store=memory|redis] [--n=2000] [--warmup=5000] [--clients=1000] [--node-flags=a,b] [--only=floor,send,delivery] [--keep]
+ *
+ * Each measure warms up with `warmup` operations, zeroes the counters (`callgrind_control -z`), runs n
+ * operations one at a time (no batching, no concurrency: the same work every run), dumps the
+ * counters (`callgrind_control -d`) and divides. All threads count (GC helpers included).
+ *   floor:    a bare node:http server answering POST /send (bench/floor-server.ts)
+ *   send:     POST /send to streams nobody polls
+ *   delivery: POST /send to a stream whose client is parked, the poll's answer, and the
+ *             client's next poll parking again (the long-poll cycle of one message)
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Pool } from 'undici';
+import { poll, pool, readerToken, send, sharedAbort } from './client.js';
+import { GatewayProcess, type Stats } from './gateway.js';
+import { freePort } from '../spec/support/ports.js';
+import { startRedisServer, type RedisServer } from '../spec/support/redis.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const store = option('store', 'memory') as 'memory' | 'redis';
+const n = Number(option('n', '2000'));
+/** Operations before the counted window: fewer leave JIT compilation in the count (a bare request counts 435k at 1,000, 80k at 3,000). */
+const warmup = Number(option('warmup', '5000'));
+const only = option('only', 'floor,send,delivery').split(',');
+/** Keep callgrind's dumps (for callgrind_annotate: where the instructions go, by native function). */
+const keep = args.includes('--keep');
+/** e.g. --node-flags=--trace-gc,--max-semi-space-size=32 (the gateway's log file gets --trace-gc's lines). */
+const nodeFlags = option('node-flags', '').split(',').filter(Boolean);
+/**
+ * Clients taking turns, each parked on its own stream: by the time a client's turn comes round
+ * again its next poll has long parked. 1,000 as in the bench's targeted scenario, so each parked
+ * poll lives as much allocation as there (what decides whether the GC copies and promotes it).
+ */
+const CLIENTS = Number(option('clients', '1000'));
+const FLOOR_SERVER = fileURLToPath(new URL('./floor-server.js', import.meta.url));
+
+const outDir = mkdtempSync(join(tmpdir(), 'pollgate-callgrind-'));
+const callgrind = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${join(outDir, 'cg.%p')}`];
+/** valgrind and callgrind_control name their shared pipe after these: both sides must see the same. */
+// HOST is also the gateway's listen address (127.0.0.1 in the bench).
+const VGDB_ENV = { LOGNAME: 'pollgate-bench', HOST: '127.0.0.1' };
+
+function control(flag: '-z' | '-d', pid: number): void {
+  const r = spawnSync('callgrind_control', [flag, String(pid)], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...VGDB_ENV } });
+  // callgrind_control exits 0 even when it could not reach the process.
+  if (r.status !== 0 || /error|failed/i.test(r.stderr)) throw new Error(`callgrind_control ${flag} ${pid}: ${r.stderr || r.stdout}`);
+}
+
+interface Count {
+  total: number;
+  /** Instructions by area (AREAS), from callgrind_annotate's self cost per function. */
+  areas: Map<string, number>;
+}
+
+/**
+ * Where instructions go, by the native function that ran them. JavaScript compiled by V8 has no
+ * symbol (callgrind shows its address): that is "our JS and Node's". Compilation is counted apart,
+ * because a window can still hold some (V8 keeps optimizing for tens of thousands of requests).
+ */
+const AREAS: [string, RegExp][] = [
+  ['JIT compilation', /compiler::|[Mm]aglev|turboshaft|Deoptimi|interpreter::|baseline::|Parser|AstNode|Bytecode|Zone::|Compile|OptimizedCompilation/],
+  ['garbage collection', /Scaveng|Marking|Sweep|MemoryChunk|Evacuat|Compact|ObjectCache|GCTracer|Heap::|SizeFromMap|ActiveSystemPages|RememberedSet|SlotSet|Worklist|heap::base|WeakObjects|MinorMC|Page::|LargeObject|RecordWrite|MarkingBarrier|cppgc/],
+  ['OpenSSL (hashes)', /sha256|SHA256|EVP_|ossl_|OPENSSL|CRYPTO_|OSSL/],
+  ['llhttp (HTTP parsing)', /llhttp/],
+  ['libuv', /\buv_|\buv__/],
+  ['libc (malloc, memcpy)', /libc\.so|libstdc|ld-linux/],
+  ['JavaScript (JIT code)', /^\?\?\?:0x/],
+  ['V8 builtins', /Builtins_/],
+  ['Node C++', /node::/],
+  ['V8 runtime', /v8::|Runtime_/],
+];
+/**
+ * Frames at the root of a thread, which callgrind_annotate lists with the whole thread's cost
+ * (JIT code called from them has no frame of its own); their own cost is negligible.
+ */
+const ROOTS = /\(below main\)|__libc_start_main|:main \[|node::Start\(|NodeMainInstance::Run|SpinEventLoop|clone\.S|start_thread|ld-linux-x86-64\.so\.2\]$/;
+
+function areasOf(file: string): Map<string, number> {
+  const r = spawnSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const areas = new Map<string, number>();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const count = Number(m[1]!.replaceAll(',', ''));
+    const name = m[2]!;
+    if (name === 'PROGRAM TOTALS' || ROOTS.test(name)) continue;
+    const area = AREAS.find(([, re]) => re.test(name))?.[0] ?? 'other';
+    areas.set(area, (areas.get(area) ?? 0) + count);
+  }
+  return areas;
+}
+
+/** Instructions counted between the last zero and this dump. */
+function dumpCount(pid: number): Count {
+  const before = new Set(readdirSync(outDir));
+  control('-d', pid);
+  const file = readdirSync(outDir).find((f) => f.startsWith(`cg.${pid}.`) && !before.has(f));
+  if (!file) throw new Error(`no callgrind dump for ${pid} in ${outDir}`);
+  const m = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(outDir, file), 'utf8'));
+  if (!m) throw new Error(`no total in ${file}`);
+  if (keep) console.log(`  (callgrind dump: ${join(outDir, file)})`);
+  const total = Number(m[1]);
+  return { total, areas: areasOf(join(outDir, file)) };
+}
+
+/** Runs `run(warmup)` (the same work, so the JIT has mostly settled), then counts `run(n)`. */
+async function window(pid: number, run: (count: number) => Promise<void>): Promise<Count> {
+  await run(warmup);
+  control('-z', pid);
+  await run(n);
+  return dumpCount(pid);
+}
+
+async function floor(): Promise<Count> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(callgrind[0]!, [...callgrind.slice(1), process.execPath, FLOOR_SERVER], {
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), FLOOR: 'http', ...VGDB_ENV }, stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`floor server exited ${code}`)));
+    });
+    const p = pool(`http://127.0.0.1:${port}`, 1);
+    const total = await window(child.pid!, async (count) => {
+      for (let k = 0; k < count; k++) {
+        const r = await p.request({ method: 'POST', path: '/send', headers: { 'content-type': 'application/json' }, body: '{"stream":"floor","data":{"n":1}}' });
+        await r.body.text();
+      }
+    });
+    await p.destroy();
+    return total;
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+async function withGateway<T>(redis: RedisServer | undefined, fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
+  const gw = await GatewayProcess.start({
+    redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000, extraEnv: VGDB_ENV, nodeFlags,
+  });
+  try {
+    return await fn(gw);
+  } finally {
+    gw.child.kill('SIGKILL');
+    await gw.stop();
+  }
+}
+
+async function sendOnly(gw: GatewayProcess): Promise<Count> {
+  const p = pool(gw.url, 1);
+  let round = 0;
+  const total = await window(gw.pid, async (count) => {
+    const r = round++;
+    for (let k = 0; k < count; k++) await send(p, `i:send:${r}:${k % 100}`, { n: k, t: 0 });
+  });
+  await p.destroy();
+  return total;
+}
+
+async function delivery(gw: GatewayProcess): Promise<Count> {
+  const token = await readerToken();
+  const pub = pool(gw.url, 1);
+  const conns = pool(gw.url, CLIENTS);
+  const streams = Array.from({ length: CLIENTS }, (_, i) => `i:deliver:${i}`);
+  const arrivals = streams.map(() => new Arrivals());
+  const stop = sharedAbort();
+  for (const s of streams) await send(pub, s, { n: 0, t: 0 }); // each client then holds a real position
+  const loops: Promise<void>[] = [];
+  // A chunk at a time: a thousand connects at once overflow the listen backlog of a gateway under valgrind.
+  for (let i = 0; i < CLIENTS; i += 50) {
+    const chunk = streams.slice(i, i + 50).map((s, k) => pollLoop(conns, token, s, stop.signal, arrivals[i + k]!));
+    loops.push(...chunk);
+    await Promise.all(arrivals.slice(i, i + 50).map((a) => a.next()));
+  }
+  const allParked = (s: Stats) => s.parkedPolls === CLIENTS;
+  await gw.waitFor('clients to park', allParked, 120_000);
+  const total = await window(gw.pid, async (count) => {
+    for (let k = 0; k < count; k++) {
+      const i = k % CLIENTS;
+      const got = arrivals[i]!.next();
+      await send(pub, streams[i]!, { n: k, t: 0 });
+      await got;
+    }
+    await gw.waitFor('clients to park again', allParked, 120_000);
+  });
+  stop.abort();
+  await Promise.allSettled(loops);
+  await Promise.all([pub.destroy(), conns.destroy()]);
+  return total;
+}
+
+/** Polls that timed out (each one more request in the count): should stay 0. */
+let timedOut = 0;
+
+/** The next poll answer that carries messages, as a promise. */
+class Arrivals {
+  private waiting?: () => void;
+  private early = 0;
+  next(): Promise<void> {
+    if (this.early > 0) {
+      this.early--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+  arrived(): void {
+    const w = this.waiting;
+    this.waiting = undefined;
+    if (w) w();
+    else this.early++;
+  }
+}
+
+async function pollLoop(p: Pool, token: string, stream: string, signal: AbortSignal, arrivals: Arrivals): Promise<void> {
+  let cursor: string | undefined;
+  while (!signal.aborted) {
+    try {
+      // The longest hold the gateway allows: under valgrind a thousand clients take their turns slowly.
+      const a = await poll(p, token, { streams: stream, cursor, since: 'earliest', timeoutS: 55, signal });
+      cursor = a.cursor;
+      if (a.messages.length === 0) {
+        timedOut++;
+        continue;
+      }
+      if (a.messages.length !== 1) throw new Error(`${stream}: ${a.messages.length} messages in one answer (expected 1)`);
+      arrivals.arrived();
+    } catch (err) {
+      if (signal.aborted) return;
+      // The window would wait for this client for ever: fail the run instead.
+      console.error(`${stream}: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const results: Record<string, { perOp: number; perOpWithoutCompilation: number; areas: Record<string, number> }> = {};
+  const show = (name: string, c: Count) => {
+    const per = (v: number) => Math.round(v / n);
+    const compiling = c.areas.get('JIT compilation') ?? 0;
+    const areas = Object.fromEntries([...c.areas].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, per(v)]));
+    results[name] = { perOp: per(c.total), perOpWithoutCompilation: per(c.total - compiling), areas };
+    console.log(`${name}: ${per(c.total).toLocaleString('en')} instructions (${per(c.total - compiling).toLocaleString('en')} without JIT compilation)`);
+    for (const [k, v] of Object.entries(areas)) console.log(`    ${k.padEnd(24)} ${v.toLocaleString('en').padStart(9)}`);
+  };
+  if (only.includes('floor')) show('floor: bare node:http request', await floor());
+  if (only.includes('send') || only.includes('delivery')) {
+    const redis = store === 'redis' ? await startRedisServer() : undefined;
+    try {
+      await withGateway(redis, async (gw) => {
+        if (only.includes('send')) show(`${store}: per /send`, await sendOnly(gw));
+        if (only.includes('delivery')) show(`${store}: per delivery (send + answer + re-park)`, await delivery(gw));
+      });
+    } finally {
+      await redis?.stop();
+    }
+  }
+  if (timedOut) console.log(`(${timedOut} polls timed out and were repeated: the count holds those requests too)`);
+  console.log(JSON.stringify({ store, n, warmup, clients: CLIENTS, nodeFlags, timedOut, results }));
+}
+
+main()
+  .then(() => keep || rmSync(outDir, { recursive: true, force: true }))
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
