@@ -1,7 +1,9 @@
 /**
  * Instructions per unit of work, counted by valgrind's callgrind. CPU time on this shared machine
- * moves 10-25% between runs of one build; instruction counts repeat to about 1%, so this is how a
- * change is judged. Not part of `npm run bench`: under valgrind the gateway runs ~50x slower.
+ * moves 10-25% between runs of one build (and 2x between days); the instructions outside JIT
+ * compilation and GC repeat to about 1%, so that is how a change is judged. Not part of
+ * `npm run bench`: under valgrind the gateway runs ~50x slower (a run takes 5-15 minutes; run
+ * one at a time with 1,000 clients, or their polls time out).
  *
  *   node dist/bench/instructions.js [--store=memory|redis] [--n=2000] [--warmup=5000] [--clients=1000] [--node-flags=a,b] [--only=floor,send,delivery] [--keep]
  *
@@ -244,13 +246,17 @@ async function pollLoop(p: Pool, token: string, stream: string, signal: AbortSig
 }
 
 async function main(): Promise<void> {
-  const results: Record<string, { perOp: number; perOpWithoutCompilation: number; areas: Record<string, number> }> = {};
+  const results: Record<string, { perOp: number; perOpWithoutCompilation: number; perOpWork: number; areas: Record<string, number> }> = {};
   const show = (name: string, c: Count) => {
     const per = (v: number) => Math.round(v / n);
     const compiling = c.areas.get('JIT compilation') ?? 0;
+    const gc = c.areas.get('garbage collection') ?? 0;
     const areas = Object.fromEntries([...c.areas].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, per(v)]));
-    results[name] = { perOp: per(c.total), perOpWithoutCompilation: per(c.total - compiling), areas };
-    console.log(`${name}: ${per(c.total).toLocaleString('en')} instructions (${per(c.total - compiling).toLocaleString('en')} without JIT compilation)`);
+    // Compilation and GC depend on timing (background threads, heuristics on time): under valgrind
+    // they vary by tens of percent between runs of one build. The rest repeats to about 1%.
+    results[name] = { perOp: per(c.total), perOpWithoutCompilation: per(c.total - compiling), perOpWork: per(c.total - compiling - gc), areas };
+    const f = (v: number) => per(v).toLocaleString('en');
+    console.log(`${name}: ${f(c.total)} instructions; ${f(c.total - compiling)} without JIT compilation; ${f(c.total - compiling - gc)} without compilation and GC (the repeatable part)`);
     for (const [k, v] of Object.entries(areas)) console.log(`    ${k.padEnd(24)} ${v.toLocaleString('en').padStart(9)}`);
   };
   if (only.includes('floor')) show('floor: bare node:http request', await floor());

@@ -7,6 +7,7 @@ import * as crypto from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { UnauthorizedError } from './errors.js';
 import { compilePatterns } from './streams.js';
+import { RecentMap } from './recent-map.js';
 
 export interface Principal {
   kind: 'server' | 'client';
@@ -66,7 +67,7 @@ class ClientPrincipal implements Principal {
 export class Auth {
   private readonly key: Uint8Array;
   private readonly apiKeyDigests: Buffer[];
-  private readonly cache = new Map<string, { principal: Principal; expiresAtMs: number }>();
+  private readonly cache = new RecentMap<string, { principal: Principal; expiresAtMs: number }>(TOKEN_CACHE_MAX);
 
   /** Whether any API key has the shape of a token; if none has, a token needs no API-key check. */
   private readonly tokenShapedKeys: boolean;
@@ -98,7 +99,6 @@ export class Auth {
       this.cache.delete(credential);
     }
     const { principal, expiresAtMs } = await this.verify(credential);
-    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(credential, { principal, expiresAtMs });
     return principal;
   }

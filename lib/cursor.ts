@@ -9,6 +9,7 @@
 import * as crypto from 'node:crypto';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidCursorError } from './errors.js';
+import { RecentMap } from './recent-map.js';
 
 /** Where a client is in one stream. epoch '' means the stream had no log when the position was taken. */
 export interface Position {
@@ -123,20 +124,14 @@ function positionOf(entries: Entries, hash: number): Position | undefined {
 /** Cursors issued lately, remembered with their decoded form (see CursorCodec.issued). */
 const ISSUED_REMEMBERED = 4096;
 
-/** Adds to a bounded memo, dropping the oldest entry when full. */
-function remember<K, V>(memo: Map<K, V>, key: K, value: V): void {
-  if (memo.size >= ISSUED_REMEMBERED) memo.delete(memo.keys().next().value!);
-  memo.set(key, value);
-}
-
 export class CursorCodec {
   private readonly mac: HmacSha256;
   /**
    * The last cursors this codec encoded, with their entries by name hash. A client's next poll
    * usually brings back the cursor it was just given, which then needs no HMAC to check: it is a
-   * string this process signed itself. Bounded (oldest dropped first); a miss decodes as usual.
+   * string this process signed itself. Bounded (the oldest are forgotten); a miss decodes as usual.
    */
-  private readonly issued = new Map<string, Entries>();
+  private readonly issued = new RecentMap<string, Entries>(ISSUED_REMEMBERED);
   /**
    * The last cursor encoded and the positions it encodes (stream, epoch, seq, ...): a broadcast
    * answers thousands of polls in a row with the same positions, and each would otherwise pay an
@@ -163,7 +158,7 @@ export class CursorCodec {
         const h = nameHash(stream);
         if (positionOf(entries, h) === undefined) entries.push(h, pos.seq === 0 ? NO_POSITION : { epoch: pos.epoch, seq: pos.seq });
       }
-      remember(this.issued, cursor, entries);
+      this.issued.set(cursor, entries);
     }
     return cursor;
   }

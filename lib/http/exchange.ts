@@ -116,6 +116,19 @@ function addParam(out: Record<string, unknown>, name: string, value: string): vo
  */
 const HEAD_SLOTS = 24;
 
+/** Lower-cased header names asked for; the callers ask for a few constants, so it stays tiny. */
+const LOWER_NAMES = new Map<string, string>();
+
+/** `field.toLowerCase()` without lower-casing the same constant on every request. */
+function lowerName(field: string): string {
+  let lower = LOWER_NAMES.get(field);
+  if (lower === undefined) {
+    lower = field.toLowerCase();
+    if (LOWER_NAMES.size < 256) LOWER_NAMES.set(field, lower);
+  }
+  return lower;
+}
+
 /** Whether two header names are the same, ignoring case; no allocation when they are spelled alike. */
 function sameName(a: string, b: string): boolean {
   return a === b || (a.length === b.length && a.toLowerCase() === b.toLowerCase());
@@ -165,7 +178,7 @@ export class RawExchange implements HttpExchange, LaterAnswer {
   }
 
   get(field: string): string {
-    const v = this.req.headers[field.toLowerCase()];
+    const v = this.req.headers[lowerName(field)];
     return (Array.isArray(v) ? v.join(', ') : v) ?? '';
   }
 

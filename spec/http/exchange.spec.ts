@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { parseQuery } from '../../lib/http/exchange.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseQuery, RawExchange } from '../../lib/http/exchange.js';
 
 /** The reference: URLSearchParams, a repeated name gives an array, every name an own property. */
 function reference(search: string): Record<string, unknown> {
@@ -32,5 +33,21 @@ describe('parseQuery', () => {
     expect(q.__proto__).to.equal('x');
     expect(q.a).to.deep.equal(['1', '2', '3']);
     expect(q.b).to.equal('');
+  });
+});
+
+describe('RawExchange.get', () => {
+  const exchange = (headers: Record<string, string | string[]>) =>
+    new RawExchange({ method: 'GET', url: '/poll', headers } as unknown as IncomingMessage, {} as ServerResponse, '', 0, { finish() {} });
+
+  it('reads a request header whatever the case asked for, again and again', () => {
+    const ex = exchange({ 'content-type': 'text/plain', 'x-forwarded-for': ['a', 'b'] });
+    for (let i = 0; i < 3; i++) {
+      expect(ex.get('Content-Type')).to.equal('text/plain');
+      expect(ex.get('content-type')).to.equal('text/plain');
+      expect(ex.get('CONTENT-TYPE')).to.equal('text/plain');
+      expect(ex.get('X-Forwarded-For')).to.equal('a, b');
+      expect(ex.get('Origin')).to.equal('');
+    }
   });
 });

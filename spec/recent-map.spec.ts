@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { RecentMap } from '../lib/recent-map.js';
+
+describe('RecentMap (bounded memo)', function () {
+  it('never holds more than its capacity', function () {
+    const m = new RecentMap<number, number>(100);
+    for (let i = 0; i < 1000; i++) {
+      m.set(i, i);
+      expect(m.size).to.be.at.most(100);
+    }
+    expect(m.has(0)).to.equal(false);
+    expect(m.get(0)).to.equal(undefined);
+  });
+
+  it('keeps every key among the last capacity/2 keys set, with the value set last', function () {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 40 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.integer()), { maxLength: 300 }), (capacity, sets) => {
+        const m = new RecentMap<number, number>(capacity);
+        const latest = new Map<number, number>();
+        const order: number[] = [];
+        for (const [k, v] of sets) {
+          m.set(k, v);
+          latest.set(k, v);
+          order.push(k);
+          expect(m.size).to.be.at.most(capacity);
+        }
+        // The last capacity/2 distinct keys set.
+        const recent = new Set<number>();
+        for (let i = order.length - 1; i >= 0 && recent.size < capacity >> 1; i--) recent.add(order[i]!);
+        for (const k of recent) expect(m.get(k)).to.equal(latest.get(k));
+        // Whatever it still holds is the latest value (never a stale one from the older generation).
+        for (const [k, v] of latest) if (m.has(k)) expect(m.get(k)).to.equal(v);
+      }),
+    );
+  });
+
+  it('forgets a deleted key in both generations', function () {
+    const m = new RecentMap<string, number>(4);
+    m.set('a', 1);
+    m.set('b', 2);
+    m.set('c', 3); // 'a' and 'b' are now the older generation
+    m.delete('a');
+    m.delete('c');
+    expect(m.has('a')).to.equal(false);
+    expect(m.has('c')).to.equal(false);
+    expect(m.get('b')).to.equal(2);
+    expect(m.size).to.equal(1);
+  });
+
+  it('refuses a capacity under 2', function () {
+    expect(() => new RecentMap(1)).to.throw(/capacity/);
+    expect(() => new RecentMap(2.5)).to.throw(/capacity/);
+  });
+});
