@@ -28,6 +28,8 @@ export interface GatewayOptions {
   nodeFlags?: string[];
   /** A command the gateway runs under (e.g. valgrind), instead of the core pinning. */
   wrapper?: string[];
+  /** Told the child process as soon as it is spawned (before it answers), e.g. to kill it on exit. */
+  onSpawn?: (child: ChildProcess) => void;
   /** How long the gateway may take to answer /healthz (default 15 s). */
   startTimeoutMs?: number;
 }
@@ -67,6 +69,7 @@ export class GatewayProcess {
       stdio: ['ignore', out, 'pipe'],
     });
     closeSync(out);
+    o.onSpawn?.(child);
     let err = '';
     child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
     const exited = new Promise((r) => child.once('exit', r));

@@ -51,6 +51,14 @@ const callgrind = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${join(
 // HOST is also the gateway's listen address (127.0.0.1 in the bench).
 const VGDB_ENV = { LOGNAME: 'pollgate-bench', HOST: '127.0.0.1' };
 
+/** Processes under valgrind: killed when this one exits, however it exits (they would idle on for ever). */
+const underValgrind = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of underValgrind) child.kill('SIGKILL');
+});
+// Ctrl-C: exit through the handler above.
+process.on('SIGINT', () => process.exit(130));
+
 function control(flag: '-z' | '-d', pid: number): void {
   const r = spawnSync('callgrind_control', [flag, String(pid)], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...VGDB_ENV } });
   // callgrind_control exits 0 even when it could not reach the process.
@@ -127,6 +135,7 @@ async function floor(): Promise<Count> {
   const child: ChildProcess = spawn(callgrind[0]!, [...callgrind.slice(1), process.execPath, FLOOR_SERVER], {
     env: { PATH: process.env.PATH ?? '', PORT: String(port), FLOOR: 'http', ...VGDB_ENV }, stdio: ['ignore', 'pipe', 'ignore'],
   });
+  underValgrind.add(child);
   try {
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());
@@ -149,6 +158,7 @@ async function floor(): Promise<Count> {
 async function withGateway<T>(redis: RedisServer | undefined, fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
   const gw = await GatewayProcess.start({
     redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000, extraEnv: VGDB_ENV, nodeFlags,
+    onSpawn: (child) => underValgrind.add(child),
   });
   try {
     return await fn(gw);
