@@ -1,9 +1,9 @@
 /**
  * Instructions per unit of work, counted by valgrind's callgrind. CPU time on this shared machine
  * moves 10-25% between runs of one build (and 2x between days); the instructions outside JIT
- * compilation and GC repeat to about 1%, so that is how a change is judged. Not part of
- * `npm run bench`: under valgrind the gateway runs ~50x slower (a run takes 5-15 minutes; run
- * one at a time with 1,000 clients, or their polls time out).
+ * compilation and GC move by 2-3%, so that is how a change is judged (two builds side by side).
+ * Not part of `npm run bench`: under valgrind the gateway runs ~50x slower (a run takes 5-15
+ * minutes; run one at a time with 1,000 clients, or their polls time out).
  *
  *   node dist/bench/instructions.js [--store=memory|redis] [--n=2000] [--warmup=5000] [--clients=1000] [--node-flags=a,b] [--only=floor,send,delivery] [--keep]
  *
@@ -263,10 +263,10 @@ async function main(): Promise<void> {
     const gc = c.areas.get('garbage collection') ?? 0;
     const areas = Object.fromEntries([...c.areas].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, per(v)]));
     // Compilation and GC depend on timing (background threads, heuristics on time): under valgrind
-    // they vary by tens of percent between runs of one build. The rest repeats to about 1%.
+    // they vary by tens of percent between runs of one build. The rest moves by 2-3%.
     results[name] = { perOp: per(c.total), perOpWithoutCompilation: per(c.total - compiling), perOpWork: per(c.total - compiling - gc), areas };
     const f = (v: number) => per(v).toLocaleString('en');
-    console.log(`${name}: ${f(c.total)} instructions; ${f(c.total - compiling)} without JIT compilation; ${f(c.total - compiling - gc)} without compilation and GC (the repeatable part)`);
+    console.log(`${name}: ${f(c.total)} instructions; ${f(c.total - compiling)} without JIT compilation; ${f(c.total - compiling - gc)} without compilation and GC (the part that repeats best)`);
     for (const [k, v] of Object.entries(areas)) console.log(`    ${k.padEnd(24)} ${v.toLocaleString('en').padStart(9)}`);
   };
   if (only.includes('floor')) show('floor: bare node:http request', await floor());
