@@ -15,15 +15,14 @@
  *   delivery: POST /send to a stream whose client is parked, the poll's answer, and the
  *             client's next poll parking again (the long-poll cycle of one message)
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Pool } from 'undici';
 import { poll, pool, readerToken, send, sharedAbort } from './client.js';
 import { GatewayProcess, type Stats } from './gateway.js';
-import { freePort } from '../spec/support/ports.js';
+import { floorRequest, startFloorServer } from './scenarios/floor.js';
 import { startRedisServer, type RedisServer } from '../spec/support/redis.js';
 
 const args = process.argv.slice(2);
@@ -43,12 +42,13 @@ const nodeFlags = option('node-flags', '').split(',').filter(Boolean);
  * poll lives as much allocation as there (what decides whether the GC copies and promotes it).
  */
 const CLIENTS = Number(option('clients', '1000'));
-const FLOOR_SERVER = fileURLToPath(new URL('./floor-server.js', import.meta.url));
 
 const outDir = mkdtempSync(join(tmpdir(), 'pollgate-callgrind-'));
 const callgrind = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${join(outDir, 'cg.%p')}`];
-/** valgrind and callgrind_control name their shared pipe after these: both sides must see the same. */
-// HOST is also the gateway's listen address (127.0.0.1 in the bench).
+/**
+ * valgrind and callgrind_control name their shared pipe after these, so both sides must see the
+ * same. HOST is also the gateway's listen address (127.0.0.1 in the bench).
+ */
 const VGDB_ENV = { LOGNAME: 'pollgate-bench', HOST: '127.0.0.1' };
 
 /** Processes under valgrind: killed when this one exits, however it exits (they would idle on for ever). */
@@ -131,22 +131,11 @@ async function window(pid: number, run: (count: number) => Promise<void>): Promi
 }
 
 async function floor(): Promise<Count> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(callgrind[0]!, [...callgrind.slice(1), process.execPath, FLOOR_SERVER], {
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), FLOOR: 'http', ...VGDB_ENV }, stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  underValgrind.add(child);
+  const { port, child } = await startFloorServer('http', { wrapper: callgrind, env: VGDB_ENV, onSpawn: (c) => underValgrind.add(c) });
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.once('data', () => resolve());
-      child.once('exit', (code) => reject(new Error(`floor server exited ${code}`)));
-    });
     const p = pool(`http://127.0.0.1:${port}`, 1);
     const total = await window(child.pid!, async (count) => {
-      for (let k = 0; k < count; k++) {
-        const r = await p.request({ method: 'POST', path: '/send', headers: { 'content-type': 'application/json' }, body: '{"stream":"floor","data":{"n":1}}' });
-        await r.body.text();
-      }
+      for (let k = 0; k < count; k++) await floorRequest(p);
     });
     await p.destroy();
     return total;
@@ -155,7 +144,7 @@ async function floor(): Promise<Count> {
   }
 }
 
-async function withGateway<T>(redis: RedisServer | undefined, fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
+async function withGatewayUnderValgrind<T>(redis: RedisServer | undefined, fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
   const gw = await GatewayProcess.start({
     redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000, extraEnv: VGDB_ENV, nodeFlags,
     onSpawn: (child) => underValgrind.add(child),
@@ -273,7 +262,7 @@ async function main(): Promise<void> {
   if (only.includes('send') || only.includes('delivery')) {
     const redis = store === 'redis' ? await startRedisServer() : undefined;
     try {
-      await withGateway(redis, async (gw) => {
+      await withGatewayUnderValgrind(redis, async (gw) => {
         if (only.includes('send')) show(`${store}: per /send`, await sendOnly(gw));
         if (only.includes('delivery')) show(`${store}: per delivery (send + answer + re-park)`, await delivery(gw));
       });

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Pool } from 'undici';
 import { percentile, pool, round } from '../client.js';
 import { hasTaskset, sleep } from '../gateway.js';
 import { freePort } from '../../spec/support/ports.js';
@@ -17,15 +18,34 @@ export interface FloorResult {
   requestsPerSec: number;
 }
 
-async function startFloorServer(server: 'http' | 'koa'): Promise<{ port: number; child: ChildProcess }> {
+export interface FloorServerOptions {
+  /** A command the server runs under (e.g. valgrind), instead of the core pinning; its stderr is dropped. */
+  wrapper?: string[];
+  env?: Record<string, string>;
+  /** Told the child process as soon as it is spawned. */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+/** Starts bench/floor-server.ts on a free port and resolves once it listens. */
+export async function startFloorServer(server: 'http' | 'koa', o: FloorServerOptions = {}): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const cmd = [...(hasTaskset ? ['taskset', '-c', '0'] : []), process.execPath, '--expose-gc', SERVER];
-  const child = spawn(cmd[0]!, cmd.slice(1), { env: { PORT: String(port), FLOOR: server }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const cmd = [...(o.wrapper ?? (hasTaskset ? ['taskset', '-c', '0'] : [])), process.execPath, '--expose-gc', SERVER];
+  const child = spawn(cmd[0]!, cmd.slice(1), {
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), FLOOR: server, ...o.env },
+    stdio: ['ignore', 'pipe', o.wrapper ? 'ignore' : 'inherit'],
+  });
+  o.onSpawn?.(child);
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`floor server exited ${code}`)));
   });
   return { port, child };
+}
+
+/** One POST /send to the floor server, a body like a one-message send. */
+export async function floorRequest(p: Pool): Promise<void> {
+  const r = await p.request({ method: 'POST', path: '/send', headers: { 'content-type': 'application/json' }, body: '{"stream":"floor","data":{"n":1}}' });
+  await r.body.text();
 }
 
 export async function floor(server: 'http' | 'koa', requests: number): Promise<FloorResult> {
@@ -35,10 +55,7 @@ export async function floor(server: 'http' | 'koa', requests: number): Promise<F
     const r = await p.request({ method: 'GET', path: '/cpu' });
     return Number(await r.body.text());
   };
-  const post = async () => {
-    const r = await p.request({ method: 'POST', path: '/send', headers: { 'content-type': 'application/json' }, body: '{"stream":"floor","data":{"n":1}}' });
-    await r.body.text();
-  };
+  const post = () => floorRequest(p);
   for (let k = 0; k < 2000; k++) await post();
   await sleep(100);
   const c0 = await cpu();
