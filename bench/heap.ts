@@ -12,8 +12,12 @@
  *            in the measured window (set-up and priming left out); the functions that allocate
  *            the most. With --transport=ws|sse the requests are
  *            the sends, one per delivered message.
+ *   --alloc-parking  bytes allocated per parked poll while N clients (default 5,000) each park a
+ *            poll on a stream of its own (the parked-memory scenario): what the parking leaves
+ *            for the GC, some of it promoted before it dies (RSS per parked poll counts the old
+ *            space it grew).
  *
- *   node dist/bench/heap.js --held|--alloc [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
+ *   node dist/bench/heap.js --held|--alloc|--alloc-parking [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
  */
 import WebSocket from 'ws';
 import { tmpdir } from 'node:os';
@@ -24,12 +28,13 @@ import { targeted } from './scenarios/targeted.js';
 import { openInChunks, openStream, type StreamClient, type Transport } from './stream-client.js';
 import { freePort } from '../spec/support/ports.js';
 import { startRedisServer } from '../spec/support/redis.js';
-import { withGateway, type ScenarioContext } from './scenarios/context.js';
+import { parkInChunks, withGateway, type ScenarioContext } from './scenarios/context.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const store = option('store', 'memory') as 'memory' | 'redis';
 const held = args.includes('--held');
+const allocParking = args.includes('--alloc-parking');
 const transport = option('transport', 'poll') as Transport;
 
 /** A minimal Chrome DevTools Protocol client: calls, and the chunks of a heap snapshot. */
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
       const inspector = await Inspector.connect(port);
       try {
         if (held) await measureHeld(ctx.gw, inspector, token, Number(option('clients', '2000')));
+        else if (allocParking) await measureParkingAlloc(ctx, inspector);
         else await measureAlloc(ctx, inspector);
       } finally {
         inspector.close();
@@ -188,6 +194,29 @@ async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise
     },
   });
   if (!profile) throw new Error('the targeted run ended before its measured window');
+  if (ctx.violations.list.length) throw new Error(`violations: ${ctx.violations.list.slice(0, 5).join('; ')}`);
+  report(profile, requests, `${store}${transport === 'poll' ? '' : ` over ${transport}`}`, 'request', 'requests');
+}
+
+async function measureParkingAlloc(ctx: ScenarioContext, inspector: Inspector): Promise<void> {
+  const clients = Number(option('clients', '5000'));
+  const p = pool(ctx.gw.url, clients);
+  const abort = sharedAbort();
+  try {
+    await inspector.call('HeapProfiler.enable');
+    await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    const polls = await parkInChunks(ctx, clients, (i) => poll(p, ctx.token, { streams: `${ctx.tag}:alloc-parking:${i}`, since: 'earliest', timeoutS: 55, signal: abort.signal }));
+    const { profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling');
+    report(profile, clients, store, 'parked poll', 'parked polls');
+    abort.abort();
+    await Promise.allSettled(polls);
+  } finally {
+    await p.destroy();
+  }
+}
+
+/** Bytes sampled per unit of work, and the 30 functions that allocated the most. */
+function report(profile: { head: SamplingNode }, units: number, what: string, unit: string, units_: string): void {
   const byFunction = new Map<string, number>();
   let total = 0;
   const walk = (n: SamplingNode) => {
@@ -198,8 +227,7 @@ async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise
     n.children.forEach(walk);
   };
   walk(profile.head);
-  if (ctx.violations.list.length) throw new Error(`violations: ${ctx.violations.list.slice(0, 5).join('; ')}`);
-  console.log(`${store}${transport === 'poll' ? '' : ` over ${transport}`}: ${(total / requests).toFixed(0)} bytes allocated per request (${requests} requests, ${(total / 1e6).toFixed(0)} MB sampled)`);
+  console.log(`${what}: ${(total / units).toFixed(0)} bytes allocated per ${unit} (${units} ${units_}, ${(total / 1e6).toFixed(0)} MB sampled)`);
   for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
     console.log(`${((100 * bytes) / total).toFixed(1).padStart(6)}%  ${name}`);
   }

@@ -3,7 +3,7 @@
  * maximum on one store, optionally under --cpu-prof. Prints CPU µs per send and per delivery.
  *
  *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR] [--only=send,targeted]
- *                            [--transport=poll|ws|sse] [--node-options=...]
+ *                            [--transport=poll|ws|sse] [--node-options=...] [--node-flags=a,b]
  */
 import { readerToken, Violations } from './client.js';
 import { sendOnly } from './scenarios/send-only.js';
@@ -28,6 +28,8 @@ const only = option('only', 'send,targeted').split(',');
 const transport = option('transport', 'poll') as Transport;
 /** e.g. --node-options="--heap-prof --heap-prof-dir=/tmp/hp" (passed to the gateway as NODE_OPTIONS). */
 const nodeOptions = option('node-options', '');
+/** e.g. --node-flags=--trace-gc,--trace-gc-verbose: flags NODE_OPTIONS refuses (the gateway's log file gets their lines). */
+const nodeFlags = option('node-flags', '').split(',').filter(Boolean);
 
 async function main(): Promise<void> {
   const redis = store === 'redis' ? await startRedisServer() : undefined;
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
     store, redis, violations, token: await readerToken(), maxClients: 15000,
     logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined,
     extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
+    nodeFlags,
   };
   try {
     await withGateway(setup, async (ctx) => {

@@ -3,15 +3,15 @@
  * for single-process use. Not durable, not shared between processes.
  */
 import { newEpoch } from '../cursor.js';
+import { RetainedMessages } from './retained-messages.js';
 import type { RetentionRule } from '../config.js';
 import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 interface StreamLog {
   epoch: string;
   lastSeq: number;
-  /** Stored JSON and ids of retained messages, oldest first; seq of messages[i] is firstSeq + i. */
-  messages: string[];
-  ids: string[];
+  /** Stored JSON and ids of retained messages, oldest first; the i-th (from 0) has seq firstSeq + i. */
+  retained: RetainedMessages;
   seqById: Map<string, number>;
   logExpiresAt: number;
   metaExpiresAt: number;
@@ -39,7 +39,7 @@ export class MemoryStore implements Store {
     const rule = this.retention(stream);
     let log = this.live(stream);
     if (!log) {
-      log = { epoch: newEpoch(), lastSeq: 0, messages: [], ids: [], seqById: new Map(), logExpiresAt: 0, metaExpiresAt: 0 };
+      log = { epoch: newEpoch(), lastSeq: 0, retained: new RetainedMessages(), seqById: new Map(), logExpiresAt: 0, metaExpiresAt: 0 };
       this.streams.set(stream, log);
     }
     const head = messageHead(stream);
@@ -54,18 +54,14 @@ export class MemoryStore implements Store {
       }
       const seq = ++log.lastSeq;
       const stored = head + seq + m.tail;
-      log.messages.push(stored);
+      log.retained.push(stored, m.id);
       added.push(stored);
       addedBytes += stored.length + 1;
-      log.ids.push(m.id);
       log.seqById.set(m.id, seq);
       results.push({ stream, seq, id: m.id, duplicate: false });
     }
-    const excess = log.messages.length - rule.maxLength;
-    if (excess > 0) {
-      log.messages.splice(0, excess);
-      for (const id of log.ids.splice(0, excess)) log.seqById.delete(id);
-    }
+    const excess = log.retained.length - rule.maxLength;
+    if (excess > 0) log.retained.dropOldest(excess, log.seqById);
     if (added.length > 0) {
       const now = this.now();
       log.logExpiresAt = now + rule.ttlSeconds * 1000;
@@ -84,10 +80,10 @@ export class MemoryStore implements Store {
   async read(stream: string, after: number, limit: number): Promise<StreamRead> {
     const log = this.live(stream);
     if (!log) return { stream, epoch: '', lastSeq: 0, firstSeq: 1, after, messages: [] };
-    const firstSeq = log.lastSeq - log.messages.length + 1;
+    const firstSeq = log.lastSeq - log.retained.length + 1;
     const from = Math.max(after, firstSeq - 1);
     const start = from - firstSeq + 1;
-    const messages = limit > 0 && from < log.lastSeq ? log.messages.slice(start, start + limit) : [];
+    const messages = limit > 0 && from < log.lastSeq ? log.retained.slice(start, start + limit) : [];
     return { stream, epoch: log.epoch, lastSeq: log.lastSeq, firstSeq, after: from, messages };
   }
 
@@ -126,9 +122,8 @@ export class MemoryStore implements Store {
       this.streams.delete(stream);
       return undefined;
     }
-    if (now >= log.logExpiresAt && log.messages.length > 0) {
-      log.messages = [];
-      log.ids = [];
+    if (now >= log.logExpiresAt && log.retained.length > 0) {
+      log.retained.clear();
       log.seqById.clear();
     }
     return log;
