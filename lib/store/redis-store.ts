@@ -3,29 +3,23 @@
  * path and one duplicated subscriber connection for wake-ups. Atomic operations are the Lua
  * scripts in ./lua, one per file.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Config, RetentionRule } from '../config.js';
 import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CommandDeadlines } from './command-deadlines.js';
+import { LuaScript, type Reply } from './lua-script.js';
 import { DurableAcks } from './redis-durability.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisSubscriptions } from './redis-subscriptions.js';
 import { TailCache } from './tail-cache.js';
 import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
-function lua(name: string): string {
-  return readFileSync(fileURLToPath(new URL(`./lua/${name}.lua`, import.meta.url)), 'utf8');
-}
-
 type Client = Redis | Cluster;
-interface ScriptClient {
-  pgAppend(...args: (string | number)[]): Promise<(string | number)[]>;
-  pgRead(...args: (string | number)[]): Promise<(string | number)[]>;
-}
+
+const APPEND = new LuaScript('append-3', 3);
+const READ = new LuaScript('read-2', 2);
 
 /** Redis replies that mean "not stored, try again" rather than a bug of ours. */
 const TRANSIENT_REPLY = /^(OOM|BUSY|LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MISCONF)\b/;
@@ -102,8 +96,6 @@ export class RedisStore implements Store {
       if (ack && ack.durability !== 'none') this.acks = new DurableAcks(options.url, commandOptions, { ...ack, durability: ack.durability }, options.log);
     }
     for (const client of [this.cmd, this.sub, ...(this.acks ? [this.acks.client] : [])]) {
-      client.defineCommand('pgAppend', { numberOfKeys: 3, lua: lua('append-3') });
-      client.defineCommand('pgRead', { numberOfKeys: 2, lua: lua('read-2') });
       // An 'error' event without a listener would crash the process; reconnects are automatic.
       client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'redis connection error'));
     }
@@ -157,9 +149,9 @@ export class RedisStore implements Store {
     ];
     for (const m of messages) args.push(m.id, m.tail);
     const client = this.acks?.client ?? this.cmd;
-    let reply: (string | number)[];
+    let reply: Reply;
     try {
-      reply = await this.call(() => (client as unknown as ScriptClient).pgAppend(...args));
+      reply = await this.call(() => APPEND.run(client, args));
     } catch (err) {
       // It may have run and started a log with the spare epoch: never offer that one again.
       this.spareEpoch = newEpoch();
@@ -189,9 +181,7 @@ export class RedisStore implements Store {
     // Taken before sending: a wake-up seen from here to the reply may be newer than the read.
     const ticket = this.tail?.ticket(stream);
     this.redisReads++;
-    const reply = await this.call(() =>
-      (this.cmd as unknown as ScriptClient).pgRead(this.keys.meta(stream), this.keys.log(stream), after, limit),
-    );
+    const reply = await this.call(() => READ.run(this.cmd, [this.keys.meta(stream), this.keys.log(stream), after, limit]));
     const epoch = String(reply[0]);
     const lastSeq = Number(reply[1]);
     const firstSeq = Number(reply[2]);

@@ -4,7 +4,7 @@ import { RedisStore } from '../../lib/store/redis-store.js';
 import { RedisKeys } from '../../lib/store/redis-keys.js';
 import { createLogger } from '../../lib/log.js';
 import { messageTail } from '../../lib/store/store.js';
-import { redisClient, sharedRedis, uniquePrefix } from '../support/redis.js';
+import { redisClient, sharedRedis, startRedisServer, uniquePrefix } from '../support/redis.js';
 import { storeContract, type StoreFactory } from './contract.js';
 import { redisHarness } from './redis-harness.js';
 
@@ -35,6 +35,34 @@ describe('RedisStore (Redis only)', () => {
     } finally {
       await store.close();
       admin.disconnect();
+    }
+  });
+
+  it('runs its scripts on a Redis that does not know them (a fresh server, then SCRIPT FLUSH)', async () => {
+    // A private server: SCRIPT FLUSH empties the script cache of everyone using it.
+    const redis = await startRedisServer();
+    const admin = redisClient(redis.url);
+    const store = new RedisStore({ url: redis.url, keyPrefix: uniquePrefix(), cluster: false, commandTimeoutMs: 2000, retention: () => ({ maxLength: 10, ttlSeconds: 100, metaTtlSeconds: 1000 }), log });
+    const calls = async (command: 'eval' | 'evalsha') => Number(/calls=(\d+)/.exec((await admin.info('commandstats')).split('\n').find((l) => l.startsWith(`cmdstat_${command}:`)) ?? '')?.[1] ?? 0);
+    try {
+      await store.connect();
+      expect((await store.append('s', [{ id: 'a', tail: messageTail('a', 1, '1') }]))[0]!.seq).to.equal(1);
+      expect((await store.read('s', 0, 10)).messages).to.have.length(1);
+      // Each script's first EVALSHA met NOSCRIPT and EVAL ran it; later calls find it cached.
+      expect(await calls('eval')).to.equal(2);
+      expect((await store.append('s', [{ id: 'b', tail: messageTail('b', 2, '2') }]))[0]!.seq).to.equal(2);
+      expect((await store.read('s', 0, 10)).messages).to.have.length(2);
+      expect(await calls('eval')).to.equal(2);
+      await admin.script('FLUSH');
+      expect((await store.append('s', [{ id: 'c', tail: messageTail('c', 3, '3') }]))[0]!.seq).to.equal(3);
+      const read = await store.read('s', 0, 10);
+      expect(read.messages).to.have.length(3);
+      expect(read.lastSeq).to.equal(3);
+      expect(await calls('eval')).to.equal(4);
+    } finally {
+      await store.close();
+      admin.disconnect();
+      await redis.stop();
     }
   });
 
