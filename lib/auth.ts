@@ -85,6 +85,13 @@ export class Auth {
    */
   async authenticate(credential: string | undefined): Promise<Principal> {
     if (!credential) throw new UnauthorizedError('credentials required: Authorization: Bearer <token or API key>, or a token parameter');
+    // Only verified tokens are cached, and when no API key looks like a token none of them can be
+    // an API key: a polling client's token is found without the shape check (a regular
+    // expression over the whole token) or the API-key digest.
+    if (!this.tokenShapedKeys) {
+      const cached = this.cache.get(credential);
+      if (cached && Date.now() < cached.expiresAtMs) return cached.principal;
+    }
     const tokenShaped = credential.length <= 8192 && JWT_SHAPE.test(credential);
     // Skipping the comparison for a token-shaped credential reveals only its shape, which the caller knows.
     if (!tokenShaped || this.tokenShapedKeys) {
