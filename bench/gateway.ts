@@ -84,7 +84,12 @@ export class GatewayProcess {
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`gateway did not start: ${err}`);
+      if (Date.now() > deadline) {
+        // Not left running (it would hold its port and a core) when its caller gives up.
+        child.kill('SIGKILL');
+        await Promise.all([exited, gw.admin.destroy()]);
+        throw new Error(`gateway did not start within ${o.startTimeoutMs ?? 15_000} ms: ${err}`);
+      }
       await sleep(50);
     }
   }
