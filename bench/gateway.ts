@@ -74,9 +74,13 @@ export class GatewayProcess {
     child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
     const exited = new Promise((r) => child.once('exit', r));
     const gw = new GatewayProcess(`http://127.0.0.1:${port}`, child, exited, () => err);
-    const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
+    const startTimeoutMs = o.startTimeoutMs ?? 15_000;
+    const deadline = Date.now() + startTimeoutMs;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`gateway exited (${child.exitCode}): ${err}`);
+      if (child.exitCode !== null) {
+        await gw.admin.destroy();
+        throw new Error(`gateway exited (${child.exitCode}): ${err}`);
+      }
       try {
         const r = await gw.admin.request({ method: 'GET', path: '/healthz' });
         await r.body.text();
@@ -88,7 +92,7 @@ export class GatewayProcess {
         // Not left running (it would hold its port and a core) when its caller gives up.
         child.kill('SIGKILL');
         await Promise.all([exited, gw.admin.destroy()]);
-        throw new Error(`gateway did not start within ${o.startTimeoutMs ?? 15_000} ms: ${err}`);
+        throw new Error(`gateway did not start within ${startTimeoutMs} ms: ${err}`);
       }
       await sleep(50);
     }

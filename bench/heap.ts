@@ -12,7 +12,7 @@
  *            in the measured window (set-up and priming left out); the functions that allocate
  *            the most. With --transport=ws|sse the requests are
  *            the sends, one per delivered message.
- *   --alloc-parking  bytes allocated per parked poll while N clients (default 5,000) each park a
+ *   --alloc-parking  (long-polling only) bytes allocated per parked poll while N clients (default 5,000) each park a
  *            poll on a stream of its own (the parked-memory scenario): what the parking leaves
  *            for the GC, some of it promoted before it dies (RSS per parked poll counts the old
  *            space it grew).
@@ -207,16 +207,17 @@ async function measureParkingAlloc(ctx: ScenarioContext, inspector: Inspector): 
     await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     const polls = await parkInChunks(ctx, clients, (i) => poll(p, ctx.token, { streams: `${ctx.tag}:alloc-parking:${i}`, since: 'earliest', timeoutS: 55, signal: abort.signal }));
     const { profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling');
-    report(profile, clients, store, 'parked poll', 'parked polls');
     abort.abort();
     await Promise.allSettled(polls);
+    if (ctx.violations.list.length) throw new Error(`violations: ${ctx.violations.list.slice(0, 5).join('; ')}`);
+    report(profile, clients, store, 'parked poll', 'parked polls');
   } finally {
     await p.destroy();
   }
 }
 
 /** Bytes sampled per unit of work, and the 30 functions that allocated the most. */
-function report(profile: { head: SamplingNode }, units: number, what: string, unit: string, units_: string): void {
+function report(profile: { head: SamplingNode }, units: number, what: string, unit: string, unitPlural: string): void {
   const byFunction = new Map<string, number>();
   let total = 0;
   const walk = (n: SamplingNode) => {
@@ -227,7 +228,7 @@ function report(profile: { head: SamplingNode }, units: number, what: string, un
     n.children.forEach(walk);
   };
   walk(profile.head);
-  console.log(`${what}: ${(total / units).toFixed(0)} bytes allocated per ${unit} (${units} ${units_}, ${(total / 1e6).toFixed(0)} MB sampled)`);
+  console.log(`${what}: ${(total / units).toFixed(0)} bytes allocated per ${unit} (${units} ${unitPlural}, ${(total / 1e6).toFixed(0)} MB sampled)`);
   for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
     console.log(`${((100 * bytes) / total).toFixed(1).padStart(6)}%  ${name}`);
   }

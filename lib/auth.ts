@@ -88,10 +88,8 @@ export class Auth {
     // Only verified tokens are cached, and when no API key looks like a token none of them can be
     // an API key: a polling client's token is found without the shape check (a regular
     // expression over the whole token) or the API-key digest.
-    if (!this.tokenShapedKeys) {
-      const cached = this.cache.get(credential);
-      if (cached && Date.now() < cached.expiresAtMs) return cached.principal;
-    }
+    const early = this.tokenShapedKeys ? undefined : this.cachedPrincipal(credential);
+    if (early) return early;
     const tokenShaped = credential.length <= 8192 && JWT_SHAPE.test(credential);
     // Skipping the comparison for a token-shaped credential reveals only its shape, which the caller knows.
     if (!tokenShaped || this.tokenShapedKeys) {
@@ -100,14 +98,20 @@ export class Auth {
     }
     if (!tokenShaped) throw new UnauthorizedError('credentials are not a valid API key or token');
 
-    const cached = this.cache.get(credential);
-    if (cached) {
-      if (Date.now() < cached.expiresAtMs) return cached.principal;
-      this.cache.delete(credential);
-    }
+    const cached = this.cachedPrincipal(credential);
+    if (cached) return cached;
     const { principal, expiresAtMs } = await this.verify(credential);
     this.cache.set(credential, { principal, expiresAtMs });
     return principal;
+  }
+
+  /** The principal of a token verified earlier and not yet expired; an expired one is forgotten. */
+  private cachedPrincipal(token: string): Principal | undefined {
+    const cached = this.cache.get(token);
+    if (!cached) return undefined;
+    if (Date.now() < cached.expiresAtMs) return cached.principal;
+    this.cache.delete(token);
+    return undefined;
   }
 
   /** Signs a client token (for /demo/token and tests). `ttlSeconds` from now. */

@@ -69,6 +69,23 @@ describe('Auth', function () {
       await refused(a, 'abc.def.ghi_jkl-mnX');
     });
 
+    it('keeps telling a token-shaped API key from a cached token, on every request', async function () {
+      const dotted = 'abc.def.ghi_jkl-mno';
+      const token = await signed(valid());
+      // With and without a token-shaped key: the later rounds find the token in the cache.
+      for (const a of [auth({ apiKeys: [...KEYS, dotted] }), auth()]) {
+        for (let round = 0; round < 3; round++) {
+          expect((await a.authenticate(token)).kind).to.equal('client');
+          expect((await a.authenticate(KEYS[0])).subject).to.equal('apikey:0');
+          await refused(a, `${token}x`);
+        }
+      }
+      const withKey = auth({ apiKeys: [...KEYS, dotted] });
+      await withKey.authenticate(token);
+      expect((await withKey.authenticate(dotted)).subject).to.equal('apikey:2');
+      expect((await withKey.authenticate(token)).subject).to.equal('alice');
+    });
+
     it('accepts each configured key as a server principal that may read and write anything', async function () {
       const a = auth();
       const p0 = await a.authenticate(KEYS[0]);

@@ -1,9 +1,10 @@
 /**
  * A Lua script of ./lua, run with EVALSHA, and with EVAL when Redis does not know it (NOSCRIPT:
- * a restarted Redis, SCRIPT FLUSH, another cluster node). ioredis's defineCommand does the same,
- * but wraps every call in a Command subclass, a closure that replaces its reject, a copy of the
- * arguments and a promise chain (a Redis /send ran 4% fewer instructions without it;
- * docs/PERFORMANCE.md).
+ * a new or restarted Redis, SCRIPT FLUSH, a failover, another cluster node), which also loads
+ * it there: one NOSCRIPT reply per script and server after each of those. ioredis's
+ * defineCommand sends EVAL first on every new connection instead, but wraps every call in a
+ * Command subclass, a closure that replaces its reject, a copy of the arguments and a promise
+ * chain (a Redis /send ran 4% fewer instructions without it; docs/PERFORMANCE.md).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

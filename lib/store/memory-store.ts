@@ -10,7 +10,7 @@ import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessag
 interface StreamLog {
   epoch: string;
   lastSeq: number;
-  /** Stored JSON and ids of retained messages, oldest first; the i-th (from 0) has seq firstSeq + i. */
+  /** Stored JSON and ids of retained messages, oldest first; the i-th (from 0) has seq lastSeq - length + 1 + i. */
   retained: RetainedMessages;
   seqById: Map<string, number>;
   logExpiresAt: number;

@@ -18,8 +18,6 @@ import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessag
 
 type Client = Redis | Cluster;
 
-const APPEND = new LuaScript('append-3', 3);
-const READ = new LuaScript('read-2', 2);
 
 /** Redis replies that mean "not stored, try again" rather than a bug of ours. */
 const TRANSIENT_REPLY = /^(OOM|BUSY|LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MISCONF)\b/;
@@ -59,6 +57,8 @@ export class RedisStore implements Store {
   private readonly acks?: DurableAcks;
   private readonly keys: RedisKeys;
   private readonly deadlines: CommandDeadlines;
+  private readonly appendScript = new LuaScript('append-3', 3);
+  private readonly readScript = new LuaScript('read-2', 2);
   private readonly subscriptions: RedisSubscriptions;
   /** Undefined in cluster mode: a Cluster's subscriber moves between nodes without the events the cache relies on. */
   private readonly tail?: TailCache;
@@ -84,14 +84,16 @@ export class RedisStore implements Store {
       commandTimeout: options.commandTimeoutMs,
       // Off: each request sends one command per turn of the event loop, so an auto-pipeline held
       // one command and cost a Pipeline, its promises and its queue on every call (a Redis /send
-      // ran 16% fewer instructions without it; docs/PERFORMANCE.md). Writes issued while one is
-      // pending still leave in one writev.
+      // ran 16% fewer instructions without it; docs/PERFORMANCE.md). Commands written while the
+      // socket is still busy with an earlier write leave together in one writev anyway.
       enableAutoPipelining: false,
     };
     // The subscriber may wait for Redis to come back; it re-subscribes itself on reconnect.
     const subscriberOptions: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
     if (options.cluster) {
-      this.cmd = new Cluster([options.url], { redisOptions: commandOptions, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: false });
+      // Auto-pipelining stays on here: without the tail cache several reads can share a turn of
+      // the event loop, and turning it off was measured on a single Redis only.
+      this.cmd = new Cluster([options.url], { redisOptions: commandOptions, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true });
       this.sub = new Cluster([options.url], { redisOptions: subscriberOptions, lazyConnect: true });
     } else {
       this.cmd = new Redis(options.url, commandOptions);
@@ -155,7 +157,7 @@ export class RedisStore implements Store {
     const client = this.acks?.client ?? this.cmd;
     let reply: Reply;
     try {
-      reply = await this.call(() => APPEND.run(client, args));
+      reply = await this.call(() => this.appendScript.run(client, args));
     } catch (err) {
       // It may have run and started a log with the spare epoch: never offer that one again.
       this.spareEpoch = newEpoch();
@@ -185,7 +187,7 @@ export class RedisStore implements Store {
     // Taken before sending: a wake-up seen from here to the reply may be newer than the read.
     const ticket = this.tail?.ticket(stream);
     this.redisReads++;
-    const reply = await this.call(() => READ.run(this.cmd, [this.keys.meta(stream), this.keys.log(stream), after, limit]));
+    const reply = await this.call(() => this.readScript.run(this.cmd, [this.keys.meta(stream), this.keys.log(stream), after, limit]));
     const epoch = String(reply[0]);
     const lastSeq = Number(reply[1]);
     const firstSeq = Number(reply[2]);
@@ -239,10 +241,11 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Runs a command within commandTimeoutMs, counted from the call: a deadline of our own, so the
-   * bound holds whatever ioredis does with the command (its own timer starts only when the
-   * command reaches the connection, which with auto-pipelining came after the pipeline before it,
-   * twice the timeout while Redis was frozen). A command that misses its deadline may still run later.
+   * Runs an operation within commandTimeoutMs, counted from the call. ioredis's commandTimeout is
+   * per command and starts only when the command reaches the connection: an operation of two
+   * commands (EVALSHA then EVAL after NOSCRIPT, an append then its WAIT) or one queued behind a
+   * cluster auto-pipeline could take twice as long while Redis is frozen. A command that misses
+   * its deadline may still run later.
    */
   private call<T>(op: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {

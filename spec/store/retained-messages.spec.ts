@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { RetainedMessages } from '../../lib/store/retained-messages.js';
 
 /** The backing arrays, to check that dropping stays bounded and releases what it dropped. */
-function backing(r: RetainedMessages): { messages: (string | undefined)[]; head: number } {
-  return r as unknown as { messages: (string | undefined)[]; head: number };
+function backing(r: RetainedMessages): { messages: (string | undefined)[]; ids: (string | undefined)[]; head: number } {
+  return r as unknown as { messages: (string | undefined)[]; ids: (string | undefined)[]; head: number };
 }
 
 describe('RetainedMessages (the memory store log)', function () {
@@ -29,6 +29,8 @@ describe('RetainedMessages (the memory store log)', function () {
               ids.add(`id${next}`);
             }
           } else if ('drop' in o) {
+            // A negative count drops nothing (it must not bring dropped slots back).
+            if (o.drop === 0) r.dropOldest(-3, ids);
             const dropped = model.splice(0, o.drop);
             r.dropOldest(o.drop, ids);
             for (const m of dropped) expect(ids.has(`id${m.slice(1)}`)).to.equal(false);
@@ -55,10 +57,13 @@ describe('RetainedMessages (the memory store log)', function () {
       r.push(`m${seq}`, `id${seq}`);
       ids.set(`id${seq}`, seq);
       if (r.length > 100) r.dropOldest(r.length - 100, ids);
-      const { messages, head } = backing(r);
-      // At most the retained 100 plus as many dropped slots (or the small minimum) before compaction.
-      expect(messages.length).to.be.at.most(201);
-      for (let i = 0; i < head; i++) expect(messages[i]).to.equal(undefined);
+      const { messages, ids: idSlots, head } = backing(r);
+      // At most the retained 100 plus as many dropped slots: compaction comes once they are as many.
+      expect(messages.length).to.be.at.most(200);
+      for (let i = 0; i < head; i++) {
+        expect(messages[i]).to.equal(undefined);
+        expect(idSlots[i]).to.equal(undefined);
+      }
     }
     expect(r.length).to.equal(100);
     expect(ids.size).to.equal(100);
