@@ -87,7 +87,7 @@ export class Auth {
     if (!credential) throw new UnauthorizedError('credentials required: Authorization: Bearer <token or API key>, or a token parameter');
     // Only verified tokens are cached, and when no API key looks like a token none of them can be
     // an API key: a polling client's token is found without the shape check (a regular
-    // expression over the whole token) or the API-key digest.
+    // expression over the whole token) or the API-key digest. Otherwise the keys come first.
     const early = this.tokenShapedKeys ? undefined : this.cachedPrincipal(credential);
     if (early) return early;
     const tokenShaped = credential.length <= 8192 && JWT_SHAPE.test(credential);
@@ -98,7 +98,8 @@ export class Auth {
     }
     if (!tokenShaped) throw new UnauthorizedError('credentials are not a valid API key or token');
 
-    const cached = this.cachedPrincipal(credential);
+    // Looked up above already when no API key has a token's shape.
+    const cached = this.tokenShapedKeys ? this.cachedPrincipal(credential) : undefined;
     if (cached) return cached;
     const { principal, expiresAtMs } = await this.verify(credential);
     this.cache.set(credential, { principal, expiresAtMs });

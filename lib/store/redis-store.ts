@@ -18,7 +18,6 @@ import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessag
 
 type Client = Redis | Cluster;
 
-
 /** Redis replies that mean "not stored, try again" rather than a bug of ours. */
 const TRANSIENT_REPLY = /^(OOM|BUSY|LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MISCONF)\b/;
 
