@@ -30,6 +30,8 @@ export interface GatewayOptions {
   wrapper?: string[];
   /** Told the child process as soon as it is spawned (before it answers), e.g. to kill it on exit. */
   onSpawn?: (child: ChildProcess) => void;
+  /** Another server to run in the gateway's place (bench/long-poll-floor-server.ts), by its compiled path. */
+  script?: string;
   /** How long the gateway may take to answer /healthz (default 15 s). */
   startTimeoutMs?: number;
 }
@@ -54,7 +56,7 @@ export class GatewayProcess {
 
   static async start(o: GatewayOptions): Promise<GatewayProcess> {
     const port = await freePort();
-    const node = [process.execPath, '--expose-gc', ...(o.nodeFlags ?? []), ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), CLI];
+    const node = [process.execPath, '--expose-gc', ...(o.nodeFlags ?? []), ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), o.script ?? CLI];
     const pin = o.wrapper ? '' : hasTaskset ? 'taskset -c 0 ' : '';
     const quoted = [...(o.wrapper ?? []), ...node].map((a) => `'${a}'`).join(' ');
     const out = openSync(o.logFile, 'a');

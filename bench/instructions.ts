@@ -6,6 +6,7 @@
  * minutes; run one at a time with 1,000 clients, or their polls time out).
  *
  *   node dist/bench/instructions.js [--store=memory|redis] [--n=2000] [--warmup=5000] [--clients=1000] [--node-flags=a,b] [--only=floor,send,delivery] [--keep]
+ *                                   [--long-poll-floor]
  *
  * Each measure warms up with `warmup` operations, zeroes the counters (`callgrind_control -z`), runs n
  * operations one at a time (no batching, no concurrency: the same work every run), dumps the
@@ -14,6 +15,8 @@
  *   send:     POST /send to streams nobody polls
  *   delivery: POST /send to a stream whose client is parked, the poll's answer, and the
  *             client's next poll parking again (the long-poll cycle of one message)
+ * With --long-poll-floor, send and delivery count bench/long-poll-floor-server.ts in the
+ * gateway's place: the same cycle with none of pollgate's own work.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -22,7 +25,7 @@ import { join } from 'node:path';
 import type { Pool } from 'undici';
 import { poll, pool, readerToken, send, sharedAbort } from './client.js';
 import { GatewayProcess, type Stats } from './gateway.js';
-import { floorRequest, startFloorServer } from './scenarios/floor.js';
+import { LONG_POLL_FLOOR, floorRequest, startFloorServer } from './scenarios/floor.js';
 import { startRedisServer, type RedisServer } from '../spec/support/redis.js';
 
 const args = process.argv.slice(2);
@@ -36,6 +39,7 @@ const only = option('only', 'floor,send,delivery').split(',');
 const keep = args.includes('--keep');
 /** e.g. --node-flags=--trace-gc,--max-semi-space-size=32 (the gateway's log file gets --trace-gc's lines). */
 const nodeFlags = option('node-flags', '').split(',').filter(Boolean);
+const longPollFloor = args.includes('--long-poll-floor');
 /**
  * Clients taking turns, each parked on its own stream: by the time a client's turn comes round
  * again its next poll has long parked. 1,000 as in the bench's targeted scenario, so each parked
@@ -147,6 +151,7 @@ async function floor(): Promise<Count> {
 async function withGatewayUnderValgrind<T>(redis: RedisServer | undefined, fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
   const gw = await GatewayProcess.start({
     redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000, extraEnv: VGDB_ENV, nodeFlags,
+    script: longPollFloor ? LONG_POLL_FLOOR : undefined,
     onSpawn: (child) => underValgrind.add(child),
   });
   try {
@@ -263,8 +268,9 @@ async function main(): Promise<void> {
     const redis = store === 'redis' ? await startRedisServer() : undefined;
     try {
       await withGatewayUnderValgrind(redis, async (gw) => {
-        if (only.includes('send')) show(`${store}: per /send`, await sendOnly(gw));
-        if (only.includes('delivery')) show(`${store}: per delivery (send + answer + re-park)`, await delivery(gw));
+        const who = longPollFloor ? 'long-poll floor' : store;
+        if (only.includes('send')) show(`${who}: per /send`, await sendOnly(gw));
+        if (only.includes('delivery')) show(`${who}: per delivery (send + answer + re-park)`, await delivery(gw));
       });
     } finally {
       await redis?.stop();

@@ -4,13 +4,14 @@
  *
  *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR] [--only=send,targeted]
  *                            [--transport=poll|ws|sse] [--node-options=...] [--node-flags=a,b]
+ *                            [--long-poll-floor]  (targeted only: bench/long-poll-floor-server.ts in the gateway's place)
  */
 import { readerToken, Violations } from './client.js';
 import { sendOnly } from './scenarios/send-only.js';
 import { parkedMemory } from './scenarios/parked.js';
 import { fanout } from './scenarios/fanout.js';
 import { connectedMemory } from './scenarios/connected.js';
-import { fanoutFloor } from './scenarios/floor.js';
+import { LONG_POLL_FLOOR, fanoutFloor } from './scenarios/floor.js';
 import { targeted } from './scenarios/targeted.js';
 import type { Transport } from './stream-client.js';
 import { startRedisServer } from '../spec/support/redis.js';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined,
     extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
     nodeFlags,
+    script: args.includes('--long-poll-floor') ? LONG_POLL_FLOOR : undefined,
   };
   try {
     await withGateway(setup, async (ctx) => {

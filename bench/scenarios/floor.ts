@@ -10,6 +10,8 @@ import { hasTaskset, sleep } from '../gateway.js';
 import { freePort } from '../../spec/support/ports.js';
 
 const SERVER = fileURLToPath(new URL('../floor-server.js', import.meta.url));
+/** bench/long-poll-floor-server.ts, run in the gateway's place (GatewayOptions.script). */
+export const LONG_POLL_FLOOR = fileURLToPath(new URL('../long-poll-floor-server.js', import.meta.url));
 
 export interface FloorResult {
   server: 'http' | 'koa';
