@@ -24,7 +24,7 @@ import { machine, printReport, type StoreResults } from './report.js';
 import { withGateway as withGatewayOf, type ScenarioContext } from './scenarios/context.js';
 import { connectedMemory, type ConnectedResult } from './scenarios/connected.js';
 import { fanout } from './scenarios/fanout.js';
-import { fanoutFloor, floor, type FanoutFloorResult, type FloorResult } from './scenarios/floor.js';
+import { LONG_POLL_FLOOR, fanoutFloor, floor, type FanoutFloorResult, type FloorResult } from './scenarios/floor.js';
 import { parkedMemory } from './scenarios/parked.js';
 import { resume } from './scenarios/resume.js';
 import { sendOnly } from './scenarios/send-only.js';
@@ -62,9 +62,22 @@ function median<T>(items: T[], key: (t: T) => number): T {
   return [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!;
 }
 
-function withGateway<T>(store: StoreKind, redis: RedisServer | undefined, logLevel: string, tmp: string, fn: (ctx: ScenarioContext) => Promise<T>, cpuProfDir?: string): Promise<T> {
+function withGateway<T>(
+  store: StoreKind, redis: RedisServer | undefined, logLevel: string, tmp: string, fn: (ctx: ScenarioContext) => Promise<T>, cpuProfDir?: string, script?: string,
+): Promise<T> {
   const logFile = join(tmp, `gateway-${store}-${logLevel}.log`);
-  return withGatewayOf({ store, redis, logLevel, logFile, cpuProfDir, violations, token, maxClients: Math.max(100, openFileLimit() - 1000) }, fn);
+  return withGatewayOf({ store, redis, logLevel, logFile, cpuProfDir, script, violations, token, maxClients: Math.max(100, openFileLimit() - 1000) }, fn);
+}
+
+/**
+ * The targeted maximum against bench/long-poll-floor-server.ts: the same clients and checks, with
+ * none of pollgate's own work. What a delivered long-poll message costs any Node server here, now.
+ */
+function longPollFloor(tmp: string): Promise<TargetedResult> {
+  return withGateway('memory', undefined, 'warn', tmp, async (ctx) => {
+    await targeted(ctx, TARGETED_CLIENTS, 0, 1.5, 'warmup');
+    return targeted(ctx, TARGETED_CLIENTS, 0, QUICK ? 2 : 3, 'max');
+  }, undefined, LONG_POLL_FLOOR);
 }
 
 /** Targeted throughput: the closed-loop maximum (three runs, median), then fractions of it. */
@@ -166,9 +179,12 @@ async function main(): Promise<void> {
       }
     } else {
       const floors: FloorResult[] = [];
+      const longPollFloors: TargetedResult[] = [];
       const calibrate = async () => {
         process.stderr.write('[floor] bare node:http and Koa on this machine, now\n');
         floors.push(await floor('http', QUICK ? 5000 : 20_000), await floor('koa', QUICK ? 5000 : 20_000));
+        process.stderr.write('[floor] the targeted maximum on a bare node:http long-poll server\n');
+        longPollFloors.push(await longPollFloor(tmp));
       };
       await calibrate();
       process.stderr.write('[floor] bare node:http answering a broadcast\n');
@@ -185,7 +201,7 @@ async function main(): Promise<void> {
         infoLog = { warn: results.memory!.max, info };
       }
       await calibrate();
-      const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, seconds: Math.round((Date.now() - started) / 1000), floors, fanoutFloors, results, infoLog, violations: violations.list };
+      const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, seconds: Math.round((Date.now() - started) / 1000), floors, longPollFloors, fanoutFloors, results, infoLog, violations: violations.list };
       writeFileSync(join(OUT, QUICK ? 'quick.json' : 'latest.json'), JSON.stringify(report, null, 2) + '\n');
       const colours: Record<StoreKind, string> = { memory: '#1f77b4', redis: '#d62728' };
       const series = STORES.map((s) => ({
