@@ -1,7 +1,7 @@
 /**
  * Who is calling: server API keys (any stream) and client tokens (JWT HS256 with `sub`, `streams`
  * and `pub` patterns). Verified tokens are cached until they expire, so a client polling every few
- * seconds does not re-run HMAC and JSON parsing each time.
+ * seconds does not re-run HMAC and JSON parsing each time; matched API keys are cached too.
  */
 import * as crypto from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
@@ -67,6 +67,7 @@ class ClientPrincipal implements Principal {
 export class Auth {
   private readonly key: Uint8Array;
   private readonly apiKeyDigests: Buffer[];
+  private readonly serverPrincipals: ServerPrincipal[];
   private readonly cache = new RecentMap<string, { principal: Principal; expiresAtMs: number }>(TOKEN_CACHE_MAX);
 
   /** Whether any API key has the shape of a token; if none has, a token needs no API-key check. */
@@ -75,6 +76,7 @@ export class Auth {
   constructor(private readonly options: AuthOptions) {
     this.key = new TextEncoder().encode(options.secret);
     this.apiKeyDigests = options.apiKeys.map(digest);
+    this.serverPrincipals = options.apiKeys.map((_, i) => new ServerPrincipal(`apikey:${i}`));
     this.tokenShapedKeys = options.apiKeys.some((k) => JWT_SHAPE.test(k));
   }
 
@@ -85,16 +87,24 @@ export class Auth {
    */
   async authenticate(credential: string | undefined): Promise<Principal> {
     if (!credential) throw new UnauthorizedError('credentials required: Authorization: Bearer <token or API key>, or a token parameter');
-    // Only verified tokens are cached, and when no API key looks like a token none of them can be
-    // an API key: a polling client's token is found without the shape check (a regular
-    // expression over the whole token) or the API-key digest. Otherwise the keys come first.
+    // Only verified tokens and matched API keys are cached. When no API key looks like a token,
+    // a cached token cannot be mistaken for a key: a polling client's token (or a backend's key)
+    // is found without the shape check (a regular expression over the whole token) or the
+    // API-key digest. Otherwise the keys come first.
     const early = this.tokenShapedKeys ? undefined : this.cachedPrincipal(credential);
     if (early) return early;
     const tokenShaped = credential.length <= 8192 && JWT_SHAPE.test(credential);
     // Skipping the comparison for a token-shaped credential reveals only its shape, which the caller knows.
     if (!tokenShaped || this.tokenShapedKeys) {
       const keyIndex = this.apiKeyIndex(credential);
-      if (keyIndex >= 0) return new ServerPrincipal(`apikey:${keyIndex}`);
+      if (keyIndex >= 0) {
+        const principal = this.serverPrincipals[keyIndex]!;
+        // Remembered like a verified token (a backend sends with one key all day): the next send
+        // with it skips the digest. Only when no key looks like a token, because only then is
+        // the cache consulted before the keys.
+        if (!this.tokenShapedKeys) this.cache.set(credential, { principal, expiresAtMs: Infinity });
+        return principal;
+      }
     }
     if (!tokenShaped) throw new UnauthorizedError('credentials are not a valid API key or token');
 

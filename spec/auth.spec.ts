@@ -95,6 +95,20 @@ describe('Auth', function () {
       expect(p0.canWrite('user:x')).to.equal(true);
     });
 
+    it('still refuses near misses of a key, and tokens, once that key has been accepted (and cached)', async function () {
+      const a = auth();
+      for (let round = 0; round < 3; round++) {
+        expect((await a.authenticate(KEYS[0])).subject).to.equal('apikey:0');
+        await refused(a, KEYS[0]!.slice(0, -1));
+        await refused(a, `${KEYS[0]}a`);
+        await refused(a, KEYS[0]!.toUpperCase());
+        expect((await a.authenticate(KEYS[1])).subject).to.equal('apikey:1');
+      }
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(valid())}.${'A'.repeat(43)}`;
+      await refused(a, unsigned);
+      expect((await a.authenticate(KEYS[0])).kind).to.equal('server');
+    });
+
     it('refuses a missing credential, a wrong key, a prefix and an extension of a key', async function () {
       const a = auth();
       await refused(a, undefined, /credentials required/);
