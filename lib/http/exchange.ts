@@ -129,9 +129,22 @@ function lowerName(field: string): string {
   return lower;
 }
 
-/** Whether two header names are the same, ignoring case; no allocation when they are spelled alike. */
-function sameName(a: string, b: string): boolean {
-  return a === b || (a.length === b.length && a.toLowerCase() === b.toLowerCase());
+/**
+ * Whether two header names are the same, ignoring ASCII case (header names are ASCII tokens),
+ * without allocating: every set() compares its name with each one set before it.
+ */
+export function sameName(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 65 && x <= 90) x += 32;
+    if (y >= 65 && y <= 90) y += 32;
+    if (x !== y) return false;
+  }
+  return true;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseQuery, RawExchange } from '../../lib/http/exchange.js';
+import { parseQuery, RawExchange, sameName } from '../../lib/http/exchange.js';
 
 /** The reference: URLSearchParams, a repeated name gives an array, every name an own property. */
 function reference(search: string): Record<string, unknown> {
@@ -49,5 +49,26 @@ describe('RawExchange.get', () => {
       expect(ex.get('X-Forwarded-For')).to.equal('a, b');
       expect(ex.get('Origin')).to.equal('');
     }
+  });
+});
+
+describe('sameName', () => {
+  it('matches header names as a case-insensitive ASCII comparison does, and nothing else', () => {
+    // Letters and the characters next to them in ASCII ('@' and '`', '[' and '{'), which a
+    // careless case fold would match.
+    const char = fc.constantFrom('a', 'A', 'z', 'Z', '-', '@', '`', '[', '{', '^', '~', '0', '_', 'é', 'É');
+    const name = fc.array(char, { maxLength: 6 }).map((c) => c.join(''));
+    const fold = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    fc.assert(
+      fc.property(name, name, fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }), (a, b, flips) => {
+        expect(sameName(a, b)).to.equal(fold(a) === fold(b));
+        // The same name with the case of some characters changed (é becomes É: not the same).
+        const recased = [...a].map((c, i) => (flips[i] ? c.toUpperCase() : c.toLowerCase())).join('');
+        expect(sameName(a, recased)).to.equal(fold(a) === fold(recased));
+      }),
+      { numRuns: 5000 },
+    );
+    expect(sameName('Content-Type', 'content-type')).to.equal(true);
+    expect(sameName('X-Request-Id', 'Content-Type')).to.equal(false);
   });
 });
