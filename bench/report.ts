@@ -19,6 +19,8 @@ export interface StoreResults {
   max: TargetedResult;
   maxRuns: TargetedResult[];
   levels: TargetedResult[];
+  /** The closed-loop maximum with fewer clients (a higher rate per client): messages per answer rise. */
+  batching?: TargetedResult[];
   /** Idle WebSocket and SSE connections (the parked measure for open transports). */
   connected: ConnectedResult[];
   /** The targeted maximum over WebSocket and SSE. */
@@ -83,6 +85,9 @@ export function printReport(report: { machine: ReturnType<typeof machine>; floor
       rows.push(['  the same, in long-poll floors measured in this run', `${round2(r.max.cpuUsPerDelivery / longPollFloor)}x`, `issue: ${scaled}x`, '']);
     }
     rows.push(['  deliveries/s at max load; messages per answer; gateway CPU %', `${r.max.deliveriesPerSec}; ${r.max.messagesPerResponse}; ${r.max.serverCpuPct}%`, '', '']);
+    for (const b of r.batching ?? []) {
+      rows.push([`  batching: the maximum with ${b.clients} clients: µs per message; messages per answer; /s`, `${b.cpuUsPerDelivery}; ${b.messagesPerResponse}; ${b.deliveriesPerSec}`, '', '']);
+    }
     rows.push(['CPU µs per /send, no subscribers (median)', `${r.sendOnly.cpuUsPerSend}`, `≤ ${TARGETS.cpuUsPerSend[store]}`, mark(r.sendOnly.cpuUsPerSend <= TARGETS.cpuUsPerSend[store])]);
     for (const p of r.parked) {
       rows.push([`KB RSS per parked poll (${p.clients})`, `${p.kbPerParked} (2nd round ${p.kbPerParkedRound2})`, p === big ? `≤ ${TARGETS.kbPerParked}` : '', p === big ? mark(p.kbPerParked <= TARGETS.kbPerParked) : '']);
