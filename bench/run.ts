@@ -149,7 +149,7 @@ async function runStore(store: StoreKind, redis: RedisServer | undefined, tmp: s
     for (let k = 0; k < (QUICK ? 1 : 3); k++) sendRuns.push(await sendOnly(ctx, QUICK ? 1.5 : 2, 200_000));
     log('targeted throughput');
     const throughput = await throughputLevels(ctx);
-    log('batching: the maximum with 100 and 10 clients');
+    log(`batching: the maximum with ${BATCHING_CLIENTS.join(' and ')} clients`);
     const batched = await batching(ctx);
     log('targeted throughput over WebSocket and SSE');
     const streaming = { ws: await streamingMax(ctx, 'ws'), sse: await streamingMax(ctx, 'sse') };
