@@ -1,24 +1,25 @@
 /**
- * createHandler(deps): the request handler. The Koa app is a readable list of middleware and
- * routes; the fast path (lib/http/fast-path.ts) serves the hot endpoints with the same route
- * functions and rules, without Koa. No I/O of its own.
+ * The one pipeline: every HTTP endpoint of the gateway, as one Koa middleware that a host app
+ * mounts (createGateway().middleware()) and `npm start` serves alone. In order: the route table's
+ * gate (a request for any other path goes to the host's next middleware untouched), the request
+ * log, CORS, error rendering, drain, then the routes. No I/O of its own.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import Koa from 'koa';
+import type { Context, Middleware, Next } from 'koa';
+import compose from 'koa-compose';
 import Router from 'koa-router';
 import type { Auth } from './auth.js';
 import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
+import { laterAnswers } from './http/answer-later.js';
 import { cors } from './http/cors.js';
-import { closeWhenDraining } from './http/drain.js';
+import { closeWhenDraining, drainRule } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
-import { fastPath } from './http/fast-path.js';
 import { requestLog } from './http/request-log.js';
-import { staticFiles } from './http/static.js';
-import type { ConnectionCaps } from './limits/connection-caps.js';
+import { staticRoute, type StaticFile } from './http/static.js';
 import type { RateLimits } from './limits/rate-limits.js';
 import type { Logger } from './log.js';
+import type { Messages } from './messages.js';
 import { demoTokenRoute } from './routes/demo.js';
 import { healthRoute, readyRoute } from './routes/health.js';
 import { pollRoute } from './routes/poll.js';
@@ -26,26 +27,38 @@ import { sendRoute } from './routes/send.js';
 import { sseRoute } from './routes/sse.js';
 import { statsRoute } from './routes/stats.js';
 import type { Store } from './store/store.js';
+import type { Subscriptions } from './subscriptions.js';
 import type { LongPolls } from './transports/long-poll.js';
 import type { SseHub } from './transports/sse.js';
+import type { WsHub } from './transports/websocket.js';
 import type { WaiterRegistry } from './waiters.js';
 
-export interface AppDeps {
+export interface PipelineDeps {
   config: Config;
   log: Logger;
   store: Store;
   auth: Auth;
   cursors: CursorCodec;
-  longPolls: LongPolls;
-  registry: WaiterRegistry;
-  sse: SseHub;
-  staticDir: string;
-  isDraining: () => boolean;
+  subscriptions: Subscriptions;
+  messages: Messages;
   rateLimits: RateLimits;
-  /** Open parked polls, SSE streams and WebSockets per subject, IP and process. */
-  caps: ConnectionCaps;
+  registry: WaiterRegistry;
+  longPolls: LongPolls;
+  sse: SseHub;
+  websockets: WsHub;
+  staticFiles: readonly StaticFile[];
+  isDraining: () => boolean;
 }
 
+export interface MiddlewareOptions {
+  /**
+   * true (default): a request for a path the gateway does not serve goes to the next middleware,
+   * untouched. false: the gateway answers it with a JSON 404 (the standalone server).
+   */
+  fallthrough?: boolean;
+}
+
+/** A route that only says which methods its path allows (405 with Allow). */
 function only(...allow: string[]) {
   // koa-router answers HEAD with the GET route, so every GET route allows HEAD too.
   const allowed = allow.includes('GET') ? [...allow, 'HEAD'] : allow;
@@ -54,71 +67,82 @@ function only(...allow: string[]) {
   };
 }
 
-/** The server's request listener: the fast path when it takes the request, else Koa. */
-export function createHandler(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { app, poll, send, sse, fastServed } = createApp(deps);
-  const koa = app.callback();
-  if (!deps.config.server.fastPath) return koa;
-  const fast = fastPath({ log: deps.log, cors: deps.config.cors, trustProxyHops: deps.config.server.trustProxyHops, isDraining: deps.isDraining, poll, send, sse, served: fastServed });
-  return (req, res) => {
-    if (!fast(req, res)) void koa(req, res);
-  };
+function notFound(): never {
+  throw new NotFoundError('no such endpoint');
 }
 
-export function createApp(deps: AppDeps) {
+/** The route table: every path the gateway serves, under the mount. */
+function routes(deps: PipelineDeps, drain: (ctx: Context) => void): Router {
   const { config } = deps;
-  // ctx.ip keys the per-IP caps and limits: trust X-Forwarded-For only for the configured proxy hops.
+  const mount = config.mount === '/' ? '' : config.mount;
   const hops = config.server.trustProxyHops;
-  const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
-  app.silent = true;
-  app.on('error', (err: Error) => deps.log.warn({ err: err.message }, 'response error'));
+  // Strict and case-sensitive, so the router and the gate agree on every path.
+  const router = new Router({ strict: true, sensitive: true });
+  const route = (path: string, handlers: Record<string, Middleware>) => {
+    for (const [method, handler] of Object.entries(handlers)) router.register(mount + path, [method], handler);
+    router.all(mount + path, only(...Object.keys(handlers)));
+  };
 
-  const router = new Router();
-  const fastServed = { count: 0 };
   const poll = pollRoute({
-    store: deps.store,
-    auth: deps.auth,
-    cursors: deps.cursors,
-    longPolls: deps.longPolls,
-    limits: config.poll,
-    bodyBytes: config.limits.bodyBytes,
-    bodyTimeoutMs: config.limits.bodyTimeoutMs,
-    jsonp: config.jsonp.enabled,
-    rateLimits: deps.rateLimits,
-    caps: deps.caps,
+    auth: deps.auth, cursors: deps.cursors, subscriptions: deps.subscriptions, longPolls: deps.longPolls, rateLimits: deps.rateLimits,
+    limits: config.poll, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs, jsonp: config.jsonp.enabled,
+    trustProxyHops: hops, answerLater: laterAnswers(drain),
   });
-  const send = sendRoute({ store: deps.store, auth: deps.auth, limits: config.limits, rateLimits: deps.rateLimits });
-  router.post('/send', send);
-  router.all('/send', only('POST'));
-  router.get('/poll', poll);
-  router.post('/poll', poll);
-  router.all('/poll', only('GET', 'POST'));
-  const sse = sseRoute({ rateLimits: deps.rateLimits, caps: deps.caps, store: deps.store, auth: deps.auth, cursors: deps.cursors, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs });
-  router.get('/sse', sse);
-  router.all('/sse', only('GET'));
-  // GET /ws is answered on the server's 'upgrade' event (lib/transports/websocket.ts); a plain GET lands here.
-  router.all('/ws', () => {
+  route('/poll', { GET: poll, POST: poll });
+  route('/send', { POST: sendRoute({ auth: deps.auth, messages: deps.messages, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });
+  route('/sse', {
+    GET: sseRoute({ auth: deps.auth, subscriptions: deps.subscriptions, rateLimits: deps.rateLimits, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs, trustProxyHops: hops }),
+  });
+  // An upgrade to /ws is taken on the server's 'upgrade' event (lib/transports/websocket.ts); a plain request lands here.
+  router.all(mount + '/ws', () => {
     throw new BadRequestError('GET /ws needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)');
   });
-  router.get('/healthz', healthRoute());
-  router.all('/healthz', only('GET'));
-  router.get('/readyz', readyRoute({ store: deps.store, isDraining: deps.isDraining }));
-  router.all('/readyz', only('GET'));
-  router.get('/stats', statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls, fastServed }));
-  router.all('/stats', only('GET'));
-  if (config.auth.demoToken) {
-    router.get('/demo/token', demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }));
-    router.all('/demo/token', only('GET'));
+  route('/healthz', { GET: healthRoute() });
+  route('/readyz', { GET: readyRoute({ store: deps.store, isDraining: deps.isDraining }) });
+  route('/stats', { GET: statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls, websockets: deps.websockets, sse: deps.sse }) });
+  if (config.auth.demoToken) route('/demo/token', { GET: demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }) });
+  for (const file of deps.staticFiles) route(file.path, { GET: staticRoute(file) });
+  // The demo page loads its files by relative URL: under a mount it must be opened as /rt/, not /rt.
+  if (mount) {
+    route('', {
+      GET: (ctx) => {
+        ctx.redirect(`${mount}/`);
+        ctx.status = 301;
+      },
+    });
   }
+  return router;
+}
 
-  app.use(requestLog(deps.log));
-  app.use(closeWhenDraining(deps.isDraining));
-  app.use(errorHandler());
-  app.use(cors(config.cors));
-  app.use(router.routes());
-  app.use(staticFiles(deps.staticDir));
-  app.use(() => {
-    throw new NotFoundError('no such endpoint');
-  });
-  return { app, poll, send, sse, fastServed };
+/**
+ * Builds the pipeline; `middleware(options)` returns it as Koa middleware. `tracker` counts the
+ * requests inside it, so the gateway's close() can wait for them.
+ */
+export function createPipeline(deps: PipelineDeps, tracker: { enter(): void; leave(): void }) {
+  const drain = drainRule(deps.isDraining);
+  const router = routes(deps, drain);
+  const paths = new Set(router.stack.map((layer) => layer.path));
+  const inner = compose<Context>([
+    requestLog(deps.log),
+    cors(deps.config.cors),
+    errorHandler(),
+    closeWhenDraining(drain),
+    router.routes() as Middleware,
+    notFound,
+  ]);
+  const run = async (ctx: Context): Promise<void> => {
+    tracker.enter();
+    try {
+      await inner(ctx);
+    } finally {
+      tracker.leave();
+    }
+  };
+  return (options: MiddlewareOptions = {}): Middleware => {
+    const fallthrough = options.fallthrough ?? true;
+    return function pollgate(ctx: Context, next: Next): Promise<void> {
+      if (fallthrough && !paths.has(ctx.path)) return next();
+      return run(ctx);
+    };
+  };
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * `pollgate` / `npm start`: load config, start, announce, and drain on SIGTERM/SIGINT.
+ * `pollgate` / `npm start`: load config (files and environment), start the standalone server
+ * (lib/server.ts, a thin user of the gateway library), announce, and drain on SIGTERM/SIGINT.
  * `pollgate --workers N|auto` runs N such processes on one port (lib/cluster.ts; Redis store only).
  */
 import { assertClusterable, isPrimary, runPrimary, workersFromArgv } from './cluster.js';
 import { ConfigError, loadConfig } from './config.js';
-import { start } from './index.js';
+import { start } from './server.js';
 
 async function main(): Promise<void> {
   let config;

@@ -1,7 +1,8 @@
 /**
  * The one configuration schema. Sources, later wins: built-in defaults (the schema),
- * config/default.json, config/<NODE_ENV>.json, environment variables, then overrides passed by code.
- * loadConfig() throws ConfigError naming every bad key; the result is deeply frozen.
+ * config/default.json, config/<NODE_ENV>.json, environment variables, then overrides passed by code
+ * (createGateway's options are such overrides, without files or environment). loadConfig() throws
+ * ConfigError naming every bad or unknown key; the result is deeply frozen.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +12,7 @@ import { z } from 'zod';
 
 const seconds = (def: number, max = 10 * 365 * 86400) => z.number().int().min(1).max(max).default(def);
 
-const retentionRule = z.object({
+const retentionRule = z.strictObject({
   /** Messages kept per stream, newest first (default 1000). */
   maxLength: z.number().int().min(1).max(1_000_000).default(1000),
   /** Messages expire this long after the stream's last append (default 24 h). */
@@ -20,7 +21,7 @@ const retentionRule = z.object({
   metaTtlSeconds: seconds(30 * 86_400),
 });
 
-const retentionOverride = z.object({
+const retentionOverride = z.strictObject({
   /** Applies to streams whose name starts with this prefix; the longest matching prefix wins. */
   prefix: z.string().min(1).max(200),
   maxLength: z.number().int().min(1).max(1_000_000).optional(),
@@ -28,14 +29,16 @@ const retentionOverride = z.object({
   metaTtlSeconds: z.number().int().min(1).optional(),
 });
 
-const schema = z.object({
+const schema = z.strictObject({
   /** development | production | test; production forbids dev conveniences. */
   env: z.enum(['development', 'production', 'test']).default('development'),
   /** TCP port (default 8080; 0 picks a free one). */
   port: z.number().int().min(0).max(65535).default(8080),
   /** Listen address (default all interfaces). */
   host: z.string().default('0.0.0.0'),
-  redis: z.object({
+  /** Path prefix of every endpoint: "/" (default) or e.g. "/rt" for /rt/poll, /rt/send, /rt/ws, /rt/pollgate.js. */
+  mount: z.string().regex(/^\/$|^(\/[A-Za-z0-9._~-]+)+$/, 'must be "/" or a path such as "/rt" (no trailing slash)').default('/'),
+  redis: z.strictObject({
     /** Empty (default) means the in-memory store: single process, not durable. */
     url: z.string().default(''),
     /** Prefix of every key and channel, so several deployments can share one Redis (default "pg:"). */
@@ -55,7 +58,7 @@ const schema = z.object({
     /** Longest wait for that confirmation; must be below commandTimeoutMs (default 500 ms). */
     ackTimeoutMs: z.number().int().min(1).max(60_000).default(500),
     /** Lingering subscriptions and the per-stream tail cache (docs/PERFORMANCE.md, docs/GUARANTEES.md). */
-    tailCache: z.object({
+    tailCache: z.strictObject({
       /** Answer reads at a subscribed stream's head from memory (default true; never in cluster mode). */
       enabled: z.boolean().default(true),
       /** A stream stays subscribed this long after its last waiter leaves (default 60 s; 0: unsubscribe at once). */
@@ -70,7 +73,7 @@ const schema = z.object({
       totalBytes: z.number().int().min(0).max(16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
     }).prefault({}),
   }).prefault({}),
-  auth: z.object({
+  auth: z.strictObject({
     /** HS256 secret for client tokens and cursor tags; >= 32 chars. Generated at start in development. */
     secret: z.string().min(32, 'must be at least 32 characters').optional(),
     /** Server API keys (Authorization: Bearer <key>); each >= 16 chars. One is generated in development. */
@@ -85,7 +88,7 @@ const schema = z.object({
     audience: z.string().optional(),
     issuer: z.string().optional(),
   }).prefault({}),
-  poll: z.object({
+  poll: z.strictObject({
     /** Hold of a parked poll when the client names none (default 25 s: below common 30-60 s proxy idle cuts). */
     defaultTimeoutSeconds: z.number().min(0).max(300).default(25),
     /** Largest hold a client may ask for (default 55 s). */
@@ -97,11 +100,11 @@ const schema = z.object({
     /** Streams one poll may name (default 50). */
     maxStreams: z.number().int().min(1).max(1000).default(50),
   }).prefault({}),
-  retention: z.object({
+  retention: z.strictObject({
     default: retentionRule.prefault({}),
     overrides: z.array(retentionOverride).default([]),
   }).prefault({}),
-  limits: z.object({
+  limits: z.strictObject({
     /** Request body cap, enforced while reading (default 1 MiB). */
     bodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
     /** Serialized `data` of one message (default 64 KiB). */
@@ -121,7 +124,7 @@ const schema = z.object({
     /** Retry-After (s) sent when a connection cap refuses (default 2). */
     capRetryAfterSeconds: z.number().int().min(1).max(3600).default(2),
   }).prefault({}),
-  rateLimits: z.object({
+  rateLimits: z.strictObject({
     /** Messages appended per second per client-token subject (a fan-out to n streams counts n), shared across nodes on Redis; 0 disables (default 20). */
     sendPerSecond: z.number().int().min(0).max(1_000_000).default(20),
     /** The same per API key; 0 disables (default 10,000: a full batch x fan-out fits in one second). */
@@ -129,17 +132,17 @@ const schema = z.object({
     /** New polls, SSE streams and WebSocket upgrades per second per client IP; 0 disables (default 100). */
     pollsPerIpPerSecond: z.number().int().min(0).max(1_000_000).default(100),
   }).prefault({}),
-  cors: z.object({
+  cors: z.strictObject({
     /** Exact origins allowed to call cross-origin, e.g. "https://app.example.com" (default none). */
     origins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be scheme://host[:port] with no path')).default([]),
     /** Access-Control-Max-Age of preflight answers (default 86400 s). */
     maxAgeSeconds: z.number().int().min(0).max(86_400).default(86_400),
   }).prefault({}),
-  jsonp: z.object({
+  jsonp: z.strictObject({
     /** Answer GET /poll?callback=... as JSONP (default false). */
     enabled: z.boolean().default(false),
   }).prefault({}),
-  ws: z.object({
+  ws: z.strictObject({
     /** Server ping every this long (default 25 s: under the 30-60 s idle cut of common proxies and load balancers). */
     pingIntervalMs: z.number().int().min(10).max(600_000).default(25_000),
     /** A ping counts as missed when no pong came back within this; at most pingIntervalMs (default 10 s: mobile radios wake slowly). */
@@ -154,14 +157,12 @@ const schema = z.object({
     maxBufferedBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
     /** Streams one connection may subscribe to (default 128). */
     maxSubscriptions: z.number().int().min(1).max(10_000).default(128),
-    /** Send frames per second per connection, with a burst of as many (default 100). */
-    sendsPerSecond: z.number().int().min(1).max(100_000).default(100),
     /** Messages per messages frame and per store read (default 100). */
     batchLimit: z.number().int().min(1).max(10_000).default(100),
     /** A closing handshake the client does not finish in this time ends with the socket destroyed (default 5 s). */
     closeTimeoutMs: z.number().int().min(10).max(60_000).default(5000),
   }).prefault({}),
-  sse: z.object({
+  sse: z.strictObject({
     /** A `: keep-alive` comment is written this often (default 15 s: under common 30-60 s proxy idle cuts). */
     keepAliveMs: z.number().int().min(10).max(600_000).default(15_000),
     /** The `retry:` sent at the start: the browser's reconnect delay (default 2000 ms). */
@@ -173,7 +174,7 @@ const schema = z.object({
     /** Messages per store read (default 100). */
     batchLimit: z.number().int().min(1).max(10_000).default(100),
   }).prefault({}),
-  server: z.object({
+  server: z.strictObject({
     /** Idle keep-alive sockets are closed after this; keep above the load balancer's idle timeout (default 65 s). */
     keepAliveTimeoutMs: z.number().int().min(1000).default(65_000),
     /** Time allowed to receive request headers; must exceed keepAliveTimeoutMs (default 66 s). */
@@ -184,12 +185,10 @@ const schema = z.object({
     connectionsCheckingIntervalMs: z.number().int().min(100).max(60_000).default(1000),
     /** Proxy hops trusted in X-Forwarded-For for the client IP (per-IP caps and limits); 0 uses the socket address (default 0). */
     trustProxyHops: z.number().int().min(0).max(10).default(0),
-    /** Serve GET|POST /poll, POST /send and GET /sse without Koa (lib/http/fast-path.ts); false sends every request through Koa (default true). */
-    fastPath: z.boolean().default(true),
     /** On SIGTERM, connections still open after this are cut (default 10 s). */
     shutdownGraceMs: z.number().int().min(100).default(10_000),
   }).prefault({}),
-  log: z.object({
+  log: z.strictObject({
     /** pino level (default info). */
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
@@ -256,6 +255,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
   return {
     port: num('PORT'),
     host: env.HOST || undefined,
+    mount: env.POLLGATE_MOUNT || undefined,
     redis: {
       url: env.REDIS_URL,
       keyPrefix: env.POLLGATE_REDIS_PREFIX,

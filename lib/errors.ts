@@ -1,12 +1,12 @@
 /**
- * Typed errors. Throw them anywhere; lib/http/errors.ts is the only place they become responses
- * (and the WebSocket transport the only place they become close codes).
- * `expose` marks messages written for clients; anything else is rendered as a generic 500.
+ * Typed errors. Throw them anywhere; toWire() (below) is the one place they become what a client
+ * sees, and every renderer (HTTP and JSONP answers, WebSocket handshake refusals, error frames and
+ * close codes) starts from it. `expose` marks messages written for clients; anything else is a
+ * generic 500 `internal`.
  */
 export class GatewayError extends Error {
   readonly code: string = 'internal';
   readonly status: number = 500;
-  readonly wsCloseCode: number = 1011;
   readonly expose: boolean = true;
   /** Seconds, sent as Retry-After when set. */
   retryAfter?: number;
@@ -16,7 +16,6 @@ export class BadRequestError extends GatewayError {
   override readonly name = 'BadRequestError';
   override readonly code: string = 'bad_request';
   override readonly status = 400;
-  override readonly wsCloseCode = 1008;
 }
 
 export class InvalidCursorError extends BadRequestError {
@@ -27,14 +26,12 @@ export class UnauthorizedError extends GatewayError {
   override readonly name = 'UnauthorizedError';
   override readonly code = 'unauthorized';
   override readonly status = 401;
-  override readonly wsCloseCode = 4401;
 }
 
 export class ForbiddenError extends GatewayError {
   override readonly name = 'ForbiddenError';
   override readonly code = 'forbidden';
   override readonly status = 403;
-  override readonly wsCloseCode = 4403;
 }
 
 export class NotFoundError extends GatewayError {
@@ -56,7 +53,6 @@ export class PayloadTooLargeError extends GatewayError {
   override readonly name = 'PayloadTooLargeError';
   override readonly code = 'payload_too_large';
   override readonly status = 413;
-  override readonly wsCloseCode = 1009;
 }
 
 export class UnsupportedMediaTypeError extends GatewayError {
@@ -70,14 +66,12 @@ export class LimitExceededError extends GatewayError {
   override readonly name = 'LimitExceededError';
   override readonly code = 'limit_exceeded';
   override readonly status = 400;
-  override readonly wsCloseCode = 1008;
 }
 
 export class RateLimitedError extends GatewayError {
   override readonly name = 'RateLimitedError';
   override readonly code = 'rate_limited';
   override readonly status = 429;
-  override readonly wsCloseCode = 1013;
   constructor(message: string, retryAfter: number) {
     super(message);
     this.retryAfter = retryAfter;
@@ -89,7 +83,6 @@ export class RequestTimeoutError extends GatewayError {
   override readonly name = 'RequestTimeoutError';
   override readonly code = 'request_timeout';
   override readonly status = 408;
-  override readonly wsCloseCode = 1008;
 }
 
 /** This process holds as many connections as it may; another node (or a later retry) can answer. */
@@ -97,7 +90,6 @@ export class OverloadedError extends GatewayError {
   override readonly name = 'OverloadedError';
   override readonly code = 'overloaded';
   override readonly status = 503;
-  override readonly wsCloseCode = 1013;
   constructor(message: string, retryAfter: number) {
     super(message);
     this.retryAfter = retryAfter;
@@ -109,7 +101,6 @@ export class StoreUnavailableError extends GatewayError {
   override readonly name = 'StoreUnavailableError';
   override readonly code = 'store_unavailable';
   override readonly status = 503;
-  override readonly wsCloseCode = 1011;
   constructor(message = 'the message store is unavailable, retry shortly', retryAfter = 1) {
     super(message);
     this.retryAfter = retryAfter;
@@ -121,9 +112,74 @@ export class ShuttingDownError extends GatewayError {
   override readonly name = 'ShuttingDownError';
   override readonly code = 'shutting_down';
   override readonly status = 503;
-  override readonly wsCloseCode = 1001;
   constructor() {
     super('this gateway node is shutting down, retry');
     this.retryAfter = 1;
   }
+}
+
+/** An error as every transport shows it. */
+export interface WireError {
+  /** HTTP status. */
+  status: number;
+  code: string;
+  message: string;
+  /** Whole seconds, sent as Retry-After (HTTP) or `retryAfter` (frames). */
+  retryAfter?: number;
+  /** Methods the path allows (405 only), sent as Allow. */
+  allow?: readonly string[];
+  /** The WebSocket close code when this error ends a socket (docs/PROTOCOL.md, "Close codes"). */
+  closeCode: number;
+  /** Not one of ours: the renderer logs it with its stack; the client only sees `internal`. */
+  unexpected: boolean;
+}
+
+/** Close codes the gateway sends that no error carries (RFC 6455 5.5; 4000-4999 is ours). */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  /** The client does not read what it is sent (ws.maxBufferedBytes). */
+  tooSlow: 4008,
+} as const;
+
+/**
+ * The close code for an error that ends a socket: 4000 + the HTTP status for client errors (4401
+ * unauthorized, 4403 forbidden, 4429 rate limited), 1013 "try again later" for an overloaded or
+ * unavailable gateway, 1001 while shutting down, 1011 for anything unexpected.
+ */
+function closeCodeOf(code: string, status: number): number {
+  if (code === 'shutting_down') return CLOSE.goingAway;
+  if (status >= 400 && status < 500) return 4000 + status;
+  if (status === 503) return 1013;
+  return 1011;
+}
+
+/** What a client may see of any thrown value. Never the stack, never an unexposed message. */
+export function toWire(err: unknown): WireError {
+  if (err instanceof GatewayError && err.expose) {
+    return {
+      status: err.status,
+      code: err.code,
+      message: err.message,
+      retryAfter: err.retryAfter === undefined ? undefined : Math.ceil(err.retryAfter),
+      allow: err instanceof MethodNotAllowedError ? err.allow : undefined,
+      closeCode: closeCodeOf(err.code, err.status),
+      unexpected: false,
+    };
+  }
+  if (isClientHttpError(err)) {
+    // Raised by Koa or Node for a malformed request (a bad URL encoding): the request's fault.
+    return { status: err.status, code: 'bad_request', message: 'malformed request', closeCode: closeCodeOf('bad_request', err.status), unexpected: false };
+  }
+  return { status: 500, code: 'internal', message: 'internal error', closeCode: 1011, unexpected: true };
+}
+
+function isClientHttpError(err: unknown): err is { status: number } {
+  const status = (err as { status?: unknown })?.status;
+  return typeof status === 'number' && status >= 400 && status < 500 && (err as { expose?: boolean }).expose === true;
+}
+
+/** `{"error":{"code","message"}}`: the body of every error answer. */
+export function errorBody(wire: Pick<WireError, 'code' | 'message'>): string {
+  return JSON.stringify({ error: { code: wire.code, message: wire.message } });
 }

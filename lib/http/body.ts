@@ -4,13 +4,16 @@
  * soon as the limit is crossed (or at once from Content-Length), never buffered whole.
  */
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
-import type { HttpExchange } from './exchange.js';
+import type { Context } from 'koa';
 
 const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
 // Stateless for whole buffers (no `stream` option), so one serves every request.
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-export async function readJsonBody(ctx: HttpExchange, limitBytes: number, timeoutMs: number): Promise<unknown> {
+/** The parsed JSON body; throws 400, 408, 413 or 415 GatewayErrors. */
+export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: number): Promise<unknown> {
+  const parsed = parsedByHost(ctx);
+  if (parsed !== undefined) return parsed;
   const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
   if (!JSON_TYPES.has(type)) {
     throw new UnsupportedMediaTypeError('send the body as application/json (text/plain holding JSON is accepted too)');
@@ -35,7 +38,27 @@ export async function readJsonBody(ctx: HttpExchange, limitBytes: number, timeou
   }
 }
 
-function readCapped(ctx: HttpExchange, limitBytes: number, timeoutMs: number): Promise<Buffer> {
+/**
+ * In a host app, a body parser mounted before the gateway has read the body already: use what it
+ * parsed (its own size limit applied), or say plainly that the body is gone, never wait for it.
+ */
+function parsedByHost(ctx: Context): unknown {
+  const body = (ctx.request as { body?: unknown }).body;
+  if (body !== undefined) {
+    if (typeof body !== 'string') return body;
+    try {
+      return JSON.parse(body);
+    } catch {
+      throw new BadRequestError('request body is not valid JSON');
+    }
+  }
+  if (ctx.req.readableEnded) {
+    throw new BadRequestError('the request body was read before the gateway saw it: mount pollgate before body-parsing middleware');
+  }
+  return undefined;
+}
+
+function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promise<Buffer> {
   const req = ctx.req;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

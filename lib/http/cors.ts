@@ -4,7 +4,6 @@
  * allowed: auth travels in the Authorization header or a token parameter, not cookies.
  */
 import type { Context, Next } from 'koa';
-import type { HttpExchange } from './exchange.js';
 
 export interface CorsOptions {
   origins: readonly string[];
@@ -12,31 +11,21 @@ export interface CorsOptions {
 }
 
 export function cors(options: CorsOptions) {
-  const allowCors = corsRule(options);
-  return async function corsHeaders(ctx: Context, next: Next): Promise<void> {
-    if (allowCors(ctx)) return next();
-  };
-}
-
-/**
- * The rule on its own: sets the CORS headers of an answer and returns false when it answered a
- * preflight itself (204), true when the request goes on. The fast path calls it directly.
- */
-export function corsRule(options: CorsOptions): (ex: HttpExchange) => boolean {
   const allowed = new Set(options.origins);
-  return (ex) => {
-    ex.vary('Origin');
-    const origin = ex.get('origin');
-    if (!origin || !allowed.has(origin)) return true;
-    ex.set('Access-Control-Allow-Origin', origin);
-    if (ex.method === 'OPTIONS' && ex.get('access-control-request-method')) {
-      ex.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-      ex.set('Access-Control-Allow-Headers', 'Authorization, Content-Type');
-      ex.set('Access-Control-Max-Age', String(options.maxAgeSeconds));
-      ex.status = 204;
-      return false;
+  return function corsHeaders(ctx: Context, next: Next): Promise<void> {
+    ctx.vary('Origin');
+    const origin = ctx.get('origin');
+    if (!origin || !allowed.has(origin)) return next();
+    ctx.set('Access-Control-Allow-Origin', origin);
+    if (ctx.method === 'OPTIONS' && ctx.get('access-control-request-method')) {
+      // A preflight is answered here, for every path of the gateway.
+      ctx.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+      ctx.set('Access-Control-Allow-Headers', 'Authorization, Content-Type');
+      ctx.set('Access-Control-Max-Age', String(options.maxAgeSeconds));
+      ctx.status = 204;
+      return Promise.resolve();
     }
-    ex.set('Access-Control-Expose-Headers', 'Retry-After, X-Request-Id');
-    return true;
+    ctx.set('Access-Control-Expose-Headers', 'Retry-After, X-Request-Id');
+    return next();
   };
 }

@@ -4,16 +4,13 @@
  * the browser WebSocket).
  */
 import { UnauthorizedError } from '../errors.js';
-import type { HttpExchange } from './exchange.js';
 
-export function credentialOf(ctx: HttpExchange, tokenParam: unknown): string | undefined {
-  return credentialFrom(ctx.get('authorization'), tokenParam);
-}
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-/** The same rule on a raw Authorization header value (WebSocket upgrades never reach Koa). */
+/** The credential of a request; throws UnauthorizedError for a malformed header or parameter. */
 export function credentialFrom(authorization: string | undefined, tokenParam: unknown): string | undefined {
   if (authorization) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    const match = BEARER.exec(authorization);
     if (!match) throw new UnauthorizedError('Authorization must be "Bearer <token or API key>"');
     return match[1];
   }

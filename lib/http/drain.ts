@@ -5,9 +5,20 @@
  */
 import type { Context, Next } from 'koa';
 
-export function closeWhenDraining(isDraining: () => boolean) {
-  return async function drainConnections(ctx: Context, next: Next): Promise<void> {
-    await next();
+/** The rule; a parked poll's later answer (lib/http/answer-later.ts) applies it too. */
+export function drainRule(isDraining: () => boolean): (ctx: Context) => void {
+  return (ctx) => {
     if (isDraining()) ctx.set('Connection', 'close');
+  };
+}
+
+export function closeWhenDraining(rule: (ctx: Context) => void) {
+  return async function drainConnections(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+    } finally {
+      // Errors too: the error middleware (outside this one) renders them on the same answer.
+      rule(ctx);
+    }
   };
 }

@@ -1,20 +1,15 @@
 /**
- * The only place errors become HTTP responses: `{"error":{"code","message"}}` with the status of
- * the typed error, Retry-After when it has one, and a generic 500 (logged with the request id and
- * stack) for anything unexpected. Never a stack trace in a response.
+ * The error-rendering middleware: any error a route throws becomes `{"error":{"code","message"}}`
+ * with the status, Retry-After and Allow of toWire() (lib/errors.ts); anything unexpected is a
+ * generic 500, logged with the request id and stack. Never a stack trace in a response.
  */
 import type { Context, Next } from 'koa';
-import { GatewayError, MethodNotAllowedError } from '../errors.js';
-import type { HttpExchange } from './exchange.js';
+import { errorBody, toWire } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
 
-export function errorBody(code: string, message: string): string {
-  return JSON.stringify({ error: { code, message } });
-}
-
 export function errorHandler() {
-  return async function handleErrors(ctx: Context, next: Next): Promise<void> {
+  return async function renderErrors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
     } catch (err) {
@@ -23,26 +18,15 @@ export function errorHandler() {
   };
 }
 
-/** Turns any thrown value into the answer (the fast path calls it directly). */
-export function renderError(ctx: HttpExchange, err: unknown): void {
+/** Turns any thrown value into the answer (a parked poll's later answer calls it too). */
+export function renderError(ctx: Context, err: unknown): void {
+  const wire = toWire(err);
+  if (wire.unexpected) ctx.state.log?.error({ err, reqId: ctx.state.requestId }, 'unexpected error');
   noStore(ctx);
-  let status = 500;
-  let code = 'internal';
-  let message = 'internal error';
-  if (err instanceof GatewayError && err.expose) {
-    ({ status, code, message } = err);
-    if (err.retryAfter !== undefined) ctx.set('Retry-After', String(Math.ceil(err.retryAfter)));
-    if (err instanceof MethodNotAllowedError) ctx.set('Allow', err.allow.join(', '));
-  } else if (isClientHttpError(err)) {
-    // Errors raised by Koa itself for malformed requests (e.g. a bad URL encoding).
-    status = err.status;
-    code = 'bad_request';
-    message = 'malformed request';
-  } else {
-    ctx.state.log?.error({ err, reqId: ctx.state.requestId }, 'unexpected error');
-  }
-  ctx.state.errorCode = code;
-  const body = errorBody(code, message);
+  if (wire.retryAfter !== undefined) ctx.set('Retry-After', String(wire.retryAfter));
+  if (wire.allow) ctx.set('Allow', wire.allow.join(', '));
+  ctx.state.errorCode = wire.code;
+  const body = errorBody(wire);
   if (ctx.state.jsonpCallback) {
     // A script tag cannot read a status: JSONP callers get errors in the callback's argument.
     ctx.status = 200;
@@ -51,12 +35,7 @@ export function renderError(ctx: HttpExchange, err: unknown): void {
     return;
   }
   // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
-  ctx.status = ctx.state.errorsAs200 ? 200 : status;
+  ctx.status = ctx.state.errorsAs200 ? 200 : wire.status;
   ctx.type = 'application/json; charset=utf-8';
   ctx.body = body;
-}
-
-function isClientHttpError(err: unknown): err is { status: number } {
-  const status = (err as { status?: unknown })?.status;
-  return typeof status === 'number' && status >= 400 && status < 500 && (err as { expose?: boolean }).expose === true;
 }

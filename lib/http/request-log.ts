@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { redactUrl, type Logger } from '../log.js';
-import type { HttpExchange } from './exchange.js';
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -27,40 +26,38 @@ export function newRequestId(): string {
  * the logger for this request (log with `reqId: ctx.state.requestId`).
  */
 export function requestLog(log: Logger) {
-  return async function logRequest(ctx: Context, next: Next): Promise<void> {
-    beginRequest(ctx, log);
-    await next();
+  return function logRequest(ctx: Context, next: Next): Promise<void> {
+    const given = ctx.get('x-request-id');
+    const id = REQUEST_ID.test(given) ? given : newRequestId();
+    ctx.state.requestId = id;
+    // The root logger, not a child bound to the id: a child (or a lazy getter for one) per request
+    // was a visible share of a small request's CPU; whoever logs adds `reqId` itself.
+    ctx.state.log = log;
+    ctx.set('X-Request-Id', id);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    // Below info, a request costs no clock read, no listener and no closure.
+    if (log.isLevelEnabled('info')) logWhenClosed(ctx, log, id);
+    return next();
   };
 }
 
-/** What requestLog does before the route runs; the fast path calls it directly. */
-export function beginRequest(ex: HttpExchange, log: Logger): void {
-  const given = ex.get('x-request-id');
-  const id = REQUEST_ID.test(given) ? given : newRequestId();
-  ex.state.requestId = id;
-  // The root logger, not a child bound to the id: a child (or a lazy getter for one) per request
-  // was a visible share of a small request's CPU; whoever logs adds `reqId` itself.
-  ex.state.log = log;
-  ex.set('X-Request-Id', id);
-  ex.set('X-Content-Type-Options', 'nosniff');
-  ex.set('Referrer-Policy', 'no-referrer');
-  // Below info, a request costs no clock read, no listener and no closure.
-  if (log.isLevelEnabled('info')) {
-    const started = process.hrtime.bigint();
-    ex.res.once('close', () => {
-      const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
-      const answered = ex.res.writableFinished;
-      const write = () =>
-        log.info({ reqId: id, method: ex.method, url: redactUrl(ex.originalUrl), status: answered ? ex.res.statusCode : 499, ms, end: ex.state.pollEnd }, 'request');
-      // A client that left: this listener runs before a parked poll's own, which records how it ended.
-      if (answered) write();
-      else setImmediate(write);
-    });
-  }
+/** One line once the response closes, however the request ended (a parked poll answers after its middleware returned). */
+function logWhenClosed(ctx: Context, log: Logger, id: string): void {
+  const started = process.hrtime.bigint();
+  const { res, method, originalUrl } = ctx;
+  res.once('close', () => {
+    const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
+    const answered = res.writableFinished;
+    const write = () => log.info({ reqId: id, method, url: redactUrl(originalUrl), status: answered ? res.statusCode : 499, ms, end: ctx.state.pollEnd }, 'request');
+    // A client that left: this listener runs before a parked poll's own, which records how it ended.
+    if (answered) write();
+    else setImmediate(write);
+  });
 }
 
 /** Answers that must never be cached, by a browser (old IE caches GET XHR) or a proxy. */
-export function noStore(ctx: HttpExchange): void {
+export function noStore(ctx: Context): void {
   ctx.set('Cache-Control', 'no-cache, no-store, must-revalidate');
   ctx.set('Pragma', 'no-cache');
   ctx.set('Expires', '0');

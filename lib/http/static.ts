@@ -1,9 +1,11 @@
 /**
- * Serves the browser client and the demo page from static/ (GET and HEAD only, flat names only).
+ * The browser client and the demo page from static/: flat files with a known type, read once
+ * when the gateway is created (a handful of small files; no disk read per request, and the route
+ * table knows every name, so the gateway never claims a host's paths).
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -14,23 +16,34 @@ const TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
   '.json': 'application/json; charset=utf-8',
 };
-const NAME = /^\/([A-Za-z0-9_-][A-Za-z0-9_.-]{0,100})$/;
+const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}$/;
 
-export function staticFiles(dir: string) {
-  return async function serveStatic(ctx: Context, next: Next): Promise<void> {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
-    const path = ctx.path === '/' ? '/index.html' : ctx.path;
-    const match = NAME.exec(path);
-    const type = match ? TYPES[extname(match[1]!)] : undefined;
-    if (!match || !type || match[1]!.includes('..')) return next();
-    let body: Buffer;
-    try {
-      body = await readFile(join(dir, match[1]!));
-    } catch {
-      return next();
-    }
-    ctx.type = type;
+export interface StaticFile {
+  /** Route path, relative to the mount: `/pollgate.js`, and `/` for index.html. */
+  path: string;
+  type: string;
+  body: Buffer;
+}
+
+/** Every servable file of `dir`. */
+export async function loadStaticFiles(dir: string): Promise<StaticFile[]> {
+  const files: StaticFile[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const type = TYPES[extname(name)];
+    if (!type || !NAME.test(name)) continue;
+    const body = await readFile(join(dir, name));
+    files.push({ path: `/${name}`, type, body });
+    if (name === 'index.html') files.push({ path: '/', type, body });
+  }
+  return files;
+}
+
+/** The route for one file (GET, and HEAD through koa-router). */
+export function staticRoute(file: StaticFile) {
+  return function serveStatic(ctx: Context): void {
+    ctx.type = file.type;
+    // Revalidated on every load: a deploy's new client must not wait for a cache to expire.
     ctx.set('Cache-Control', 'no-cache');
-    ctx.body = body;
+    ctx.body = file.body;
   };
 }

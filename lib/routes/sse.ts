@@ -1,53 +1,37 @@
 /**
- * GET /sse?streams=..&token=..&cursor=..&since=..: rate limit -> validate -> authorise -> resolve
- * positions -> take a connection slot -> hand the response to the SSE transport. Until the
- * hand-over every failure is an ordinary JSON error answer (rendered by lib/http/errors.ts); after
- * it neither Koa nor the fast path touches the response.
+ * GET /sse?streams=..&token=..&cursor=..&since=..: rate limit -> authenticate -> the subscription
+ * (lib/subscriptions.ts) -> take a connection slot -> hand the response to the SSE transport. Until
+ * the hand-over every failure is an ordinary JSON error answer; after it Koa keeps off the response.
  * A Last-Event-ID header (the browser's automatic reconnect) wins over the cursor parameter, which
  * the browser repeats unchanged on every reconnect.
  */
+import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
-import type { CursorCodec } from '../cursor.js';
-import { BadRequestError, ForbiddenError } from '../errors.js';
-import { credentialOf } from '../http/credentials.js';
-import { takeOver, type HttpExchange } from '../http/exchange.js';
-import type { ConnectionCaps } from '../limits/connection-caps.js';
+import { clientIp } from '../http/client-ip.js';
+import { credentialFrom } from '../http/credentials.js';
+import { single, streamsParam } from '../http/params.js';
 import type { RateLimits } from '../limits/rate-limits.js';
-import { parseStreamList } from '../streams.js';
-import type { Store } from '../store/store.js';
+import type { Subscriptions } from '../subscriptions.js';
 import type { SseHub } from '../transports/sse.js';
-import { positionsOf } from './poll.js';
 
 export interface SseRouteDeps {
-  rateLimits: RateLimits;
-  /** Open streams per subject, IP and process, shared with parked polls and WebSockets. */
-  caps: ConnectionCaps;
-  store: Store;
   auth: Auth;
-  cursors: CursorCodec;
+  subscriptions: Subscriptions;
+  rateLimits: RateLimits;
   sse: SseHub;
   maxStreams: number;
   retryMs: number;
-}
-
-function single(query: Record<string, unknown>, name: string): string | undefined {
-  const v = query[name];
-  if (Array.isArray(v)) throw new BadRequestError(`${name} may be given only once`);
-  return typeof v === 'string' && v !== '' ? v : undefined;
+  trustProxyHops: number;
 }
 
 export function sseRoute(deps: SseRouteDeps) {
-  return async function sse(ctx: HttpExchange): Promise<void> {
+  return async function sse(ctx: Context): Promise<void> {
     const query = ctx.query as Record<string, unknown>;
-    await deps.rateLimits.checkPoll(ctx.ip);
-    const principal = await deps.auth.authenticate(credentialOf(ctx, single(query, 'token')));
-    const raw = Array.isArray(query.streams) ? query.streams.join(',') : query.streams;
-    const streams = parseStreamList(raw, deps.maxStreams);
-    for (const s of streams) if (!principal.canRead(s)) throw new ForbiddenError(`not allowed to read stream "${s}"`);
-    const since = single(query, 'since') ?? 'now';
-    if (since !== 'now' && since !== 'earliest') throw new BadRequestError('since must be "earliest" or "now"');
+    const ip = clientIp(ctx.req, deps.trustProxyHops);
+    await deps.rateLimits.checkPoll(ip);
+    const principal = await deps.auth.authenticate(credentialFrom(ctx.get('authorization'), single(query, 'token')));
     const cursor = ctx.get('last-event-id') || single(query, 'cursor');
-    const positions = await positionsOf(deps, { streams, cursor, since });
+    const positions = await deps.subscriptions.open(principal, { streams: streamsParam(query, true), cursor, since: single(query, 'since') }, deps.maxStreams);
     if (ctx.method === 'HEAD') {
       // koa-router routes HEAD to GET handlers; a HEAD has no body, so there is no stream to hold open.
       ctx.type = 'text/event-stream; charset=utf-8';
@@ -64,11 +48,10 @@ export function sseRoute(deps: SseRouteDeps) {
       ctx.state.pollEnd = 'shutdown';
       return;
     }
-
     // Over a cap this is still an ordinary JSON 429/503 (EventSource gives up on it; the client falls back).
-    const slot = deps.caps.acquire({ subject: principal.kind === 'client' ? principal.subject : undefined, ip: ctx.ip });
-    ctx.status = 200;
-    takeOver(ctx);
+    const slot = deps.subscriptions.acquire(principal, ip);
+    // Koa keeps off from here on; the headers set so far (request id, CORS) are on `res` already.
+    ctx.respond = false;
     deps.sse.open(ctx.res, positions, (end) => {
       slot.release();
       ctx.state.pollEnd = end;

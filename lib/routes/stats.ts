@@ -8,11 +8,11 @@ import type { Context } from 'koa';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Auth } from '../auth.js';
 import { ForbiddenError } from '../errors.js';
-import { credentialOf } from '../http/credentials.js';
+import { credentialFrom } from '../http/credentials.js';
 import { noStore } from '../http/request-log.js';
 import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
-import type { LongPolls } from '../transports/long-poll.js';
+import type { ConnectionHub } from '../transports/hub.js';
 
 // One histogram per process, sampled every 10 ms: cheap enough to leave on in production.
 let loopDelay: IntervalHistogram | undefined;
@@ -27,11 +27,20 @@ function eventLoopDelay(): IntervalHistogram {
 
 const ms = (ns: number) => Math.round(ns / 1e4) / 100;
 
-export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterRegistry; longPolls: LongPolls; fastServed: { count: number } }) {
+export interface StatsDeps {
+  auth: Auth;
+  store: Store;
+  registry: WaiterRegistry;
+  longPolls: ConnectionHub;
+  websockets: ConnectionHub;
+  sse: ConnectionHub;
+}
+
+export function statsRoute(deps: StatsDeps) {
   const delay = eventLoopDelay();
   return async function stats(ctx: Context): Promise<void> {
     noStore(ctx);
-    const principal = await deps.auth.authenticate(credentialOf(ctx, undefined));
+    const principal = await deps.auth.authenticate(credentialFrom(ctx.get('authorization'), undefined));
     if (principal.kind !== 'server') throw new ForbiddenError('stats need an API key');
     const gc = (globalThis as { gc?: () => void }).gc;
     if (ctx.query.gc === '1' && gc) gc();
@@ -41,10 +50,10 @@ export function statsRoute(deps: { auth: Auth; store: Store; registry: WaiterReg
       pid: process.pid,
       store: deps.store.kind,
       parkedPolls: deps.longPolls.size,
+      websockets: deps.websockets.size,
+      eventStreams: deps.sse.size,
       waiters: deps.registry.size,
       subscribedStreams: deps.registry.streamCount,
-      // Requests served without Koa (lib/http/fast-path.ts) since start.
-      fastPathRequests: deps.fastServed.count,
       // Redis: redisReads, tailHits, tailMisses (the tail cache), subscriptions incl. lingering ones.
       storeStats: deps.store.stats?.() ?? {},
       cpuMicros: { user: cpu.user, system: cpu.system },

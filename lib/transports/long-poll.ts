@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
 import type { Waiter, WaiterRegistry } from '../waiters.js';
 import type { CapHolder, CapSlot, ConnectionCaps } from '../limits/connection-caps.js';
+import type { ConnectionHub } from './hub.js';
 
 export type PollEnd = 'messages' | 'timeout' | 'superseded' | 'shutdown' | 'gone';
 
@@ -171,7 +172,7 @@ class ParkedPoll implements Waiter, Parked {
   }
 }
 
-export class LongPolls {
+export class LongPolls implements ConnectionHub {
   private readonly parked = new Set<ParkedPoll>();
   private readonly byConn = new Map<string, ParkedPoll>();
   private draining = false;
@@ -213,7 +214,7 @@ export class LongPolls {
   }
 
   /** Answers every parked poll now with its cursor unchanged; later polls are answered at once. */
-  shutdown(): void {
+  async shutdown(): Promise<void> {
     this.draining = true;
     for (const p of [...this.parked]) p.finish('shutdown');
   }

@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
 import { Feed, type FeedSink } from './feed.js';
+import type { ConnectionHub } from './hub.js';
 
 export interface SseOptions {
   keepAliveMs: number;
@@ -123,7 +124,7 @@ class SseStream implements FeedSink {
   }
 }
 
-export class SseHub {
+export class SseHub implements ConnectionHub {
   private readonly streams = new Set<SseStream>();
   private keepAlive?: NodeJS.Timeout;
   private draining = false;

@@ -1,9 +1,9 @@
 /**
- * GET /ws: the WebSocket transport, attached to the HTTP server's 'upgrade' event. The handshake is
- * refused with a real HTTP answer (404, 403 for a foreign Origin, 401 for bad credentials, 429 over
- * the per-IP rate or a connection cap, 503 while draining or when the process is full) and the
- * socket destroyed: never a hang. Accepted sockets become WsConnections sharing
- * one Heartbeat. See docs/PROTOCOL.md.
+ * GET <mount>/ws: the WebSocket transport, on the HTTP server's 'upgrade' event. The handshake is
+ * refused with a real HTTP answer rendered from toWire() (403 for a foreign Origin, 401 for bad
+ * credentials, 429 over the per-IP rate or a connection cap, 503 while draining or when the
+ * process is full) and the socket destroyed: never a hang. Accepted sockets become WsConnections
+ * sharing one Heartbeat. See docs/PROTOCOL.md.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,31 +11,33 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Auth, Principal } from '../auth.js';
 import type { Config } from '../config.js';
 import type { CursorCodec } from '../cursor.js';
-import { ForbiddenError, GatewayError, NotFoundError, ShuttingDownError } from '../errors.js';
+import { CLOSE, errorBody, ForbiddenError, NotFoundError, ShuttingDownError, toWire } from '../errors.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
-import { errorBody } from '../http/errors.js';
-import type { CapSlot, ConnectionCaps } from '../limits/connection-caps.js';
+import type { CapSlot } from '../limits/connection-caps.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { redactUrl, type Logger } from '../log.js';
+import type { Messages } from '../messages.js';
 import type { Store } from '../store/store.js';
+import type { Subscriptions } from '../subscriptions.js';
 import type { WaiterRegistry } from '../waiters.js';
 import { Heartbeat } from './heartbeat.js';
-import { CLOSE, WsConnection } from './ws-connection.js';
-
-export const WS_PATH = '/ws';
+import type { ConnectionHub } from './hub.js';
+import { WsConnection, type WsConnectionDeps } from './ws-connection.js';
 
 export interface WsHubDeps {
   config: Config;
+  /** The WebSocket path: the mount followed by /ws. */
+  path: string;
   store: Store;
   registry: WaiterRegistry;
   auth: Auth;
   cursors: CursorCodec;
-  log: Logger;
+  subscriptions: Subscriptions;
+  messages: Messages;
   /** New connections per IP (rateLimits.pollsPerIpPerSecond). */
   rateLimits: RateLimits;
-  /** Open sockets per subject, IP and process, shared with parked polls and SSE. */
-  caps: ConnectionCaps;
+  log: Logger;
 }
 
 /**
@@ -53,42 +55,46 @@ export function originAllowed(origin: string | undefined, host: string | undefin
   }
 }
 
-export class WsHub {
-  readonly config: Config;
-  readonly store: Store;
-  readonly registry: WaiterRegistry;
-  readonly auth: Auth;
-  readonly cursors: CursorCodec;
+/** The path and query of an origin-form request target; undefined for any other form. */
+function splitTarget(target: string): { path: string; query: string } | undefined {
+  if (target[0] !== '/') return undefined;
+  const q = target.indexOf('?');
+  return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
+}
+
+export class WsHub implements ConnectionHub {
   readonly heartbeat: Heartbeat;
-  private readonly log: Logger;
-  private readonly rateLimits: RateLimits;
-  private readonly caps: ConnectionCaps;
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<WsConnection>();
   /** Sockets not yet closed, including those whose connection was already released. */
   private readonly sockets = new Set<WebSocket>();
   private readonly origins: ReadonlySet<string>;
+  private readonly connectionDeps: WsConnectionDeps;
   private draining = false;
 
-  constructor(deps: WsHubDeps) {
-    ({ config: this.config, store: this.store, registry: this.registry, auth: this.auth, cursors: this.cursors } = deps);
-    this.log = deps.log;
-    this.rateLimits = deps.rateLimits;
-    this.caps = deps.caps;
+  constructor(private readonly deps: WsHubDeps) {
+    const { ws } = deps.config;
     this.origins = new Set(deps.config.cors.origins);
-    this.heartbeat = new Heartbeat({
-      intervalMs: this.config.ws.pingIntervalMs,
-      timeoutMs: this.config.ws.pongTimeoutMs,
-      maxMissed: this.config.ws.maxMissedPongs,
-    });
+    this.heartbeat = new Heartbeat({ intervalMs: ws.pingIntervalMs, timeoutMs: ws.pongTimeoutMs, maxMissed: ws.maxMissedPongs });
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
-      maxPayload: this.config.ws.maxPayloadBytes,
+      maxPayload: ws.maxPayloadBytes,
       perMessageDeflate: false,
       // @ts-expect-error closeTimeout (ws >= 8.18) is not in @types/ws yet
-      closeTimeout: this.config.ws.closeTimeoutMs,
+      closeTimeout: ws.closeTimeoutMs,
     });
+    this.connectionDeps = {
+      options: ws,
+      auth: deps.auth,
+      cursors: deps.cursors,
+      subscriptions: deps.subscriptions,
+      messages: deps.messages,
+      feed: { store: deps.store, registry: deps.registry },
+      heartbeat: this.heartbeat,
+      log: deps.log,
+      released: (conn) => this.connections.delete(conn),
+    };
   }
 
   /** Open, not yet released connections. */
@@ -96,20 +102,25 @@ export class WsHub {
     return this.connections.size;
   }
 
-  /** The server's 'upgrade' listener. Never throws; every refusal is an HTTP answer. */
+  /** Whether an upgrade request is for this hub's path (anything else is left to the host). */
+  owns(req: IncomingMessage): boolean {
+    return splitTarget(req.url ?? '')?.path === this.deps.path;
+  }
+
+  /** An 'upgrade' listener for this hub's path. Never throws; every refusal is an HTTP answer. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const onError = (err: Error) => this.log.debug({ err: err.message }, 'upgrade socket error');
+    const onError = (err: Error) => this.deps.log.debug({ err: err.message }, 'upgrade socket error');
     socket.on('error', onError);
-    const ip = clientIp(req, this.config.server.trustProxyHops);
+    const ip = clientIp(req, this.deps.config.server.trustProxyHops);
     this.authorise(req, ip).then(
       (principal) => {
         if (socket.destroyed) return;
-        if (this.draining) return this.refuse(socket, new ShuttingDownError());
+        if (this.draining) return refuse(socket, new ShuttingDownError(), this.deps.log);
         let slot: CapSlot;
         try {
-          slot = this.caps.acquire({ subject: principal?.kind === 'client' ? principal.subject : undefined, ip });
+          slot = this.deps.subscriptions.acquire(principal, ip);
         } catch (err) {
-          return this.refuse(socket, err);
+          return refuse(socket, err, this.deps.log);
         }
         // The raw socket closes on every path: refused by ws, closed, dropped, or reset by the client.
         socket.once('close', () => slot.release());
@@ -119,15 +130,10 @@ export class WsHub {
         });
       },
       (err: unknown) => {
-        this.log.info({ url: redactUrl(req.url ?? ''), origin: req.headers.origin, code: (err as GatewayError).code }, 'websocket handshake refused');
-        this.refuse(socket, err);
+        this.deps.log.info({ url: redactUrl(req.url ?? ''), origin: req.headers.origin, code: toWire(err).code }, 'websocket handshake refused');
+        refuse(socket, err, this.deps.log);
       },
     );
-  }
-
-  /** Called by a connection's cleanup. */
-  release(conn: WsConnection): void {
-    this.connections.delete(conn);
   }
 
   /** Closes every socket with 1001 and resolves once all are closed (closeTimeoutMs at most). */
@@ -140,39 +146,38 @@ export class WsHub {
 
   /** The principal from upgrade credentials, or undefined when the client will send an auth frame. */
   private async authorise(req: IncomingMessage, ip: string): Promise<Principal | undefined> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== WS_PATH) throw new NotFoundError('no such endpoint');
+    const target = splitTarget(req.url ?? '');
+    if (target?.path !== this.deps.path) throw new NotFoundError('no such endpoint');
     if (this.draining) throw new ShuttingDownError();
-    await this.rateLimits.checkPoll(ip);
+    await this.deps.rateLimits.checkPoll(ip);
     if (!originAllowed(req.headers.origin, req.headers.host, this.origins)) {
       throw new ForbiddenError('this Origin may not open a WebSocket (add it to cors.origins)');
     }
-    const credential = credentialFrom(req.headers.authorization, url.searchParams.get('token') ?? undefined);
-    return credential ? this.auth.authenticate(credential) : undefined;
+    const credential = credentialFrom(req.headers.authorization, new URLSearchParams(target.query).get('token') ?? undefined);
+    return credential ? this.deps.auth.authenticate(credential) : undefined;
   }
 
   private accept(ws: WebSocket, principal: Principal | undefined): void {
     this.sockets.add(ws);
     ws.once('close', () => this.sockets.delete(ws));
-    const conn = new WsConnection(ws, this, this.log, principal);
+    const conn = new WsConnection(ws, this.connectionDeps, principal);
     this.connections.add(conn);
     conn.start();
-    this.log.info({ sub: principal?.subject }, 'websocket open');
+    this.deps.log.info({ sub: principal?.subject }, 'websocket open');
     if (this.draining) conn.close(CLOSE.goingAway, 'server shutting down');
   }
+}
 
-  /** Writes an HTTP error answer on the raw socket and destroys it once written. */
-  private refuse(socket: Duplex, err: unknown): void {
-    if (socket.destroyed) return;
-    const known = err instanceof GatewayError && err.expose;
-    const status = known ? err.status : 500;
-    const body = known ? errorBody(err.code, err.message) : errorBody('internal', 'internal error');
-    if (!known) this.log.error({ err }, 'websocket handshake failed');
-    const retry = known && err.retryAfter !== undefined ? `Retry-After: ${Math.ceil(err.retryAfter)}\r\n` : '';
-    socket.once('finish', () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${retry}\r\n${body}`,
-    );
-  }
+/** Answers an upgrade with an HTTP error rendered from toWire() and destroys the socket once written. */
+export function refuse(socket: Duplex, err: unknown, log: Logger): void {
+  if (socket.destroyed) return;
+  const wire = toWire(err);
+  if (wire.unexpected) log.error({ err }, 'websocket handshake failed');
+  const body = errorBody(wire);
+  const retry = wire.retryAfter !== undefined ? `Retry-After: ${wire.retryAfter}\r\n` : '';
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${wire.status} ${STATUS_CODES[wire.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${retry}\r\n${body}`,
+  );
 }

@@ -1,30 +1,41 @@
 /**
  * One WebSocket client: authenticates (upgrade credentials or the first frame), handles JSON frames
- * one at a time, and streams its subscriptions through a Feed. Owns exactly one cleanup
- * (release) that drops the feed's waiters, the auth timer, the heartbeat membership and the hub's
- * reference; it runs on the first of: close frame, socket close, heartbeat death, overflow, shutdown.
+ * one at a time, and streams its subscriptions through a Feed. Subscribing and sending go through
+ * the same rules as /poll and /send (lib/subscriptions.ts, lib/messages.ts); errors become frames
+ * and close codes through toWire(). Owns exactly one cleanup (release) that drops the feed's
+ * waiters, the auth timer, the heartbeat membership and the hub's reference; it runs on the first
+ * of: close frame, socket close, heartbeat death, overflow, shutdown.
  * The frames and close codes are documented in docs/PROTOCOL.md.
  */
 import type { RawData, WebSocket } from 'ws';
-import type { Principal } from '../auth.js';
-import { BadRequestError, ForbiddenError, GatewayError, LimitExceededError, RateLimitedError, UnauthorizedError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { parseMessage } from '../routes/send.js';
-import { positionsOf } from '../routes/poll.js';
-import { parseStreamList } from '../streams.js';
-import { messageTail } from '../store/store.js';
-import { batchJson } from '../wire.js';
+import type { Auth, Principal } from '../auth.js';
+import type { Config } from '../config.js';
+import type { CursorCodec } from '../cursor.js';
 import type { Batch } from '../delivery.js';
+import { BadRequestError, CLOSE, LimitExceededError, toWire, UnauthorizedError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Messages } from '../messages.js';
+import { parseStreamList } from '../streams.js';
+import type { Store } from '../store/store.js';
+import { assertCanRead, parseSubscription, type Subscriptions } from '../subscriptions.js';
+import type { WaiterRegistry } from '../waiters.js';
+import { batchJson } from '../wire.js';
 import { Feed, type FeedSink } from './feed.js';
-import type { HeartbeatMember } from './heartbeat.js';
-import type { WsHub } from './websocket.js';
+import type { Heartbeat, HeartbeatMember } from './heartbeat.js';
 
-/** Close codes the gateway sends (4000-4999 is the application range of RFC 6455); ws itself sends 1009. */
-export const CLOSE = {
-  goingAway: 1001,
-  tooSlow: 4008,
-  unauthorized: 4401,
-} as const;
+/** What a connection needs: its options and the services it calls, not the hub. */
+export interface WsConnectionDeps {
+  options: Config['ws'];
+  auth: Auth;
+  cursors: CursorCodec;
+  subscriptions: Subscriptions;
+  messages: Messages;
+  feed: { store: Store; registry: WaiterRegistry };
+  heartbeat: Heartbeat;
+  log: Logger;
+  /** Called once by the connection's cleanup. */
+  released(conn: WsConnection): void;
+}
 
 /** Frames handled or queued at once; above this the socket stops being read until the queue drains. */
 const MAX_IN_FLIGHT = 32;
@@ -48,20 +59,18 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   private authTimer?: NodeJS.Timeout;
   private inbound: Promise<void> = Promise.resolve();
   private inFlight = 0;
-  private tokens: number;
-  private refilledAt = Date.now();
   private released = false;
   private readonly openedAt = Date.now();
+  private readonly log: Logger;
 
-  constructor(private readonly ws: WebSocket, private readonly hub: WsHub, private readonly log: Logger, principal?: Principal) {
+  constructor(private readonly ws: WebSocket, private readonly deps: WsConnectionDeps, principal?: Principal) {
     this.principal = principal;
-    this.tokens = hub.config.ws.sendsPerSecond;
+    this.log = deps.log;
     this.feed = new Feed(this, {
-      store: hub.store,
-      registry: hub.registry,
-      log,
-      limit: hub.config.ws.batchLimit,
-      maxBufferedBytes: hub.config.ws.maxBufferedBytes,
+      ...deps.feed,
+      log: deps.log,
+      limit: deps.options.batchLimit,
+      maxBufferedBytes: deps.options.maxBufferedBytes,
     });
   }
 
@@ -71,16 +80,16 @@ export class WsConnection implements HeartbeatMember, FeedSink {
 
   start(): void {
     this.ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    this.ws.on('pong', () => this.hub.heartbeat.alive(this));
+    this.ws.on('pong', () => this.deps.heartbeat.alive(this));
     // Errors (a frame over maxPayload, a protocol violation) are followed by 'close'.
     this.ws.on('error', (err) => this.log.debug({ err: err.message }, 'websocket error'));
     this.ws.once('close', (code) => {
       this.release();
       this.log.info({ sub: this.subject, code, ms: Date.now() - this.openedAt }, 'websocket closed');
     });
-    this.hub.heartbeat.add(this);
+    this.deps.heartbeat.add(this);
     if (!this.principal) {
-      this.authTimer = setTimeout(() => this.close(CLOSE.unauthorized, 'no auth frame in time'), this.hub.config.ws.authTimeoutMs);
+      this.authTimer = setTimeout(() => this.closeWith(new UnauthorizedError('no auth frame in time')), this.deps.options.authTimeoutMs);
     }
   }
 
@@ -101,10 +110,17 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     this.ws.close(code, reasonOf(reason));
   }
 
+  /** Closes with the error's close code and message (toWire). */
+  private closeWith(err: unknown): void {
+    const wire = toWire(err);
+    if (wire.unexpected) this.log.error({ err }, 'websocket closed on an unexpected error');
+    this.close(wire.closeCode, wire.message);
+  }
+
   // FeedSink
 
   write(batch: Batch): Promise<void> {
-    const json = batchJson(batch, this.hub.cursors.encode(batch.positions), '"type":"messages",');
+    const json = batchJson(batch, this.deps.cursors.encode(batch.positions), '"type":"messages",');
     return new Promise((resolve) => this.ws.send(json, () => resolve()));
   }
 
@@ -114,7 +130,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
 
   overflow(): void {
     this.log.info({ sub: this.subject, buffered: this.ws.bufferedAmount }, 'websocket client too slow: closed');
-    this.close(CLOSE.tooSlow, `too slow: more than ${this.hub.config.ws.maxBufferedBytes} bytes unread; resume with your cursor`);
+    this.close(CLOSE.tooSlow, `too slow: more than ${this.deps.options.maxBufferedBytes} bytes unread; resume with your cursor`);
   }
 
   /** The one cleanup. Idempotent. */
@@ -123,12 +139,12 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     this.released = true;
     clearTimeout(this.authTimer);
     this.feed.close();
-    this.hub.heartbeat.delete(this);
-    this.hub.release(this);
+    this.deps.heartbeat.delete(this);
+    this.deps.released(this);
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {
-    this.hub.heartbeat.alive(this);
+    this.deps.heartbeat.alive(this);
     if (this.released) return;
     if (isBinary) return this.sendError(new BadRequestError('binary frames are not supported: send JSON text frames'));
     let frame: unknown;
@@ -142,10 +158,6 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     if (ref !== undefined && !((typeof ref === 'string' && ref.length <= REF_MAX_CHARS) || (typeof ref === 'number' && Number.isFinite(ref)))) {
       return this.sendError(new BadRequestError(`ref must be a string of at most ${REF_MAX_CHARS} characters or a number`));
     }
-    // Counted on arrival, so a flood is refused before it queues.
-    if (frame.type === 'send' && this.principal && !this.takeToken()) {
-      return this.sendError(new RateLimitedError(`at most ${this.hub.config.ws.sendsPerSecond} sends per second`, 1), ref);
-    }
     if (++this.inFlight >= MAX_IN_FLIGHT) this.ws.pause();
     this.inbound = this.inbound
       .then(() => this.handle(frame as Frame, ref))
@@ -158,10 +170,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   private async handle(frame: Frame, ref: Ref): Promise<void> {
     if (this.released) return;
     if (frame.type === 'auth') return this.onAuth(frame);
-    if (!this.principal) {
-      this.close(CLOSE.unauthorized, 'authenticate first: {"type":"auth","token":"..."}');
-      return;
-    }
+    if (!this.principal) return this.closeWith(new UnauthorizedError('authenticate first: {"type":"auth","token":"..."}'));
     switch (frame.type) {
       case 'subscribe':
         return this.onSubscribe(frame, ref);
@@ -183,70 +192,51 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     if (this.principal) throw new BadRequestError('already authenticated');
     try {
       if (typeof frame.token !== 'string' || frame.token === '') throw new UnauthorizedError('auth frame needs a "token" string');
-      this.principal = await this.hub.auth.authenticate(frame.token);
+      this.principal = await this.deps.auth.authenticate(frame.token);
     } catch (err) {
-      this.close(CLOSE.unauthorized, err instanceof GatewayError ? err.message : 'unauthorized');
-      return;
+      return this.closeWith(err);
     }
     clearTimeout(this.authTimer);
     this.sendJson({ type: 'authenticated', subject: this.principal.subject });
   }
 
   private async onSubscribe(frame: Frame, ref: Ref): Promise<void> {
-    const { maxSubscriptions } = this.hub.config.ws;
-    const streams = parseStreamList(frame.streams, maxSubscriptions);
-    for (const s of streams) if (!this.principal!.canRead(s)) throw new ForbiddenError(`not allowed to subscribe to stream "${s}"`);
-    const fresh = streams.filter((s) => !this.feed.positions.has(s));
+    const { maxSubscriptions } = this.deps.options;
+    const sub = parseSubscription({ streams: frame.streams, cursor: frame.cursor, since: frame.since }, maxSubscriptions);
+    assertCanRead(this.principal!, sub.streams);
+    const fresh = sub.streams.filter((s) => !this.feed.positions.has(s));
     if (this.feed.size + fresh.length > maxSubscriptions) {
       throw new LimitExceededError(`a connection may subscribe to at most ${maxSubscriptions} streams (${this.feed.size} now)`);
     }
-    if (frame.cursor !== undefined && typeof frame.cursor !== 'string') throw new BadRequestError('cursor must be a string');
-    const since = frame.since ?? 'now';
-    if (since !== 'now' && since !== 'earliest') throw new BadRequestError('since must be "earliest" or "now"');
-    const cursor = frame.cursor === '' ? undefined : frame.cursor;
-    const start = await positionsOf(this.hub, { streams: fresh, cursor, since });
+    const start = await this.deps.subscriptions.positions({ ...sub, streams: fresh });
     await this.feed.add(start);
-    this.sendJson({ type: 'subscribed', streams, cursor: this.hub.cursors.encode(this.feed.positions), ref });
+    this.sendJson({ type: 'subscribed', streams: sub.streams, cursor: this.deps.cursors.encode(this.feed.positions), ref });
   }
 
   private async onUnsubscribe(frame: Frame, ref: Ref): Promise<void> {
-    const streams = parseStreamList(frame.streams, this.hub.config.ws.maxSubscriptions);
+    const streams = parseStreamList(frame.streams, this.deps.options.maxSubscriptions);
     this.feed.remove(streams);
-    this.sendJson({ type: 'unsubscribed', streams, cursor: this.hub.cursors.encode(this.feed.positions), ref });
+    this.sendJson({ type: 'unsubscribed', streams, cursor: this.deps.cursors.encode(this.feed.positions), ref });
   }
 
+  /** The same rules and rate limits as POST /send (lib/messages.ts); one stream per frame. */
   private async onSend(frame: Frame, ref: Ref): Promise<void> {
-    if (frame.streams !== undefined) throw new BadRequestError('a send frame names one "stream" (use POST /send to fan out)');
-    const m = parseMessage(frame, this.hub.config.limits, 'send');
-    const stream = m.streams[0]!;
-    if (!this.principal!.canWrite(stream)) throw new ForbiddenError(`not allowed to send to stream "${stream}"`);
-    const [r] = await this.hub.store.append(stream, [{ id: m.id, tail: messageTail(m.id, Date.now(), m.dataJson) }]);
-    this.sendJson({ type: 'ack', id: r!.id, seq: r!.seq, stream, duplicate: r!.duplicate || undefined, ref });
+    const { messages } = this.deps;
+    const [r] = await messages.publish(this.principal!, [messages.parse(frame, 'send', false)]);
+    this.sendJson({ type: 'ack', id: r!.id, seq: r!.seq, stream: r!.stream, duplicate: r!.duplicate || undefined, ref });
   }
 
-  /** Token bucket: `sendsPerSecond` a second, with a burst of as many. */
-  private takeToken(): boolean {
-    const rate = this.hub.config.ws.sendsPerSecond;
-    const now = Date.now();
-    this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) / 1000) * rate);
-    this.refilledAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
+  /** An error frame; the socket stays open (docs/PROTOCOL.md, "Errors"). */
   private sendError(err: unknown, ref?: Ref): void {
-    let code = 'internal';
-    let message = 'internal error';
-    if (err instanceof GatewayError && err.expose) ({ code, message } = err);
-    else this.log.error({ err }, 'websocket frame failed');
-    this.sendJson({ type: 'error', code, message, ref });
+    const wire = toWire(err);
+    if (wire.unexpected) this.log.error({ err }, 'websocket frame failed');
+    this.sendJson({ type: 'error', code: wire.code, message: wire.message, retryAfter: wire.retryAfter, ref });
   }
 
   /** Control frames (acks, errors, confirmations); JSON.stringify drops undefined fields. */
   private sendJson(frame: Record<string, unknown>): void {
     if (this.released) return;
-    if (this.ws.bufferedAmount > this.hub.config.ws.maxBufferedBytes) return this.overflow();
+    if (this.ws.bufferedAmount > this.deps.options.maxBufferedBytes) return this.overflow();
     this.ws.send(JSON.stringify(frame));
   }
 }

@@ -1,17 +1,18 @@
 /**
- * Gateways for tests: in-process (start() on port 0, silent logs) or as real child processes of
+ * Gateways for tests: in-process (lib/server.ts start() on port 0, silent logs) or as real child processes of
  * dist/lib/cli.js for multi-node and signal tests. Every helper returns something to stop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type ConfigInput } from '../../lib/config.js';
-import { start, type Gateway, type StartOptions } from '../../lib/index.js';
+import type { GatewayParts } from '../../lib/gateway.js';
+import { start, type RunningGateway } from '../../lib/server.js';
 import { createLogger } from '../../lib/log.js';
 
 export const TEST_SECRET = 'test-secret-0123456789abcdefghijklmnopqrstuvwxyz';
 export const TEST_API_KEY = 'test-api-key-0123456789';
 
-export interface TestGateway extends Gateway {
+export interface TestGateway extends RunningGateway {
   url: string;
   apiKey: string;
   /** A client token signed with the gateway's secret. */
@@ -37,7 +38,7 @@ export function testConfig(overrides: ConfigInput = {}) {
 }
 
 /** Starts an in-process gateway; call shutdown() when done. */
-export async function startGateway(overrides: ConfigInput = {}, options: StartOptions = {}): Promise<TestGateway> {
+export async function startGateway(overrides: ConfigInput = {}, options: GatewayParts = {}): Promise<TestGateway> {
   const config = testConfig(overrides);
   const gw = await start(config, { log: createLogger(config.log.level), ...options });
   return Object.assign(gw, {

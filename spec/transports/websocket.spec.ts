@@ -202,8 +202,8 @@ describe('WebSocket transport (GET /ws)', () => {
       expect(gw.registry.size).to.equal(2);
     });
 
-    it('refuses sends over sendsPerSecond with rate_limited and stores none of them', async () => {
-      await restart({ ws: { sendsPerSecond: 2 } });
+    it('refuses sends over the sender\'s send rate (rateLimits) with rate_limited and stores none of them', async () => {
+      await restart({ rateLimits: { apiKeySendPerSecond: 2 } });
       const c = await open();
       for (let i = 0; i < 5; i++) c.send({ type: 'send', stream: 'rl', data: i, ref: i });
       const limited = await c.next('error', (f) => f.code === 'rate_limited');

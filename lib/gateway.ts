@@ -1,0 +1,185 @@
+/**
+ * A gateway: config -> store -> waiters -> the rules (subscriptions, messages, limits) -> the
+ * transports -> the one pipeline (lib/app.ts). It owns no server: a host app mounts
+ * middleware() and attach()es its server; lib/server.ts does both for `npm start`.
+ */
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { Middleware } from 'koa';
+import { createPipeline, type MiddlewareOptions } from './app.js';
+import { Auth } from './auth.js';
+import { retentionFor, type Config } from './config.js';
+import { CursorCodec } from './cursor.js';
+import { NotFoundError } from './errors.js';
+import { loadStaticFiles } from './http/static.js';
+import { ConnectionCaps } from './limits/connection-caps.js';
+import { RateLimits } from './limits/rate-limits.js';
+import { createLogger, type Logger } from './log.js';
+import { Messages } from './messages.js';
+import { MemoryStore } from './store/memory-store.js';
+import { RedisStore } from './store/redis-store.js';
+import type { Store } from './store/store.js';
+import { Subscriptions } from './subscriptions.js';
+import { LongPolls } from './transports/long-poll.js';
+import { SseHub } from './transports/sse.js';
+import { refuse, WsHub } from './transports/websocket.js';
+import { WaiterRegistry } from './waiters.js';
+
+export interface GatewayParts {
+  log?: Logger;
+  /** Use this store instead of building one from config (tests wrap a real store this way). */
+  store?: Store;
+}
+
+export interface AttachOptions {
+  /**
+   * true (default): upgrades to other paths are left to the server's other 'upgrade' listeners.
+   * false: they are refused with a JSON 404 (the standalone server).
+   */
+  fallthrough?: boolean;
+}
+
+type AnyServer = HttpServer | HttpsServer;
+type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+const STATIC_DIR = fileURLToPath(new URL('../../static', import.meta.url));
+
+/** The store the config asks for: memory when redis.url is empty, else Redis (connected). */
+export async function createStore(config: Config, log: Logger): Promise<Store> {
+  const retention = (stream: string) => retentionFor(config, stream);
+  if (!config.redis.url) {
+    log.warn('memory store: single process and not durable; set redis.url (REDIS_URL) for durable or multi-node use');
+    return new MemoryStore(retention);
+  }
+  const store = new RedisStore({
+    url: config.redis.url,
+    keyPrefix: config.redis.keyPrefix,
+    cluster: config.redis.cluster,
+    commandTimeoutMs: config.redis.commandTimeoutMs,
+    ack: { durability: config.redis.ackDurability, replicas: config.redis.ackReplicas, timeoutMs: config.redis.ackTimeoutMs },
+    retention,
+    tailCache: config.redis.tailCache,
+    log: log.child({ module: 'redis' }),
+  });
+  await store.connect();
+  return store;
+}
+
+export class GatewayCore {
+  readonly auth: Auth;
+  readonly cursors: CursorCodec;
+  readonly registry: WaiterRegistry;
+  readonly caps: ConnectionCaps;
+  readonly subscriptions: Subscriptions;
+  readonly messages: Messages;
+  readonly longPolls: LongPolls;
+  readonly sse: SseHub;
+  /** WebSocket connections (<mount>/ws); `size` counts open ones. */
+  readonly websockets: WsHub;
+  private readonly pipeline: (options?: MiddlewareOptions) => Middleware;
+  private readonly attached = new Map<AnyServer, UpgradeListener>();
+  private draining = false;
+  /** Requests inside the pipeline now; close() waits for them before it closes the store. */
+  private inFlight = 0;
+  private idle?: () => void;
+  private drained?: Promise<void>;
+  private closed?: Promise<void>;
+
+  /** Builds a gateway on an opened store; see createGateway() in lib/index.ts. */
+  static async create(config: Config, parts: GatewayParts = {}): Promise<GatewayCore> {
+    const log = parts.log ?? createLogger(config.log.level);
+    const store = parts.store ?? (await createStore(config, log));
+    const rateLimits = new RateLimits(config.rateLimits, log.child({ module: 'rate-limits' }), store.kind === 'redis' && config.redis.url ? config.redis : undefined);
+    await rateLimits.connect();
+    return new GatewayCore(config, log, store, rateLimits, await loadStaticFiles(STATIC_DIR));
+  }
+
+  private constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    readonly store: Store,
+    readonly rateLimits: RateLimits,
+    staticFiles: Awaited<ReturnType<typeof loadStaticFiles>>,
+  ) {
+    this.auth = new Auth(config.auth);
+    this.cursors = new CursorCodec(config.auth.secret);
+    this.registry = new WaiterRegistry(store, log.child({ module: 'waiters' }));
+    const { limits } = config;
+    this.caps = new ConnectionCaps({ perSubject: limits.parkedPerSubject, perIp: limits.parkedPerIp, perProcess: limits.parkedPerProcess, retryAfterSeconds: limits.capRetryAfterSeconds });
+    this.subscriptions = new Subscriptions({ store, cursors: this.cursors, caps: this.caps });
+    this.messages = new Messages({ store, limits, rateLimits });
+    this.longPolls = new LongPolls(store, this.registry, log.child({ module: 'long-poll' }));
+    this.sse = new SseHub({ store, registry: this.registry, cursors: this.cursors, log: log.child({ module: 'sse' }), options: config.sse });
+    this.websockets = new WsHub({
+      config, path: `${config.mount === '/' ? '' : config.mount}/ws`, store, registry: this.registry, auth: this.auth, cursors: this.cursors,
+      subscriptions: this.subscriptions, messages: this.messages, rateLimits, log: log.child({ module: 'websocket' }),
+    });
+    this.pipeline = createPipeline(
+      {
+        config, log, store, auth: this.auth, cursors: this.cursors, subscriptions: this.subscriptions, messages: this.messages, rateLimits,
+        registry: this.registry, longPolls: this.longPolls, sse: this.sse, websockets: this.websockets, staticFiles, isDraining: () => this.draining,
+      },
+      { enter: () => this.inFlight++, leave: () => this.left() },
+    );
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Every HTTP endpoint under config.mount, as Koa middleware. */
+  middleware(options?: MiddlewareOptions): Middleware {
+    return this.pipeline(options);
+  }
+
+  /** Takes WebSocket upgrades to <mount>/ws on this server. */
+  attach(server: AnyServer, options: AttachOptions = {}): void {
+    if (this.attached.has(server)) return;
+    const fallthrough = options.fallthrough ?? true;
+    const listener: UpgradeListener = (req, socket, head) => {
+      if (this.websockets.owns(req)) this.websockets.handleUpgrade(req, socket, head);
+      else if (!fallthrough) refuse(socket, new NotFoundError('no such endpoint'), this.log);
+    };
+    this.attached.set(server, listener);
+    server.on('upgrade', listener);
+  }
+
+  /**
+   * The first half of close(): readiness turns 503, parked polls are answered at once with their
+   * cursors unchanged, WebSockets are closed with 1001, event streams are ended; resolves once
+   * they are released and no request is left inside the pipeline (at most shutdownGraceMs).
+   */
+  drain(): Promise<void> {
+    return (this.drained ??= (async () => {
+      this.draining = true;
+      await Promise.all([this.longPolls.shutdown(), this.sse.shutdown(), this.websockets.shutdown()]);
+      if (this.inFlight > 0) {
+        let grace: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          this.idle = resolve;
+          grace = setTimeout(resolve, this.config.server.shutdownGraceMs);
+        });
+        clearTimeout(grace);
+      }
+    })());
+  }
+
+  /** Drains, stops taking upgrades, and closes the store. Safe to call twice. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      await this.drain();
+      for (const [server, listener] of this.attached) server.off('upgrade', listener);
+      this.attached.clear();
+      await Promise.all([this.store.close(), this.rateLimits.close()]);
+    })());
+  }
+
+  private left(): void {
+    if (--this.inFlight === 0 && this.idle) {
+      this.idle();
+      this.idle = undefined;
+    }
+  }
+}

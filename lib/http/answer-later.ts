@@ -1,0 +1,34 @@
+/**
+ * Answers for routes that answer after their middleware returned: a parked poll. Koa is told to
+ * keep off the response (`ctx.respond = false`), so every middleware frame of the request finishes
+ * when the poll parks and a parked poll holds its context and one callback, not a suspended chain
+ * of async frames, for its whole hold (docs/PERFORMANCE.md, "What a parked poll holds"). The later
+ * answer passes the same rules as any other: errors rendered by renderError, then the rules that
+ * run after a route (the drain rule), then it is written as Koa writes a string body.
+ */
+import type { Context } from 'koa';
+import { renderError } from './errors.js';
+
+/** `fill` sets status, type and body as a route would; what it throws is rendered as a route's error. */
+export type LaterAnswer = (fill: () => void) => void;
+
+export type AnswerLater = (ctx: Context) => LaterAnswer;
+
+/** `afterRoute` is what the pipeline's middleware do to an answer after its route returned. */
+export function laterAnswers(afterRoute: (ctx: Context) => void): AnswerLater {
+  return (ctx) => {
+    ctx.respond = false;
+    return (fill) => {
+      try {
+        fill();
+      } catch (err) {
+        renderError(ctx, err);
+      }
+      afterRoute(ctx);
+      const res = ctx.res;
+      // The client left, or shutdown's grace cut the socket: nothing to write to.
+      if (res.headersSent || res.writableEnded || res.destroyed) return;
+      res.end(ctx.method === 'HEAD' ? undefined : (ctx.body as string | Buffer));
+    };
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * What a message may be, and how it is published, for every transport (POST /send and the
+ * WebSocket send frame): the shape and size of a message, write permission, the send rate limits
+ * (per client subject and per API key, shared across nodes on Redis), then one atomic append per
+ * stream. A WebSocket send costs the same as an HTTP send.
+ */
+import { nanoid } from 'nanoid';
+import type { Principal } from './auth.js';
+import { BadRequestError, ForbiddenError, PayloadTooLargeError } from './errors.js';
+import type { RateLimits } from './limits/rate-limits.js';
+import { MESSAGE_ID, assertStreamName, parseStreamList } from './streams.js';
+import { messageTail, type AppendResult, type NewMessage, type Store } from './store/store.js';
+
+export interface MessageLimits {
+  /** Serialized `data` of one message, in bytes. */
+  dataBytes: number;
+  /** Messages in one /send batch. */
+  batchSize: number;
+  /** Streams one message may go to. */
+  streamsPerSend: number;
+}
+
+/** A validated message, with its data serialized once. */
+export interface Outgoing {
+  streams: string[];
+  id: string;
+  dataJson: string;
+}
+
+export interface MessagesDeps {
+  store: Store;
+  limits: MessageLimits;
+  rateLimits: RateLimits;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export class Messages {
+  constructor(private readonly deps: MessagesDeps) {}
+
+  /**
+   * Validates one message (`where` names it in errors); `fanOut: false` allows only `stream`.
+   * Throws BadRequestError or PayloadTooLargeError.
+   */
+  parse(raw: unknown, where: string, fanOut = true): Outgoing {
+    const limits = this.deps.limits;
+    if (!isObject(raw)) throw new BadRequestError(`${where} must be a JSON object`);
+    const hasOne = raw.stream !== undefined;
+    const hasMany = raw.streams !== undefined;
+    if (hasMany && !fanOut) throw new BadRequestError(`${where} names one "stream" (use POST /send to fan out)`);
+    if (hasOne === hasMany) throw new BadRequestError(`${where} needs exactly one of "stream" or "streams"`);
+    const streams = hasOne ? [assertStreamName(raw.stream, `${where}.stream`)] : parseStreamList(raw.streams, limits.streamsPerSend, `${where}.streams`);
+    if (!('data' in raw) || raw.data === undefined) throw new BadRequestError(`${where}.data is required (any JSON value)`);
+    let id: string;
+    if (raw.id === undefined) id = nanoid();
+    else if (typeof raw.id === 'string' && MESSAGE_ID.test(raw.id)) id = raw.id;
+    else throw new BadRequestError(`${where}.id must be 1-64 characters of A-Z a-z 0-9 _ -`);
+    let dataJson: string;
+    try {
+      dataJson = JSON.stringify(raw.data);
+    } catch {
+      throw new BadRequestError(`${where}.data cannot be serialized`);
+    }
+    if (Buffer.byteLength(dataJson) > limits.dataBytes) {
+      throw new PayloadTooLargeError(`${where}.data exceeds ${limits.dataBytes} bytes`);
+    }
+    return { streams, id, dataJson };
+  }
+
+  /** A /send body: one message (`stream` or `streams`), or a batch (`messages`). */
+  parseBody(body: unknown): Outgoing[] {
+    if (!isObject(body)) throw new BadRequestError('body must be a JSON object');
+    if (body.messages === undefined) return [this.parse(body, 'message')];
+    const { batchSize } = this.deps.limits;
+    if (!Array.isArray(body.messages) || body.messages.length === 0) throw new BadRequestError('messages must be a non-empty array');
+    if (body.messages.length > batchSize) throw new BadRequestError(`messages may hold at most ${batchSize} messages`);
+    return body.messages.map((m, i) => this.parse(m, `messages[${i}]`));
+  }
+
+  /**
+   * Checks write permission and the sender's rate, then appends; resolves, in request order,
+   * once the store confirmed every append. Throws ForbiddenError, RateLimitedError (429), a
+   * BadRequestError for a request larger than a whole second's rate, or store errors.
+   */
+  async publish(principal: Principal, outgoing: readonly Outgoing[]): Promise<AppendResult[]> {
+    for (const m of outgoing) {
+      for (const s of m.streams) if (!principal.canWrite(s)) throw new ForbiddenError(`not allowed to send to stream "${s}"`);
+    }
+    // Counted per append, not per request: one request may fan out to thousands of new streams.
+    await this.deps.rateLimits.checkSend(principal, outgoing.reduce((n, m) => n + m.streams.length, 0));
+    return appendAll(this.deps.store, outgoing, Date.now());
+  }
+}
+
+/** One atomic append per stream, in request order; the results come back in request order. */
+async function appendAll(store: Store, outgoing: readonly Outgoing[], ts: number): Promise<AppendResult[]> {
+  const only = outgoing.length === 1 && outgoing[0]!.streams.length === 1 ? outgoing[0]! : undefined;
+  // Most sends carry one message to one stream: no grouping to do.
+  if (only) return store.append(only.streams[0]!, [{ id: only.id, tail: messageTail(only.id, ts, only.dataJson) }]);
+  const perStream = new Map<string, { messages: NewMessage[]; slots: number[] }>();
+  const results: AppendResult[] = [];
+  for (const m of outgoing) {
+    const tail = messageTail(m.id, ts, m.dataJson);
+    for (const stream of m.streams) {
+      let group = perStream.get(stream);
+      if (!group) perStream.set(stream, (group = { messages: [], slots: [] }));
+      group.messages.push({ id: m.id, tail });
+      group.slots.push(results.length);
+      results.push({ stream, seq: 0, id: m.id, duplicate: false });
+    }
+  }
+  await Promise.all(
+    [...perStream].map(async ([stream, group]) => {
+      const stored = await store.append(stream, group.messages);
+      stored.forEach((r, i) => (results[group.slots[i]!] = r));
+    }),
+  );
+  return results;
+}
