@@ -41,8 +41,8 @@ export interface Stats {
   parkedPolls: number;
   waiters: number;
   subscribedStreams: number;
-  /** Requests served by the fast path (GET|POST /poll, POST /send) since start. */
-  fastPathRequests: number;
+  /** Requests the gateway's pipeline took since start. */
+  requests: number;
   cpuMicros: { user: number; system: number };
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
   eventLoopDelayMs: { p50: number; p99: number; max: number; samples: number };

@@ -8,7 +8,7 @@
  *            WebSocket or SSE connection holds, subscribed to a stream with one message
  *            (snapshots before connecting and once every client has that message).
  *   --alloc  bytes allocated per request under the targeted maximum: V8's sampling heap
- *            profiler with collected objects included, over the requests the fast path served
+ *            profiler with collected objects included, over the requests the gateway took
  *            in the measured window (set-up and priming left out); the functions that allocate
  *            the most. With --transport=ws|sse the requests are
  *            the sends, one per delivered message.
@@ -185,12 +185,12 @@ async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise
   let profile: { head: SamplingNode } | undefined;
   await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled', transport, {
     started: async () => {
-      served0 = (await gw.stats()).fastPathRequests;
+      served0 = (await gw.stats()).requests;
       await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     },
     ended: async () => {
       ({ profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling'));
-      requests = (await gw.stats()).fastPathRequests - served0;
+      requests = (await gw.stats()).requests - served0;
     },
   });
   if (!profile) throw new Error('the targeted run ended before its measured window');

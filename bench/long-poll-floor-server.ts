@@ -101,7 +101,7 @@ function stats(url: URL, res: ServerResponse): void {
   const m = process.memoryUsage();
   const ms = (ns: number) => Math.round(ns / 1e4) / 100;
   json(res, 200, JSON.stringify({
-    pid: process.pid, parkedPolls, waiters: parkedPolls, subscribedStreams: 0, fastPathRequests: 0,
+    pid: process.pid, parkedPolls, waiters: parkedPolls, subscribedStreams: 0, requests: 0,
     cpuMicros: process.cpuUsage(),
     memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers },
     eventLoopDelayMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max), samples: loopDelay.count },

@@ -16,6 +16,7 @@ import { cors } from './http/cors.js';
 import { closeWhenDraining, drainRule } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
 import { requestLog } from './http/request-log.js';
+import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
 import type { RateLimits } from './limits/rate-limits.js';
 import type { Logger } from './log.js';
@@ -72,7 +73,7 @@ function notFound(): never {
 }
 
 /** The route table: every path the gateway serves, under the mount. */
-function routes(deps: PipelineDeps, drain: (ctx: Context) => void): Router {
+function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: RequestTracker): Router {
   const { config } = deps;
   const mount = config.mount === '/' ? '' : config.mount;
   const hops = config.server.trustProxyHops;
@@ -99,7 +100,7 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void): Router {
   });
   route('/healthz', { GET: healthRoute() });
   route('/readyz', { GET: readyRoute({ store: deps.store, isDraining: deps.isDraining }) });
-  route('/stats', { GET: statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls, websockets: deps.websockets, sse: deps.sse }) });
+  route('/stats', { GET: statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls, websockets: deps.websockets, sse: deps.sse, requests }) });
   if (config.auth.demoToken) route('/demo/token', { GET: demoTokenRoute({ auth: deps.auth, ttlSeconds: config.auth.demoTokenTtlSeconds }) });
   for (const file of deps.staticFiles) route(file.path, { GET: staticRoute(file) });
   // The demo page loads its files by relative URL: under a mount it must be opened as /rt/, not /rt.
@@ -118,9 +119,9 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void): Router {
  * Builds the pipeline; `middleware(options)` returns it as Koa middleware. `tracker` counts the
  * requests inside it, so the gateway's close() can wait for them.
  */
-export function createPipeline(deps: PipelineDeps, tracker: { enter(): void; leave(): void }) {
+export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
   const drain = drainRule(deps.isDraining);
-  const router = routes(deps, drain);
+  const router = routes(deps, drain, tracker);
   const paths = new Set(router.stack.map((layer) => layer.path));
   const inner = compose<Context>([
     requestLog(deps.log),

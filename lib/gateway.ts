@@ -13,6 +13,7 @@ import { Auth } from './auth.js';
 import { retentionFor, type Config } from './config.js';
 import { CursorCodec } from './cursor.js';
 import { NotFoundError } from './errors.js';
+import { RequestTracker } from './http/request-tracker.js';
 import { loadStaticFiles } from './http/static.js';
 import { ConnectionCaps } from './limits/connection-caps.js';
 import { RateLimits } from './limits/rate-limits.js';
@@ -80,10 +81,9 @@ export class GatewayCore {
   readonly websockets: WsHub;
   private readonly pipeline: (options?: MiddlewareOptions) => Middleware;
   private readonly attached = new Map<AnyServer, UpgradeListener>();
+  /** Requests inside the pipeline: close() waits for them before it closes the store. */
+  readonly requests = new RequestTracker();
   private draining = false;
-  /** Requests inside the pipeline now; close() waits for them before it closes the store. */
-  private inFlight = 0;
-  private idle?: () => void;
   private drained?: Promise<void>;
   private closed?: Promise<void>;
 
@@ -121,7 +121,7 @@ export class GatewayCore {
         config, log, store, auth: this.auth, cursors: this.cursors, subscriptions: this.subscriptions, messages: this.messages, rateLimits,
         registry: this.registry, longPolls: this.longPolls, sse: this.sse, websockets: this.websockets, staticFiles, isDraining: () => this.draining,
       },
-      { enter: () => this.inFlight++, leave: () => this.left() },
+      this.requests,
     );
   }
 
@@ -155,14 +155,7 @@ export class GatewayCore {
     return (this.drained ??= (async () => {
       this.draining = true;
       await Promise.all([this.longPolls.shutdown(), this.sse.shutdown(), this.websockets.shutdown()]);
-      if (this.inFlight > 0) {
-        let grace: NodeJS.Timeout | undefined;
-        await new Promise<void>((resolve) => {
-          this.idle = resolve;
-          grace = setTimeout(resolve, this.config.server.shutdownGraceMs);
-        });
-        clearTimeout(grace);
-      }
+      await this.requests.whenIdle(this.config.server.shutdownGraceMs);
     })());
   }
 
@@ -174,12 +167,5 @@ export class GatewayCore {
       this.attached.clear();
       await Promise.all([this.store.close(), this.rateLimits.close()]);
     })());
-  }
-
-  private left(): void {
-    if (--this.inFlight === 0 && this.idle) {
-      this.idle();
-      this.idle = undefined;
-    }
   }
 }

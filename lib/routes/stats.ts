@@ -34,6 +34,7 @@ export interface StatsDeps {
   longPolls: ConnectionHub;
   websockets: ConnectionHub;
   sse: ConnectionHub;
+  requests: { readonly total: number };
 }
 
 export function statsRoute(deps: StatsDeps) {
@@ -49,6 +50,8 @@ export function statsRoute(deps: StatsDeps) {
     ctx.body = {
       pid: process.pid,
       store: deps.store.kind,
+      // Requests the pipeline took since start (every endpoint; WebSocket frames are not requests).
+      requests: deps.requests.total,
       parkedPolls: deps.longPolls.size,
       websockets: deps.websockets.size,
       eventStreams: deps.sse.size,
