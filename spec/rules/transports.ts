@@ -56,8 +56,8 @@ export async function openWs(url: string, token: string, closers: Closers): Prom
 }
 
 /**
- * Resolves with the reply (an `ack` or an `error` frame) to each of `refs`, once every one has
- * its reply. Frames are handled in order, so the replies come back in the order the frames went.
+ * Resolves with the reply (`ack`, `subscribed`, `error`...: the frame echoing its ref) to each of
+ * `refs`, once every one has its reply. Frames are handled in order, so replies come back in order.
  */
 export function replies(c: WsClient, refs: readonly Ref[], ms = 10_000): Promise<Map<Ref, Frame>> {
   const wanted = new Set<Ref>(refs);
@@ -72,18 +72,24 @@ export function replies(c: WsClient, refs: readonly Ref[], ms = 10_000): Promise
     const timer = setTimeout(() => done(new Error(`${got.size} of ${wanted.size} replies after ${ms} ms`)), ms);
     const onMessage = (data: Buffer) => {
       const f = JSON.parse(data.toString()) as Frame;
-      if ((f.type === 'ack' || f.type === 'error') && wanted.has(f.ref) && !got.has(f.ref)) got.set(f.ref, f);
+      if (wanted.has(f.ref) && !got.has(f.ref)) got.set(f.ref, f);
       if (got.size === wanted.size) done();
     };
     c.ws.on('message', onMessage);
   });
 }
 
-/** Sends one `send` frame and resolves with its reply (ack or error). */
-export async function wsSend(c: WsClient, frame: Record<string, unknown>, ref: Ref = `s${Math.random().toString(36).slice(2)}`): Promise<Frame> {
+/** Sends one frame of `type` and resolves with its reply (ack, subscribed... or error). */
+export async function request(c: WsClient, type: string, frame: Record<string, unknown>): Promise<Frame> {
+  const ref = `r${Math.random().toString(36).slice(2)}`;
   const reply = replies(c, [ref]);
-  c.send({ type: 'send', ...frame, ref });
+  c.send({ type, ...frame, ref });
   return (await reply).get(ref)!;
+}
+
+/** Sends one `send` frame and resolves with its reply (ack or error). */
+export function wsSend(c: WsClient, frame: Record<string, unknown>): Promise<Frame> {
+  return request(c, 'send', frame);
 }
 
 /** POST /send with a bearer credential; the raw answer. */
@@ -103,4 +109,51 @@ export async function storedData(url: string, apiKey: string, stream: string): P
   const body = (await res.json()) as { messages: { data: unknown }[] };
   if (res.status !== 200) throw new Error(`/poll answered ${res.status}: ${JSON.stringify(body)}`);
   return body.messages.map((m) => m.data);
+}
+
+/** One event of an event stream: its type (`message` when it names none), data and id. */
+export interface SseEvent {
+  type: string;
+  data: string;
+  id?: string;
+}
+
+/** GET /sse (query and headers as given); the raw answer, aborted by `closers`. */
+export async function openSse(url: string, query: string, headers: Record<string, string>, closers: Closers): Promise<Response> {
+  const ac = closers.add(new AbortController(), (a) => a.abort());
+  return fetch(`${url}/sse?${query}`, { headers, signal: ac.signal });
+}
+
+/** Reads an event stream until it holds `n` message events; resolves with every event so far. */
+export async function sseEvents(res: Response, n: number, ms = 10_000): Promise<SseEvent[]> {
+  if (res.status !== 200) throw new Error(`/sse answered ${res.status}: ${await res.text()}`);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: SseEvent[] = [];
+  const timer = setTimeout(() => void reader.cancel(), ms);
+  let text = '';
+  try {
+    while (events.filter((e) => e.type === 'message').length < n) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the event stream ended (or ${ms} ms passed) after ${events.length} events`);
+      text += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = text.indexOf('\n\n')) >= 0) {
+        const block = text.slice(0, end);
+        text = text.slice(end + 2);
+        const e: SseEvent = { type: 'message', data: '' };
+        for (const line of block.split('\n')) {
+          const [field, value = ''] = line.split(/: ?(.*)/s);
+          if (field === 'event') e.type = value;
+          else if (field === 'data') e.data = value;
+          else if (field === 'id') e.id = value;
+        }
+        if (e.data !== '' || e.id !== undefined) events.push(e);
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  await reader.cancel();
+  return events;
 }
