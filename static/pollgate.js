@@ -95,7 +95,13 @@
     return e;
   }
 
-  var STATUS_OF = { bad_request: 400, invalid_cursor: 400, unauthorized: 401, forbidden: 403, not_found: 404, payload_too_large: 413, rate_limited: 429, store_unavailable: 503 };
+  // Errors that arrive without a status (JSONP and XDR answers are 200; WebSocket frames have none)
+  // get the gateway's: every code of lib/errors.ts (spec/client/status-table.spec.ts).
+  var STATUS_OF = {
+    bad_request: 400, invalid_cursor: 400, limit_exceeded: 400, unauthorized: 401, forbidden: 403, not_found: 404, method_not_allowed: 405,
+    request_timeout: 408, payload_too_large: 413, unsupported_media_type: 415, rate_limited: 429, internal: 500, overloaded: 503,
+    store_unavailable: 503, shutting_down: 503
+  };
 
   /**
    * Turns what a transport received into done(err, json). `body` is text, or an object (JSONP).
