@@ -93,7 +93,8 @@
     remember('pollgate-demo:room', room);
     text($('error'), '');
     $('messages').innerHTML = '';
-    var options = { url: '', streams: ['room:' + room], getToken: getToken };
+    // The gateway is where this page is served from: / or its mount (/rt/ for mount /rt).
+    var options = { url: window.location.pathname.replace(/[^\/]*$/, ''), streams: ['room:' + room], getToken: getToken };
     // Tests and embedders may tune the client (e.g. a short backoff cap) before the page loads.
     var extra = window.PollgateDemoOptions || {};
     for (var k in extra) if (Object.prototype.hasOwnProperty.call(extra, k)) options[k] = extra[k];

@@ -91,6 +91,31 @@ describeBrowser('demo page (Chromium)', function () {
     expect(await demoTexts(page)).to.deep.equal(['missed while offline']);
   });
 
+  it('works under a mount: pages at /rt/ go through /rt/ws, /rt/poll and /rt/send', async () => {
+    const mounted = await startGateway({ mount: '/rt' });
+    try {
+      const ws = await newPage();
+      const polling = await newPage();
+      await polling.addInitScript(() => {
+        (window as any).PollgateDemoOptions = { transports: ['polling'] };
+      });
+      await joinDemo(ws, `${mounted.url}/rt`, 'mona', 'browser-mount');
+      await joinDemo(polling, `${mounted.url}/rt`, 'pat', 'browser-mount');
+      expect(await ws.textContent('#status')).to.equal('online \u00b7 websocket');
+      expect(await polling.textContent('#status')).to.equal('online \u00b7 xhr');
+      await demoSay(ws, 'over the socket');
+      await ws.waitForFunction(() => document.querySelectorAll('#messages li[data-seq]').length === 1, null, { timeout: 20_000 });
+      await demoSay(polling, 'over /rt/send');
+      const two = () => document.querySelectorAll('#messages li[data-seq]').length === 2;
+      await ws.waitForFunction(two, null, { timeout: 20_000 });
+      await polling.waitForFunction(two, null, { timeout: 20_000 });
+      for (const page of [ws, polling]) expect(await demoTexts(page)).to.deep.equal(['over the socket', 'over /rt/send']);
+    } finally {
+      while (contexts.length) await contexts.pop()!.close();
+      await mounted.shutdown();
+    }
+  });
+
   it('keeps only the newest 200 messages', async () => {
     const page = await newPage();
     await joinDemo(page, gw.url, 'carol', 'browser-many');
