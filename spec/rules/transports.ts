@@ -93,8 +93,8 @@ export function wsSend(c: WsClient, frame: Record<string, unknown>): Promise<Fra
 }
 
 /** POST /send with a bearer credential; the raw answer. */
-export function httpSend(url: string, credential: string, body: unknown, path = '/send'): Promise<Response> {
-  return fetch(`${url}${path}`, {
+export function httpSend(url: string, credential: string, body: unknown): Promise<Response> {
+  return fetch(`${url}/send`, {
     method: 'POST',
     headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
