@@ -13,7 +13,7 @@ import type { CursorCodec } from './cursor.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
 import { laterAnswers } from './http/answer-later.js';
 import { cors } from './http/cors.js';
-import { closeWhenDraining, drainRule } from './http/drain.js';
+import { drainConnections, drainRule } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
 import { requestLog } from './http/request-log.js';
 import type { RequestTracker } from './http/request-tracker.js';
@@ -59,12 +59,20 @@ export interface MiddlewareOptions {
   fallthrough?: boolean;
 }
 
-/** A route that only says which methods its path allows (405 with Allow). */
-function only(...allow: string[]) {
-  // koa-router answers HEAD with the GET route, so every GET route allows HEAD too.
-  const allowed = allow.includes('GET') ? [...allow, 'HEAD'] : allow;
-  return () => {
-    throw new MethodNotAllowedError(`use ${allow.join(' or ')}`, allowed);
+/**
+ * One route layer per path, choosing its handler by method (HEAD is answered by GET's handler,
+ * with no body); any other method is a 405 with Allow. koa-router tests every layer's pattern
+ * on every request, so one layer a path, not one a method plus a 405 layer (docs/PERFORMANCE.md).
+ */
+function byMethod(handlers: Readonly<Record<string, Middleware>>): Middleware {
+  const methods = Object.keys(handlers);
+  const allowed = handlers.GET ? [...methods, 'HEAD'] : methods;
+  const table = new Map(Object.entries(handlers));
+  if (handlers.GET) table.set('HEAD', handlers.GET);
+  return (ctx, next) => {
+    const handler = table.get(ctx.method);
+    if (!handler) throw new MethodNotAllowedError(`use ${methods.join(' or ')}`, allowed);
+    return handler(ctx, next);
   };
 }
 
@@ -79,10 +87,7 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
   const hops = config.server.trustProxyHops;
   // Strict and case-sensitive, so the router and the gate agree on every path.
   const router = new Router({ strict: true, sensitive: true });
-  const route = (path: string, handlers: Record<string, Middleware>) => {
-    for (const [method, handler] of Object.entries(handlers)) router.register(mount + path, [method], handler);
-    router.all(mount + path, only(...Object.keys(handlers)));
-  };
+  const route = (path: string, handlers: Record<string, Middleware>) => router.all(mount + path, byMethod(handlers));
 
   const poll = pollRoute({
     auth: deps.auth, cursors: deps.cursors, subscriptions: deps.subscriptions, longPolls: deps.longPolls, rateLimits: deps.rateLimits,
@@ -123,27 +128,19 @@ export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
   const drain = drainRule(deps.isDraining);
   const router = routes(deps, drain, tracker);
   const paths = new Set(router.stack.map((layer) => layer.path));
-  const inner = compose<Context>([
+  const pipeline = compose<Context>([
     requestLog(deps.log),
     cors(deps.config.cors),
     errorHandler(),
-    closeWhenDraining(drain),
+    drainConnections(drain, tracker),
     router.routes() as Middleware,
     notFound,
   ]);
-  const run = async (ctx: Context): Promise<void> => {
-    tracker.enter();
-    try {
-      await inner(ctx);
-    } finally {
-      tracker.leave();
-    }
-  };
   return (options: MiddlewareOptions = {}): Middleware => {
     const fallthrough = options.fallthrough ?? true;
     return function pollgate(ctx: Context, next: Next): Promise<void> {
       if (fallthrough && !paths.has(ctx.path)) return next();
-      return run(ctx);
+      return pipeline(ctx);
     };
   };
 }

@@ -5,6 +5,7 @@
  */
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
 import type { Context } from 'koa';
+import { requestHeader, setHeader } from './headers.js';
 
 const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
 // Stateless for whole buffers (no `stream` option), so one serves every request.
@@ -14,13 +15,13 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: number): Promise<unknown> {
   const parsed = parsedByHost(ctx);
   if (parsed !== undefined) return parsed;
-  const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
+  const type = (requestHeader(ctx, 'content-type').split(';')[0] ?? '').trim().toLowerCase();
   if (!JSON_TYPES.has(type)) {
     throw new UnsupportedMediaTypeError('send the body as application/json (text/plain holding JSON is accepted too)');
   }
-  const declared = Number(ctx.get('content-length') || '0');
+  const declared = Number(requestHeader(ctx, 'content-length') || '0');
   if (declared > limitBytes) {
-    ctx.set('Connection', 'close');
+    setHeader(ctx, 'Connection', 'close');
     throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
   }
   const raw = await readCapped(ctx, limitBytes, timeoutMs);
@@ -43,19 +44,18 @@ export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: 
  * parsed (its own size limit applied), or say plainly that the body is gone, never wait for it.
  */
 function parsedByHost(ctx: Context): unknown {
+  // Nobody read the body (a parser that skipped a text/plain body leaves it unread): read it here.
+  if (!ctx.req.readableEnded) return undefined;
   const body = (ctx.request as { body?: unknown }).body;
-  if (body !== undefined) {
-    if (typeof body !== 'string') return body;
-    try {
-      return JSON.parse(body);
-    } catch {
-      throw new BadRequestError('request body is not valid JSON');
-    }
-  }
-  if (ctx.req.readableEnded) {
+  if (body === undefined) {
     throw new BadRequestError('the request body was read before the gateway saw it: mount pollgate before body-parsing middleware');
   }
-  return undefined;
+  if (typeof body !== 'string') return body;
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new BadRequestError('request body is not valid JSON');
+  }
 }
 
 function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promise<Buffer> {
@@ -67,7 +67,7 @@ function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promis
       cleanup();
       // The rest is never read: the connection is closed after the 408.
       req.pause();
-      ctx.set('Connection', 'close');
+      setHeader(ctx, 'Connection', 'close');
       reject(new RequestTimeoutError(`request body not received within ${timeoutMs} ms`));
     }, timeoutMs);
     const cleanup = () => {
@@ -83,7 +83,7 @@ function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promis
         cleanup();
         // Stop reading; the connection is closed after the 413 so the rest is never buffered.
         req.pause();
-        ctx.set('Connection', 'close');
+        setHeader(ctx, 'Connection', 'close');
         reject(new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`));
         return;
       }

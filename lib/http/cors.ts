@@ -4,28 +4,35 @@
  * allowed: auth travels in the Authorization header or a token parameter, not cookies.
  */
 import type { Context, Next } from 'koa';
+import { requestHeader, setHeader } from './headers.js';
 
 export interface CorsOptions {
   origins: readonly string[];
   maxAgeSeconds: number;
 }
 
+/** Adds Origin to Vary (an answer depends on it: a cache must not give one origin's answer to another). */
+function vary(ctx: Context): void {
+  const prev = ctx.res.getHeader('vary');
+  setHeader(ctx, 'Vary', prev ? `${String(prev)}, Origin` : 'Origin');
+}
+
 export function cors(options: CorsOptions) {
   const allowed = new Set(options.origins);
   return function corsHeaders(ctx: Context, next: Next): Promise<void> {
-    ctx.vary('Origin');
-    const origin = ctx.get('origin');
+    vary(ctx);
+    const origin = requestHeader(ctx, 'origin');
     if (!origin || !allowed.has(origin)) return next();
-    ctx.set('Access-Control-Allow-Origin', origin);
-    if (ctx.method === 'OPTIONS' && ctx.get('access-control-request-method')) {
+    setHeader(ctx, 'Access-Control-Allow-Origin', origin);
+    if (ctx.method === 'OPTIONS' && requestHeader(ctx, 'access-control-request-method')) {
       // A preflight is answered here, for every path of the gateway.
-      ctx.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-      ctx.set('Access-Control-Allow-Headers', 'Authorization, Content-Type');
-      ctx.set('Access-Control-Max-Age', String(options.maxAgeSeconds));
+      setHeader(ctx, 'Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+      setHeader(ctx, 'Access-Control-Allow-Headers', 'Authorization, Content-Type');
+      setHeader(ctx, 'Access-Control-Max-Age', String(options.maxAgeSeconds));
       ctx.status = 204;
       return Promise.resolve();
     }
-    ctx.set('Access-Control-Expose-Headers', 'Retry-After, X-Request-Id');
+    setHeader(ctx, 'Access-Control-Expose-Headers', 'Retry-After, X-Request-Id');
     return next();
   };
 }

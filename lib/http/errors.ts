@@ -7,6 +7,7 @@ import type { Context, Next } from 'koa';
 import { errorBody, toWire } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
+import { setHeader } from './headers.js';
 
 export function errorHandler() {
   return async function renderErrors(ctx: Context, next: Next): Promise<void> {
@@ -23,8 +24,8 @@ export function renderError(ctx: Context, err: unknown): void {
   const wire = toWire(err);
   if (wire.unexpected) ctx.state.log?.error({ err, reqId: ctx.state.requestId }, 'unexpected error');
   noStore(ctx);
-  if (wire.retryAfter !== undefined) ctx.set('Retry-After', String(wire.retryAfter));
-  if (wire.allow) ctx.set('Allow', wire.allow.join(', '));
+  if (wire.retryAfter !== undefined) setHeader(ctx, 'Retry-After', String(wire.retryAfter));
+  if (wire.allow) setHeader(ctx, 'Allow', wire.allow.join(', '));
   ctx.state.errorCode = wire.code;
   const body = errorBody(wire);
   if (ctx.state.jsonpCallback) {

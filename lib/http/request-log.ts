@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { redactUrl, type Logger } from '../log.js';
+import { requestHeader, setHeader } from './headers.js';
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -27,15 +28,15 @@ export function newRequestId(): string {
  */
 export function requestLog(log: Logger) {
   return function logRequest(ctx: Context, next: Next): Promise<void> {
-    const given = ctx.get('x-request-id');
+    const given = requestHeader(ctx, 'x-request-id');
     const id = REQUEST_ID.test(given) ? given : newRequestId();
     ctx.state.requestId = id;
     // The root logger, not a child bound to the id: a child (or a lazy getter for one) per request
     // was a visible share of a small request's CPU; whoever logs adds `reqId` itself.
     ctx.state.log = log;
-    ctx.set('X-Request-Id', id);
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
+    setHeader(ctx, 'X-Request-Id', id);
+    setHeader(ctx, 'X-Content-Type-Options', 'nosniff');
+    setHeader(ctx, 'Referrer-Policy', 'no-referrer');
     // Below info, a request costs no clock read, no listener and no closure.
     if (log.isLevelEnabled('info')) logWhenClosed(ctx, log, id);
     return next();
@@ -58,7 +59,7 @@ function logWhenClosed(ctx: Context, log: Logger, id: string): void {
 
 /** Answers that must never be cached, by a browser (old IE caches GET XHR) or a proxy. */
 export function noStore(ctx: Context): void {
-  ctx.set('Cache-Control', 'no-cache, no-store, must-revalidate');
-  ctx.set('Pragma', 'no-cache');
-  ctx.set('Expires', '0');
+  setHeader(ctx, 'Cache-Control', 'no-cache, no-store, must-revalidate');
+  setHeader(ctx, 'Pragma', 'no-cache');
+  setHeader(ctx, 'Expires', '0');
 }

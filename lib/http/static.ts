@@ -6,6 +6,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Context } from 'koa';
+import { setHeader } from './headers.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -43,7 +44,7 @@ export function staticRoute(file: StaticFile) {
   return function serveStatic(ctx: Context): void {
     ctx.type = file.type;
     // Revalidated on every load: a deploy's new client must not wait for a cache to expire.
-    ctx.set('Cache-Control', 'no-cache');
+    setHeader(ctx, 'Cache-Control', 'no-cache');
     ctx.body = file.body;
   };
 }

@@ -19,6 +19,7 @@ import { CONN_ID } from '../streams.js';
 import { assertCanRead, parseSubscription, type Subscription, type Subscriptions } from '../subscriptions.js';
 import type { LongPolls, PollOutcome, PollRequest } from '../transports/long-poll.js';
 import { batchJson } from '../wire.js';
+import { requestHeader, setHeader } from '../http/headers.js';
 
 export interface PollLimits {
   defaultTimeoutSeconds: number;
@@ -100,7 +101,7 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
   const raw = fromQuery ? query : await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
   const params = raw as Record<string, unknown>;
-  const principal = await deps.auth.authenticate(credentialFrom(ctx.get('authorization'), single(params, 'token')));
+  const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(params, 'token')));
   const p = parsePollParams(params, deps.limits, fromQuery);
   assertCanRead(principal, p.streams);
   return {
@@ -116,7 +117,7 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
 /** `{"messages","cursor",...}`, or the JSONP call carrying it. */
 function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome): void {
   ctx.state.pollEnd = outcome.end;
-  if (outcome.end === 'shutdown') ctx.set('Connection', 'close');
+  if (outcome.end === 'shutdown') setHeader(ctx, 'Connection', 'close');
   const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));
   if (ctx.state.jsonpCallback) {
     ctx.type = 'application/javascript; charset=utf-8';

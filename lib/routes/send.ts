@@ -9,6 +9,7 @@ import { readJsonBody } from '../http/body.js';
 import { credentialFrom } from '../http/credentials.js';
 import { noStore } from '../http/request-log.js';
 import type { Messages } from '../messages.js';
+import { requestHeader } from '../http/headers.js';
 
 export interface SendDeps {
   auth: Auth;
@@ -24,7 +25,7 @@ export function sendRoute(deps: SendDeps) {
     if (ctx.query.transport === 'xdr') ctx.state.errorsAs200 = true;
     const body = await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
     const token = typeof body === 'object' && body !== null ? (body as { token?: unknown }).token : undefined;
-    const principal = await deps.auth.authenticate(credentialFrom(ctx.get('authorization'), token));
+    const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), token));
     const results = await deps.messages.publish(principal, deps.messages.parseBody(body));
     ctx.type = 'application/json; charset=utf-8';
     // Stream names and ids are from JSON-safe grammars (lib/streams.ts): joined, not serialized.

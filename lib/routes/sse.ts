@@ -13,6 +13,7 @@ import { single, streamsParam } from '../http/params.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import type { Subscriptions } from '../subscriptions.js';
 import type { SseHub } from '../transports/sse.js';
+import { requestHeader, setHeader } from '../http/headers.js';
 
 export interface SseRouteDeps {
   auth: Auth;
@@ -29,8 +30,8 @@ export function sseRoute(deps: SseRouteDeps) {
     const query = ctx.query as Record<string, unknown>;
     const ip = clientIp(ctx.req, deps.trustProxyHops);
     await deps.rateLimits.checkPoll(ip);
-    const principal = await deps.auth.authenticate(credentialFrom(ctx.get('authorization'), single(query, 'token')));
-    const cursor = ctx.get('last-event-id') || single(query, 'cursor');
+    const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(query, 'token')));
+    const cursor = requestHeader(ctx, 'last-event-id') || single(query, 'cursor');
     const positions = await deps.subscriptions.open(principal, { streams: streamsParam(query, true), cursor, since: single(query, 'since') }, deps.maxStreams);
     if (ctx.method === 'HEAD') {
       // koa-router routes HEAD to GET handlers; a HEAD has no body, so there is no stream to hold open.
@@ -41,8 +42,8 @@ export function sseRoute(deps: SseRouteDeps) {
     if (deps.sse.isDraining) {
       // Not a 503: EventSource never retries a non-200 answer. An empty stream makes it reconnect,
       // and Connection: close makes that a new connection, to a node that is not draining.
-      ctx.set('Connection', 'close');
-      ctx.set('Cache-Control', 'no-store');
+      setHeader(ctx, 'Connection', 'close');
+      setHeader(ctx, 'Cache-Control', 'no-store');
       ctx.type = 'text/event-stream; charset=utf-8';
       ctx.body = `retry: ${deps.retryMs}\n\n`;
       ctx.state.pollEnd = 'shutdown';

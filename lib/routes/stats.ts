@@ -13,6 +13,7 @@ import { noStore } from '../http/request-log.js';
 import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
 import type { ConnectionHub } from '../transports/hub.js';
+import { requestHeader } from '../http/headers.js';
 
 // One histogram per process, sampled every 10 ms: cheap enough to leave on in production.
 let loopDelay: IntervalHistogram | undefined;
@@ -41,7 +42,7 @@ export function statsRoute(deps: StatsDeps) {
   const delay = eventLoopDelay();
   return async function stats(ctx: Context): Promise<void> {
     noStore(ctx);
-    const principal = await deps.auth.authenticate(credentialFrom(ctx.get('authorization'), undefined));
+    const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), undefined));
     if (principal.kind !== 'server') throw new ForbiddenError('stats need an API key');
     const gc = (globalThis as { gc?: () => void }).gc;
     if (ctx.query.gc === '1' && gc) gc();
