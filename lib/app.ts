@@ -11,7 +11,7 @@ import type { Auth } from './auth.js';
 import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
-import { laterAnswers } from './http/answer-later.js';
+import { LaterAnswers } from './http/answer-later.js';
 import { cors } from './http/cors.js';
 import { drainConnections, drainRule } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
@@ -92,7 +92,7 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
   const poll = pollRoute({
     auth: deps.auth, cursors: deps.cursors, subscriptions: deps.subscriptions, longPolls: deps.longPolls, rateLimits: deps.rateLimits,
     limits: config.poll, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs, jsonp: config.jsonp.enabled,
-    trustProxyHops: hops, answerLater: laterAnswers(drain),
+    trustProxyHops: hops, later: new LaterAnswers(drain),
   });
   route('/poll', { GET: poll, POST: poll });
   route('/send', { POST: sendRoute({ auth: deps.auth, messages: deps.messages, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });

@@ -9,26 +9,26 @@
 import type { Context } from 'koa';
 import { renderError } from './errors.js';
 
-/** `fill` sets status, type and body as a route would; what it throws is rendered as a route's error. */
-export type LaterAnswer = (fill: () => void) => void;
+export class LaterAnswers {
+  /** `afterRoute` is what the pipeline's middleware do to an answer after its route returned. */
+  constructor(private readonly afterRoute: (ctx: Context) => void) {}
 
-export type AnswerLater = (ctx: Context) => LaterAnswer;
-
-/** `afterRoute` is what the pipeline's middleware do to an answer after its route returned. */
-export function laterAnswers(afterRoute: (ctx: Context) => void): AnswerLater {
-  return (ctx) => {
+  /** The route returns before its answer is known; finish() writes it. */
+  defer(ctx: Context): void {
     ctx.respond = false;
-    return (fill) => {
-      try {
-        fill();
-      } catch (err) {
-        renderError(ctx, err);
-      }
-      afterRoute(ctx);
-      const res = ctx.res;
-      // The client left, or shutdown's grace cut the socket: nothing to write to.
-      if (res.headersSent || res.writableEnded || res.destroyed) return;
-      res.end(ctx.method === 'HEAD' ? undefined : (ctx.body as string | Buffer));
-    };
-  };
+  }
+
+  /** `fill` sets status, type and body as a route would; what it throws is rendered as a route's error. */
+  finish(ctx: Context, fill: () => void): void {
+    try {
+      fill();
+    } catch (err) {
+      renderError(ctx, err);
+    }
+    this.afterRoute(ctx);
+    const res = ctx.res;
+    // The client left, or shutdown's grace cut the socket: nothing to write to.
+    if (res.headersSent || res.writableEnded || res.destroyed) return;
+    res.end(ctx.method === 'HEAD' ? undefined : (ctx.body as string | Buffer));
+  }
 }

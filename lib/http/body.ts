@@ -21,7 +21,7 @@ export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: 
   }
   const declared = Number(requestHeader(ctx, 'content-length') || '0');
   if (declared > limitBytes) {
-    setHeader(ctx, 'Connection', 'close');
+    setHeader(ctx, 'connection', 'close');
     throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
   }
   const raw = await readCapped(ctx, limitBytes, timeoutMs);
@@ -67,7 +67,7 @@ function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promis
       cleanup();
       // The rest is never read: the connection is closed after the 408.
       req.pause();
-      setHeader(ctx, 'Connection', 'close');
+      setHeader(ctx, 'connection', 'close');
       reject(new RequestTimeoutError(`request body not received within ${timeoutMs} ms`));
     }, timeoutMs);
     const cleanup = () => {
@@ -83,7 +83,7 @@ function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promis
         cleanup();
         // Stop reading; the connection is closed after the 413 so the rest is never buffered.
         req.pause();
-        setHeader(ctx, 'Connection', 'close');
+        setHeader(ctx, 'connection', 'close');
         reject(new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`));
         return;
       }

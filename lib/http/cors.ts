@@ -14,7 +14,7 @@ export interface CorsOptions {
 /** Adds Origin to Vary (an answer depends on it: a cache must not give one origin's answer to another). */
 function vary(ctx: Context): void {
   const prev = ctx.res.getHeader('vary');
-  setHeader(ctx, 'Vary', prev ? `${String(prev)}, Origin` : 'Origin');
+  setHeader(ctx, 'vary', prev ? `${String(prev)}, Origin` : 'Origin');
 }
 
 export function cors(options: CorsOptions) {
@@ -23,16 +23,16 @@ export function cors(options: CorsOptions) {
     vary(ctx);
     const origin = requestHeader(ctx, 'origin');
     if (!origin || !allowed.has(origin)) return next();
-    setHeader(ctx, 'Access-Control-Allow-Origin', origin);
+    setHeader(ctx, 'access-control-allow-origin', origin);
     if (ctx.method === 'OPTIONS' && requestHeader(ctx, 'access-control-request-method')) {
       // A preflight is answered here, for every path of the gateway.
-      setHeader(ctx, 'Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-      setHeader(ctx, 'Access-Control-Allow-Headers', 'Authorization, Content-Type');
-      setHeader(ctx, 'Access-Control-Max-Age', String(options.maxAgeSeconds));
+      setHeader(ctx, 'access-control-allow-methods', 'GET, POST, OPTIONS');
+      setHeader(ctx, 'access-control-allow-headers', 'Authorization, Content-Type');
+      setHeader(ctx, 'access-control-max-age', String(options.maxAgeSeconds));
       ctx.status = 204;
       return Promise.resolve();
     }
-    setHeader(ctx, 'Access-Control-Expose-Headers', 'Retry-After, X-Request-Id');
+    setHeader(ctx, 'access-control-expose-headers', 'Retry-After, X-Request-Id');
     return next();
   };
 }

@@ -12,7 +12,7 @@ import type { RequestTracker } from './request-tracker.js';
 /** The rule; a parked poll's later answer (lib/http/answer-later.ts) applies it too. */
 export function drainRule(isDraining: () => boolean): (ctx: Context) => void {
   return (ctx) => {
-    if (isDraining()) setHeader(ctx, 'Connection', 'close');
+    if (isDraining()) setHeader(ctx, 'connection', 'close');
   };
 }
 

@@ -24,8 +24,8 @@ export function renderError(ctx: Context, err: unknown): void {
   const wire = toWire(err);
   if (wire.unexpected) ctx.state.log?.error({ err, reqId: ctx.state.requestId }, 'unexpected error');
   noStore(ctx);
-  if (wire.retryAfter !== undefined) setHeader(ctx, 'Retry-After', String(wire.retryAfter));
-  if (wire.allow) setHeader(ctx, 'Allow', wire.allow.join(', '));
+  if (wire.retryAfter !== undefined) setHeader(ctx, 'retry-after', String(wire.retryAfter));
+  if (wire.allow) setHeader(ctx, 'allow', wire.allow.join(', '));
   ctx.state.errorCode = wire.code;
   const body = errorBody(wire);
   if (ctx.state.jsonpCallback) {

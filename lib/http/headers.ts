@@ -14,7 +14,11 @@ export function requestHeader(ctx: Context, lowerName: string): string {
   return typeof v === 'string' ? v : v.join(', ');
 }
 
-/** Sets (replaces) an answer header; nothing once the headers were sent (an event stream's, say). */
+/**
+ * Sets (replaces) an answer header; nothing once the headers were sent (an event stream's, say).
+ * Callers name headers in lower case: Node stores every name lower-cased, and a name that already
+ * is one is not copied (a parked poll holds its answer's headers for its whole hold).
+ */
 export function setHeader(ctx: Context, name: string, value: string): void {
   const res = ctx.res;
   if (!res.headersSent) res.setHeader(name, value);

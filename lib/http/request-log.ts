@@ -34,9 +34,9 @@ export function requestLog(log: Logger) {
     // The root logger, not a child bound to the id: a child (or a lazy getter for one) per request
     // was a visible share of a small request's CPU; whoever logs adds `reqId` itself.
     ctx.state.log = log;
-    setHeader(ctx, 'X-Request-Id', id);
-    setHeader(ctx, 'X-Content-Type-Options', 'nosniff');
-    setHeader(ctx, 'Referrer-Policy', 'no-referrer');
+    setHeader(ctx, 'x-request-id', id);
+    setHeader(ctx, 'x-content-type-options', 'nosniff');
+    setHeader(ctx, 'referrer-policy', 'no-referrer');
     // Below info, a request costs no clock read, no listener and no closure.
     if (log.isLevelEnabled('info')) logWhenClosed(ctx, log, id);
     return next();
@@ -59,7 +59,7 @@ function logWhenClosed(ctx: Context, log: Logger, id: string): void {
 
 /** Answers that must never be cached, by a browser (old IE caches GET XHR) or a proxy. */
 export function noStore(ctx: Context): void {
-  setHeader(ctx, 'Cache-Control', 'no-cache, no-store, must-revalidate');
-  setHeader(ctx, 'Pragma', 'no-cache');
-  setHeader(ctx, 'Expires', '0');
+  setHeader(ctx, 'cache-control', 'no-cache, no-store, must-revalidate');
+  setHeader(ctx, 'pragma', 'no-cache');
+  setHeader(ctx, 'expires', '0');
 }

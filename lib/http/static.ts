@@ -44,7 +44,7 @@ export function staticRoute(file: StaticFile) {
   return function serveStatic(ctx: Context): void {
     ctx.type = file.type;
     // Revalidated on every load: a deploy's new client must not wait for a cache to expire.
-    setHeader(ctx, 'Cache-Control', 'no-cache');
+    setHeader(ctx, 'cache-control', 'no-cache');
     ctx.body = file.body;
   };
 }

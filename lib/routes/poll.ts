@@ -7,7 +7,7 @@ import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import type { CursorCodec } from '../cursor.js';
 import { BadRequestError } from '../errors.js';
-import type { AnswerLater } from '../http/answer-later.js';
+import type { LaterAnswers } from '../http/answer-later.js';
 import { readJsonBody } from '../http/body.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
@@ -70,7 +70,7 @@ export interface PollDeps {
   bodyTimeoutMs: number;
   jsonp: boolean;
   trustProxyHops: number;
-  answerLater: AnswerLater;
+  later: LaterAnswers;
 }
 
 export function pollRoute(deps: PollDeps) {
@@ -79,8 +79,8 @@ export function pollRoute(deps: PollDeps) {
     const now = await deps.longPolls.poll(request);
     if (!('whenDone' in now)) return answer(ctx, deps, now);
     // Parked: the route returns now, and the answer is written when the poll ends.
-    const later = deps.answerLater(ctx);
-    now.whenDone((outcome) => later(() => answer(ctx, deps, outcome)));
+    deps.later.defer(ctx);
+    now.whenDone((outcome) => deps.later.finish(ctx, () => answer(ctx, deps, outcome)));
   };
 }
 
@@ -117,7 +117,7 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
 /** `{"messages","cursor",...}`, or the JSONP call carrying it. */
 function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome): void {
   ctx.state.pollEnd = outcome.end;
-  if (outcome.end === 'shutdown') setHeader(ctx, 'Connection', 'close');
+  if (outcome.end === 'shutdown') setHeader(ctx, 'connection', 'close');
   const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));
   if (ctx.state.jsonpCallback) {
     ctx.type = 'application/javascript; charset=utf-8';

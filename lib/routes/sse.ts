@@ -42,8 +42,8 @@ export function sseRoute(deps: SseRouteDeps) {
     if (deps.sse.isDraining) {
       // Not a 503: EventSource never retries a non-200 answer. An empty stream makes it reconnect,
       // and Connection: close makes that a new connection, to a node that is not draining.
-      setHeader(ctx, 'Connection', 'close');
-      setHeader(ctx, 'Cache-Control', 'no-store');
+      setHeader(ctx, 'connection', 'close');
+      setHeader(ctx, 'cache-control', 'no-store');
       ctx.type = 'text/event-stream; charset=utf-8';
       ctx.body = `retry: ${deps.retryMs}\n\n`;
       ctx.state.pollEnd = 'shutdown';
