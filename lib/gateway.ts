@@ -125,6 +125,11 @@ export class GatewayCore {
     );
   }
 
+  /** Signs a client token (HS256 with the gateway's secret): `streams` it may read, `pub` it may send to, valid `ttlSeconds`. */
+  mintToken(claims: { sub: string; streams: string[]; pub?: string[]; ttlSeconds: number }): Promise<string> {
+    return this.auth.mintToken(claims);
+  }
+
   get isDraining(): boolean {
     return this.draining;
   }
@@ -137,6 +142,11 @@ export class GatewayCore {
   /** Takes WebSocket upgrades to <mount>/ws on this server. */
   attach(server: AnyServer, options: AttachOptions = {}): void {
     if (this.attached.has(server)) return;
+    // Node cuts a request after server.requestTimeout (300 s by default): it must outlast the longest hold.
+    const longestHoldMs = this.config.poll.maxTimeoutSeconds * 1000;
+    if (server.requestTimeout > 0 && server.requestTimeout < longestHoldMs + 5000) {
+      this.log.warn({ requestTimeout: server.requestTimeout, longestHoldMs }, 'server.requestTimeout is shorter than the longest poll hold plus 5 s: Node will cut parked polls');
+    }
     const fallthrough = options.fallthrough ?? true;
     const listener: UpgradeListener = (req, socket, head) => {
       if (this.websockets.owns(req)) this.websockets.handleUpgrade(req, socket, head);

@@ -22,6 +22,11 @@ export interface Gateway {
    * stats, the client at pollgate.js, ...). Requests for other paths go to `next()` untouched.
    */
   middleware(options?: MiddlewareOptions): Middleware;
+  /**
+   * A client token for a browser (HS256 with auth.secret): the stream patterns it may read
+   * (`streams`) and send to (`pub`), valid for `ttlSeconds`.
+   */
+  mintToken(claims: { sub: string; streams: string[]; pub?: string[]; ttlSeconds: number }): Promise<string>;
   /** Takes WebSocket upgrades to <mount>/ws on `server`; upgrades to other paths are left alone. */
   attach(server: HttpServer | HttpsServer, options?: AttachOptions): void;
   /**

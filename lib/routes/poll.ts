@@ -86,7 +86,6 @@ export function pollRoute(deps: PollDeps) {
 
 /** Validates and authorises a poll and resolves its positions: what the long-poll needs. */
 async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
-  noStore(ctx);
   // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
   const fromQuery = ctx.method !== 'POST';
   const query = ctx.query as Record<string, unknown>;
@@ -116,6 +115,8 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
 
 /** `{"messages","cursor",...}`, or the JSONP call carrying it. */
 function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome): void {
+  // Set with the answer, not before the poll parks: a parked poll holds every header set so far.
+  noStore(ctx);
   ctx.state.pollEnd = outcome.end;
   if (outcome.end === 'shutdown') setHeader(ctx, 'connection', 'close');
   const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));

@@ -102,6 +102,18 @@ describe('createGateway() in a host Koa app', () => {
       expect(polled.body.cursor).to.be.a('string');
     });
 
+    it('mints client tokens that read and send only what their patterns allow', async () => {
+      const token = await gateway.mintToken({ sub: 'alice', streams: ['room:*'], pub: ['room:*'], ttlSeconds: 60 });
+      const bearer = `Bearer ${token}`;
+      const sent = await request(app.callback()).post('/rt/send').set('Authorization', bearer).send({ stream: 'room:mint', data: 1 });
+      expect(sent.status, sent.text).to.equal(200);
+      const polled = await request(app.callback()).get('/rt/poll?streams=room:mint&since=earliest&timeout=0').set('Authorization', bearer);
+      expect(polled.body.messages.map((m: { data: unknown }) => m.data)).to.deep.equal([1]);
+      const refused = await request(app.callback()).get('/rt/poll?streams=user:bob&timeout=0').set('Authorization', bearer);
+      expect(refused.status).to.equal(403);
+      expect(refused.body.error.code).to.equal('forbidden');
+    });
+
     for (const path of ['/', '/hello', '/rtx/poll', '/rtx', '/rt/unknown', '/rt/poll/', '/RT/poll', '/poll', '/send']) {
       it(`passes ${path} to the host untouched (no pollgate headers, even with a CORS origin)`, async () => {
         const res = await request(app.callback()).get(path).set('Origin', ORIGIN).set('Authorization', AUTH);

@@ -93,7 +93,10 @@ export class WsClient {
   async subscribe(streams: string[], extra: Record<string, unknown> = {}): Promise<Frame> {
     const ref = randomBytes(4).toString('hex');
     this.send({ type: 'subscribe', streams, ref, ...extra });
-    return Promise.race([this.next('subscribed', (f) => f.ref === ref), this.next('error', (f) => f.ref === ref).then((f) => Promise.reject(new Error(`subscribe refused: ${f.code}: ${f.message}`)))]);
+    // One wait for either answer: a race of two waits left the loser's timer running after the test.
+    const f = await this.inbox.next((x) => (x.type === 'subscribed' || x.type === 'error') && x.ref === ref, 5000, 'a "subscribed" frame');
+    if (f.type === 'error') throw new Error(`subscribe refused: ${f.code}: ${f.message}`);
+    return f;
   }
 
   /** Collects delivered messages until `n` arrived; resolves with them and the last cursor. */
