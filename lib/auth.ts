@@ -13,6 +13,8 @@ export interface Principal {
   kind: 'server' | 'client';
   /** Stable identity: the token's `sub`, or `apikey:<n>` for the n-th API key. */
   subject: string;
+  /** When the credential stops being accepted (ms since the epoch, clock tolerance included); Infinity for API keys. */
+  readonly expiresAtMs: number;
   canRead(stream: string): boolean;
   canWrite(stream: string): boolean;
 }
@@ -45,6 +47,7 @@ function stringList(value: unknown, claim: string): string[] {
 
 class ServerPrincipal implements Principal {
   readonly kind = 'server' as const;
+  readonly expiresAtMs = Infinity;
   constructor(readonly subject: string) {}
   canRead(): boolean {
     return true;
@@ -58,7 +61,7 @@ class ClientPrincipal implements Principal {
   readonly kind = 'client' as const;
   readonly canRead: (stream: string) => boolean;
   readonly canWrite: (stream: string) => boolean;
-  constructor(readonly subject: string, read: string[], pub: string[]) {
+  constructor(readonly subject: string, read: string[], pub: string[], readonly expiresAtMs: number) {
     this.canRead = compilePatterns(read);
     this.canWrite = compilePatterns(pub);
   }
@@ -164,7 +167,7 @@ export class Auth {
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
       throw new UnauthorizedError('token subject is invalid');
     }
-    const principal = new ClientPrincipal(payload.sub, stringList(payload.streams, 'streams'), stringList(payload.pub, 'pub'));
-    return { principal, expiresAtMs: (payload.exp! + this.options.clockToleranceSeconds) * 1000 };
+    const expiresAtMs = (payload.exp! + this.options.clockToleranceSeconds) * 1000;
+    return { principal: new ClientPrincipal(payload.sub, stringList(payload.streams, 'streams'), stringList(payload.pub, 'pub'), expiresAtMs), expiresAtMs };
   }
 }

@@ -53,7 +53,7 @@ export function sseRoute(deps: SseRouteDeps) {
     const slot = deps.subscriptions.acquire(principal, ip);
     // Koa keeps off from here on; the headers set so far (request id, CORS) are on `res` already.
     ctx.respond = false;
-    deps.sse.open(ctx.res, positions, (end) => {
+    deps.sse.open(ctx.res, positions, principal.expiresAtMs, (end) => {
       slot.release();
       ctx.state.pollEnd = end;
     });

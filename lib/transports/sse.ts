@@ -1,13 +1,16 @@
 /**
  * Server-Sent Events: one open response per client, fed by a Feed (the same waiter registry as
  * /poll, no per-connection polling). Every event's `id:` is the cursor after it, so the browser's
- * automatic reconnect (Last-Event-ID) resumes exactly. Each stream owns exactly one cleanup
- * (release), run on the first of: client gone, max lifetime, overflow, shutdown, subscribe failure.
- * The event format is documented in docs/PROTOCOL.md.
+ * automatic reconnect (Last-Event-ID) resumes exactly. Keep-alives are `ping` events, not comments,
+ * so a client can tell a stream a buffering proxy holds back from a quiet one. Each stream owns
+ * exactly one cleanup (release), run on the first of: client gone, max lifetime, token expiry (an
+ * `end` event says why), overflow, shutdown, subscribe failure. The event format is documented in
+ * docs/PROTOCOL.md.
  */
 import type { ServerResponse } from 'node:http';
 import type { CursorCodec, Position } from '../cursor.js';
 import type { Batch } from '../delivery.js';
+import { errorBody, toWire, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
@@ -30,7 +33,10 @@ export interface SseDeps {
   options: SseOptions;
 }
 
-export type SseEnd = 'gone' | 'lifetime' | 'shutdown' | 'overflow' | 'store_unavailable';
+export type SseEnd = 'gone' | 'lifetime' | 'expired' | 'shutdown' | 'overflow' | 'store_unavailable';
+
+/** The last event of a stream whose token expired: the error body of a 401 (docs/PROTOCOL.md). */
+const EXPIRED_EVENT = `event: end\ndata: ${errorBody(toWire(new UnauthorizedError('token expired')))}\n\n`;
 
 function event(name: string | undefined, id: string, data: string): string {
   return `id: ${id}\n${name ? `event: ${name}\n` : ''}data: ${data}\n\n`;
@@ -44,7 +50,12 @@ class SseStream implements FeedSink {
   private released = false;
   private readonly onClose = () => this.end('gone');
 
-  constructor(private readonly hub: SseHub, private readonly res: ServerResponse, private readonly onEnd: (end: SseEnd) => void) {
+  constructor(
+    private readonly hub: SseHub,
+    private readonly res: ServerResponse,
+    private readonly expiresAtMs: number,
+    private readonly onEnd: (end: SseEnd) => void,
+  ) {
     const o = hub.deps.options;
     // A client that left while the route was still checking its request closed `res` already.
     this.closed = res.destroyed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve()));
@@ -63,7 +74,8 @@ class SseStream implements FeedSink {
     });
     this.res.write(`retry: ${o.retryMs}\n\n`);
     this.res.once('close', this.onClose);
-    this.lifetime = setTimeout(() => this.end('lifetime'), o.maxLifetimeMs);
+    const expiresIn = this.expiresAtMs - Date.now();
+    this.lifetime = expiresIn < o.maxLifetimeMs ? setTimeout(() => this.end('expired'), Math.max(0, expiresIn)) : setTimeout(() => this.end('lifetime'), o.maxLifetimeMs);
     try {
       await this.feed.add(positions);
     } catch (err) {
@@ -77,8 +89,9 @@ class SseStream implements FeedSink {
     this.res.write(event('ready', cursor, JSON.stringify({ cursor })));
   }
 
+  /** An event, not a comment: EventSource hides comments, and the client watches for silence. */
   keepAlive(): void {
-    this.res.write(': keep-alive\n\n');
+    this.res.write('event: ping\ndata: {}\n\n');
   }
 
   /** Per message `id: <cursor after it>`; a reset or gap is its own event, with the cursor just past it. */
@@ -118,6 +131,7 @@ class SseStream implements FeedSink {
     this.onEnd(reason);
     const socket = this.res.socket;
     if (this.res.writableEnded || this.res.destroyed) return;
+    if (reason === 'expired') this.res.write(EXPIRED_EVENT);
     // On shutdown the connection goes too: the browser's reconnect must open a new one, which the
     // load balancer sends to another node, not reuse this one to reach a node that is draining.
     this.res.end(reason === 'shutdown' ? () => socket?.end() : undefined);
@@ -146,11 +160,12 @@ export class SseHub implements ConnectionHub {
   }
 
   /**
-   * Turns `res` into an event stream at these positions. The caller has validated and authorised
-   * everything: from here on failures end the stream, they never become HTTP errors.
+   * Turns `res` into an event stream at these positions, ended at `expiresAtMs` (the token's expiry,
+   * ms since the epoch) at the latest. The caller has validated and authorised everything: from
+   * here on failures end the stream, they never become HTTP errors.
    */
-  open(res: ServerResponse, positions: ReadonlyMap<string, Position>, onEnd: (end: SseEnd) => void): void {
-    const stream = new SseStream(this, res, onEnd);
+  open(res: ServerResponse, positions: ReadonlyMap<string, Position>, expiresAtMs: number, onEnd: (end: SseEnd) => void): void {
+    const stream = new SseStream(this, res, expiresAtMs, onEnd);
     this.streams.add(stream);
     // One timer for every stream, running only while there are streams.
     this.keepAlive ??= setInterval(() => {

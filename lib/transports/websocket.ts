@@ -3,7 +3,8 @@
  * refused with a real HTTP answer rendered from toWire() (403 for a foreign Origin, 401 for bad
  * credentials, 429 over the per-IP rate or a connection cap, 503 while draining or when the
  * process is full) and the socket destroyed: never a hang. Accepted sockets become WsConnections
- * sharing one Heartbeat. See docs/PROTOCOL.md.
+ * sharing one Heartbeat; the connection slot taken here follows the subject an auth frame names
+ * later (ConnectionSlot). See docs/PROTOCOL.md.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -19,11 +20,11 @@ import type { RateLimits } from '../limits/rate-limits.js';
 import { redactUrl, type Logger } from '../log.js';
 import type { Messages } from '../messages.js';
 import type { Store } from '../store/store.js';
-import type { Subscriptions } from '../subscriptions.js';
+import { capHolder, type Subscriptions } from '../subscriptions.js';
 import type { WaiterRegistry } from '../waiters.js';
 import { Heartbeat } from './heartbeat.js';
 import type { ConnectionHub } from './hub.js';
-import { WsConnection, type WsConnectionDeps } from './ws-connection.js';
+import { WsConnection, type ConnectionSlot, type WsConnectionDeps } from './ws-connection.js';
 
 export interface WsHubDeps {
   config: Config;
@@ -124,9 +125,18 @@ export class WsHub implements ConnectionHub {
         }
         // The raw socket closes on every path: refused by ws, closed, dropped, or reset by the client.
         socket.once('close', () => slot.release());
+        let subject = capHolder(principal, ip).subject;
+        const held: ConnectionSlot = {
+          retake: (next) => {
+            if (capHolder(next, ip).subject === subject) return;
+            slot.release();
+            subject = capHolder(next, ip).subject;
+            slot = this.deps.subscriptions.acquire(next, ip);
+          },
+        };
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           socket.off('error', onError);
-          this.accept(ws, principal);
+          this.accept(ws, principal, held);
         });
       },
       (err: unknown) => {
@@ -157,10 +167,10 @@ export class WsHub implements ConnectionHub {
     return credential ? this.deps.auth.authenticate(credential) : undefined;
   }
 
-  private accept(ws: WebSocket, principal: Principal | undefined): void {
+  private accept(ws: WebSocket, principal: Principal | undefined, slot: ConnectionSlot): void {
     this.sockets.add(ws);
     ws.once('close', () => this.sockets.delete(ws));
-    const conn = new WsConnection(ws, this.connectionDeps, principal);
+    const conn = new WsConnection(ws, this.connectionDeps, slot, principal);
     this.connections.add(conn);
     conn.start();
     this.deps.log.info({ sub: principal?.subject }, 'websocket open');

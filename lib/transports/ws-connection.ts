@@ -1,10 +1,12 @@
 /**
- * One WebSocket client: authenticates (upgrade credentials or the first frame), handles JSON frames
- * one at a time, and streams its subscriptions through a Feed. Subscribing and sending go through
- * the same rules as /poll and /send (lib/subscriptions.ts, lib/messages.ts); errors become frames
- * and close codes through toWire(). Owns exactly one cleanup (release) that drops the feed's
- * waiters, the auth timer, the heartbeat membership and the hub's reference; it runs on the first
- * of: close frame, socket close, heartbeat death, overflow, shutdown.
+ * One WebSocket client: authenticates (upgrade credentials or the first frame, and fresh tokens
+ * in-band later), handles JSON frames one at a time, and streams its subscriptions through a Feed.
+ * Subscribing and sending go through the same rules as /poll and /send (lib/subscriptions.ts,
+ * lib/messages.ts); errors become frames and close codes through toWire(). The socket is closed
+ * with 4401 when its token expires, and does nothing for it from that moment. Owns exactly one
+ * cleanup (release) that drops the feed's waiters, the auth and expiry timers, the heartbeat
+ * membership and the hub's reference; it runs on the first of: close frame, socket close,
+ * heartbeat death, overflow, shutdown, expiry.
  * The frames and close codes are documented in docs/PROTOCOL.md.
  */
 import type { RawData, WebSocket } from 'ws';
@@ -37,6 +39,19 @@ export interface WsConnectionDeps {
   released(conn: WsConnection): void;
 }
 
+/**
+ * The connection slot a socket holds (lib/limits/connection-caps.ts). Taken at the upgrade for
+ * whoever the upgrade's credentials name (nobody, until an auth frame); re-taken when an auth frame
+ * names a principal counted differently, so a client token's subject is capped like on /poll.
+ */
+export interface ConnectionSlot {
+  /** Counts the socket for `principal` from now on. Throws RateLimitedError or OverloadedError over a cap. */
+  retake(principal: Principal): void;
+}
+
+/** setTimeout's longest delay (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Frames handled or queued at once; above this the socket stops being read until the queue drains. */
 const MAX_IN_FLIGHT = 32;
 const REF_MAX_CHARS = 128;
@@ -57,13 +72,14 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   readonly feed: Feed;
   private principal?: Principal;
   private authTimer?: NodeJS.Timeout;
+  private expiryTimer?: NodeJS.Timeout;
   private inbound: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private released = false;
   private readonly openedAt = Date.now();
   private readonly log: Logger;
 
-  constructor(private readonly ws: WebSocket, private readonly deps: WsConnectionDeps, principal?: Principal) {
+  constructor(private readonly ws: WebSocket, private readonly deps: WsConnectionDeps, private readonly slot: ConnectionSlot, principal?: Principal) {
     this.principal = principal;
     this.log = deps.log;
     this.feed = new Feed(this, {
@@ -91,6 +107,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     if (!this.principal) {
       this.authTimer = setTimeout(() => this.closeWith(new UnauthorizedError('no auth frame in time')), this.deps.options.authTimeoutMs);
     }
+    this.watchExpiry();
   }
 
   ping(): void {
@@ -138,6 +155,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     if (this.released) return;
     this.released = true;
     clearTimeout(this.authTimer);
+    clearTimeout(this.expiryTimer);
     this.feed.close();
     this.deps.heartbeat.delete(this);
     this.deps.released(this);
@@ -169,7 +187,9 @@ export class WsConnection implements HeartbeatMember, FeedSink {
 
   private async handle(frame: Frame, ref: Ref): Promise<void> {
     if (this.released) return;
-    if (frame.type === 'auth') return this.onAuth(frame);
+    // The expiry timer may run a little late: from the token's expiry on, no frame is acted on.
+    if (this.expired()) return this.closeWith(new UnauthorizedError('token expired'));
+    if (frame.type === 'auth') return this.onAuth(frame, ref);
     if (!this.principal) return this.closeWith(new UnauthorizedError('authenticate first: {"type":"auth","token":"..."}'));
     switch (frame.type) {
       case 'subscribe':
@@ -188,16 +208,41 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     }
   }
 
-  private async onAuth(frame: Frame): Promise<void> {
-    if (this.principal) throw new BadRequestError('already authenticated');
+  /**
+   * The first auth frame, or a fresh token on an authenticated socket (before the old one expires):
+   * subscriptions stay, the expiry moves, the slot follows the subject. A token that is invalid,
+   * may not read a stream already subscribed, or puts its subject over its cap closes the socket.
+   */
+  private async onAuth(frame: Frame, ref: Ref): Promise<void> {
+    let principal: Principal;
     try {
       if (typeof frame.token !== 'string' || frame.token === '') throw new UnauthorizedError('auth frame needs a "token" string');
-      this.principal = await this.deps.auth.authenticate(frame.token);
+      principal = await this.deps.auth.authenticate(frame.token);
+      if (this.released) return;
+      assertCanRead(principal, [...this.feed.positions.keys()]);
+      this.slot.retake(principal);
     } catch (err) {
       return this.closeWith(err);
     }
+    this.principal = principal;
     clearTimeout(this.authTimer);
-    this.sendJson({ type: 'authenticated', subject: this.principal.subject });
+    this.watchExpiry();
+    this.sendJson({ type: 'authenticated', subject: principal.subject, ref });
+  }
+
+  private expired(): boolean {
+    return this.principal !== undefined && Date.now() >= this.principal.expiresAtMs;
+  }
+
+  /** Closes the socket (4401) when the current token expires; a fresh token moves the deadline. */
+  private watchExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const left = (this.principal?.expiresAtMs ?? Infinity) - Date.now();
+    if (left === Infinity) return;
+    this.expiryTimer = setTimeout(() => {
+      if (this.expired()) this.closeWith(new UnauthorizedError('token expired'));
+      else this.watchExpiry();
+    }, Math.max(0, Math.min(left, MAX_TIMER_MS)));
   }
 
   private async onSubscribe(frame: Frame, ref: Ref): Promise<void> {

@@ -112,11 +112,11 @@ describe('Server-Sent Events transport (GET /sse)', () => {
     expect(msgs.map((e) => JSON.parse(e.data).seq)).to.deep.equal([5, 6, 7]);
   });
 
-  it('writes a keep-alive comment every keepAliveMs', async () => {
+  it('writes a keep-alive `ping` event (no id, so Last-Event-ID stays) every keepAliveMs', async () => {
     await restart({ sse: { keepAliveMs: 30 } });
     const res = await fetchStream(`streams=k&token=${gw.apiKey}`);
-    const { text } = await readStream(res, (t) => t.split(': keep-alive\n\n').length > 2);
-    expect(text).to.include(': keep-alive\n\n');
+    const { text } = await readStream(res, (t) => t.split('\n\nevent: ping\ndata: {}\n\n').length > 2);
+    expect(text).to.include('\n\nevent: ping\ndata: {}\n\n');
   });
 
   it('releases the stream, its waiters and its timers when the client goes away', async () => {
