@@ -2,7 +2,7 @@
  * The one pipeline: every HTTP endpoint of the gateway, as one Koa middleware that a host app
  * mounts (createGateway().middleware()) and `npm start` serves alone. In order: the route table's
  * gate (a request for any other path goes to the host's next middleware untouched), the request
- * log, CORS, error rendering, drain, then the routes. No I/O of its own.
+ * log, CORS, error rendering, drain, a request target with a path, then the routes. No I/O of its own.
  */
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
@@ -18,6 +18,7 @@ import { errorHandler } from './http/errors.js';
 import { requestLog } from './http/request-log.js';
 import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
+import { assertTarget, targetOf } from './http/target.js';
 import type { RateLimits } from './limits/rate-limits.js';
 import type { Logger } from './log.js';
 import type { Messages } from './messages.js';
@@ -80,6 +81,12 @@ function notFound(): never {
   throw new NotFoundError('no such endpoint');
 }
 
+/** Before the router (which would throw a plain TypeError on an unparseable target): a 400. */
+function pathRequired(ctx: Context, next: Next): Promise<void> {
+  assertTarget(ctx.req.url ?? '');
+  return next();
+}
+
 /** The route table: every path the gateway serves, under the mount. */
 function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: RequestTracker): Router {
   const { config } = deps;
@@ -133,14 +140,17 @@ export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
     cors(deps.config.cors),
     errorHandler(),
     drainConnections(drain, tracker),
+    pathRequired,
     router.routes() as Middleware,
     notFound,
   ]);
   return (options: MiddlewareOptions = {}): Middleware => {
     const fallthrough = options.fallthrough ?? true;
     return function pollgate(ctx: Context, next: Next): Promise<void> {
-      if (fallthrough && !paths.has(ctx.path)) return next();
-      return pipeline(ctx);
+      if (!fallthrough) return pipeline(ctx);
+      // A target without a path is not one of ours: the host decides (the standalone server answers 400).
+      const target = targetOf(ctx.req.url ?? '');
+      return target && paths.has(target.path) ? pipeline(ctx) : next();
     };
   };
 }

@@ -12,9 +12,10 @@ import { createPipeline, type MiddlewareOptions } from './app.js';
 import { Auth } from './auth.js';
 import { retentionFor, type Config } from './config.js';
 import { CursorCodec } from './cursor.js';
-import { NotFoundError } from './errors.js';
+import { BadRequestError, NotFoundError } from './errors.js';
 import { RequestTracker } from './http/request-tracker.js';
 import { loadStaticFiles } from './http/static.js';
+import { targetOf } from './http/target.js';
 import { ConnectionCaps } from './limits/connection-caps.js';
 import { RateLimits } from './limits/rate-limits.js';
 import { createLogger, type Logger } from './log.js';
@@ -105,7 +106,7 @@ export class GatewayCore {
   ) {
     this.auth = new Auth(config.auth);
     this.cursors = new CursorCodec(config.auth.secret);
-    this.registry = new WaiterRegistry(store, log.child({ module: 'waiters' }));
+    this.registry = new WaiterRegistry(store, log.child({ module: 'waiters' }), { answerBytes: config.limits.answerBytes });
     const { limits } = config;
     this.caps = new ConnectionCaps({ perSubject: limits.parkedPerSubject, perIp: limits.parkedPerIp, perProcess: limits.parkedPerProcess, retryAfterSeconds: limits.capRetryAfterSeconds });
     this.subscriptions = new Subscriptions({ store, cursors: this.cursors, caps: this.caps });
@@ -150,7 +151,11 @@ export class GatewayCore {
     const fallthrough = options.fallthrough ?? true;
     const listener: UpgradeListener = (req, socket, head) => {
       if (this.websockets.owns(req)) this.websockets.handleUpgrade(req, socket, head);
-      else if (!fallthrough) refuse(socket, new NotFoundError('no such endpoint'), this.log);
+      else if (!fallthrough) {
+        // A target without a path is malformed (400); any other path is simply not ours (404).
+        const err = targetOf(req.url ?? '') ? new NotFoundError('no such endpoint') : new BadRequestError('the request target must be a path such as /ws');
+        refuse(socket, err, this.log);
+      }
     };
     this.attached.set(server, listener);
     server.on('upgrade', listener);

@@ -15,6 +15,7 @@ import type { CursorCodec } from '../cursor.js';
 import { CLOSE, errorBody, ForbiddenError, NotFoundError, ShuttingDownError, toWire } from '../errors.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
+import { targetOf } from '../http/target.js';
 import type { CapSlot } from '../limits/connection-caps.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { redactUrl, type Logger } from '../log.js';
@@ -54,13 +55,6 @@ export function originAllowed(origin: string | undefined, host: string | undefin
   } catch {
     return false; // "null" (sandboxed frames, file://) and garbage
   }
-}
-
-/** The path and query of an origin-form request target; undefined for any other form. */
-function splitTarget(target: string): { path: string; query: string } | undefined {
-  if (target[0] !== '/') return undefined;
-  const q = target.indexOf('?');
-  return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
 }
 
 export class WsHub implements ConnectionHub {
@@ -105,7 +99,7 @@ export class WsHub implements ConnectionHub {
 
   /** Whether an upgrade request is for this hub's path (anything else is left to the host). */
   owns(req: IncomingMessage): boolean {
-    return splitTarget(req.url ?? '')?.path === this.deps.path;
+    return targetOf(req.url ?? '')?.path === this.deps.path;
   }
 
   /** An 'upgrade' listener for this hub's path. Never throws; every refusal is an HTTP answer. */
@@ -156,7 +150,7 @@ export class WsHub implements ConnectionHub {
 
   /** The principal from upgrade credentials, or undefined when the client will send an auth frame. */
   private async authorise(req: IncomingMessage, ip: string): Promise<Principal | undefined> {
-    const target = splitTarget(req.url ?? '');
+    const target = targetOf(req.url ?? '');
     if (target?.path !== this.deps.path) throw new NotFoundError('no such endpoint');
     if (this.draining) throw new ShuttingDownError();
     await this.deps.rateLimits.checkPoll(ip);
