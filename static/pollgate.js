@@ -1,11 +1,14 @@
-/*!
- * pollgate.js: the browser client of a pollgate gateway. Plain ES5, no dependencies; IE7 (and IE8
- * in compatibility mode) need a JSON polyfill such as json2.js loaded first. Docs: docs/CLIENT.md.
+/*! pollgate.js (MIT) */
+/*
+ * pollgate.js, the browser client of a pollgate gateway: docs/CLIENT.md.
+ * Plain ES5, no dependencies; IE7 (and IE8 in compatibility mode) need a JSON polyfill such as
+ * json2.js loaded first. A <script> gives the global Pollgate; CommonJS and AMD get it as a module.
  *
- * Sections: helpers; request transports (xhr, xdr, jsonp) and push transports (websocket, sse), each
- * with isUsable(); the client (transport choice and fallback, poll loop, dedupe, backoff, outbox).
- * Every transport feeds the same client._batch() / client._fail() pair, so the cursor, dedupe and
- * state are shared and a switch of transport loses nothing.
+ * Sections: helpers and storage; request transports (xhr, xdr, jsonp) and push transports
+ * (websocket, sse), each with isUsable(); the transport choice; the client: its state, the receive
+ * loop (fallback, dedupe, backoff, the cursor kept per tab), tokens, the outbox, one connection
+ * shared by many tabs, and the public methods. Every transport feeds the same batch() / fail()
+ * pair, so the cursor, dedupe and state are shared and a switch of transport loses nothing.
  */
 (function (root, factory) {
   if (typeof define === 'function' && define.amd) define([], factory);
@@ -21,13 +24,19 @@
 
   function noop() {}
 
+  function now() {
+    return new Date().getTime();
+  }
+
+  /** Copies the fields of `source` (a plain object) that are set. */
   function extend(target, source) {
-    for (var k in source) if (Object.prototype.hasOwnProperty.call(source, k) && source[k] != null) target[k] = source[k];
+    for (var k in source) if (source[k] != null) target[k] = source[k];
     return target;
   }
 
-  function isArray(v) {
-    return Object.prototype.toString.call(v) === '[object Array]';
+  /** A stream name or an array of them, as an array. */
+  function listOf(streams) {
+    return typeof streams === 'string' ? [streams] : streams;
   }
 
   function indexOf(list, item) {
@@ -37,26 +46,16 @@
 
   /** A random id of [a-z0-9]: idempotency keys and connection ids (unique, not secret). */
   function randomId(length) {
-    var s = new Date().getTime().toString(36);
+    var s = now().toString(36);
     while (s.length < length) s += Math.floor(Math.random() * 2176782336).toString(36);
     return s.slice(0, length);
   }
 
-  function query(params) {
-    var out = [];
-    for (var k in params) {
-      if (Object.prototype.hasOwnProperty.call(params, k) && params[k] !== undefined && params[k] !== null) {
-        out.push(encodeURIComponent(k) + '=' + encodeURIComponent(params[k]));
-      }
-    }
-    return out.join('&');
-  }
-
-  /** Adds query parameters, plus a unique `_` on GETs: old IE serves cached answers to repeated GETs. */
+  /** Adds query parameters (null and undefined ones left out), plus a unique `_` on GETs: old IE serves cached answers to repeated GETs. */
   function withQuery(url, params, get) {
-    if (get) params = extend({ _: new Date().getTime().toString(36) + (++counter) }, params);
-    var q = query(params);
-    return q ? url + (url.indexOf('?') < 0 ? '?' : '&') + q : url;
+    var out = get ? ['_=' + now().toString(36) + (++counter)] : [];
+    for (var k in params) if (params[k] != null) out.push(encodeURIComponent(k) + '=' + encodeURIComponent(params[k]));
+    return out.length ? url + (url.indexOf('?') < 0 ? '?' : '&') + out.join('&') : url;
   }
 
   function listen(target, type, fn) {
@@ -95,6 +94,10 @@
     return e;
   }
 
+  function timedOut(ms) {
+    return makeError('timeout', 'no answer in ' + ms + ' ms');
+  }
+
   // Errors that arrive without a status (JSONP and XDR answers are 200; WebSocket frames have none)
   // get the gateway's: every code of lib/errors.ts (spec/client/status-table.spec.ts).
   var STATUS_OF = {
@@ -104,20 +107,13 @@
   };
 
   /**
-   * Turns what a transport received into done(err, json). `body` is text, or an object (JSONP).
-   * Status 0 and IE's 12xxx codes are network failures; 1223 is IE's 204.
+   * Turns what a transport received into done(err, json). `body` is text, or an object (JSONP, an
+   * SSE `end` event). Status 0 and IE's 12xxx codes are network failures; 1223 is IE's 204.
    */
   function settle(done, status, body, retryAfter) {
     if (status === 1223) status = 204;
     if (status === 0 || status >= 12000) return done(makeError('network', 'network error'));
-    var json = body;
-    if (typeof body === 'string') {
-      try {
-        json = body ? JSON.parse(body) : {};
-      } catch (e) {
-        json = null;
-      }
-    }
+    var json = typeof body === 'string' ? body ? parse(body) || null : {} : body;
     if (json && json.error) {
       var code = json.error.code || 'error';
       return done(makeError(code, json.error.message, status >= 400 ? status : STATUS_OF[code] || 500, Number(retryAfter) || 0));
@@ -134,7 +130,7 @@
     var timer = setTimeout(function () {
       if (finished) return;
       onTimeout();
-      guarded(makeError('timeout', 'no answer in ' + timeoutMs + ' ms'));
+      guarded(timedOut(timeoutMs));
     }, timeoutMs);
     function guarded(err, json) {
       if (finished) return;
@@ -156,6 +152,59 @@
   function backoff(attempt, base, cap, random) {
     var ceiling = Math.min(cap, base * Math.pow(2, Math.min(attempt, 30)));
     return Math.floor((random || Math.random)() * ceiling);
+  }
+
+  function isOffline() {
+    return !!win && !!win.navigator && win.navigator.onLine === false;
+  }
+
+  /** The JSON value of `text`; undefined when it is not JSON. */
+  function parse(text) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {}
+  }
+
+  /**
+   * When to fetch a fresh token: 3/4 of a JWT's life (its exp - iat, so the clocks need not agree),
+   * in ms, at least 1 s; 0 when it is not a JWT or the browser has no atob (IE9 and older).
+   */
+  function refreshDelay(token) {
+    try {
+      var claims = JSON.parse(win.atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      return Math.min(2e9, Math.max(1000, (claims.exp - (claims.iat || now() / 1000)) * 750)) || 0;
+    } catch (e) {
+      return 0;
+    }
+  }
+
+  /** win[name] (localStorage, sessionStorage) when it exists and takes writes (Safari's private mode throws); else null. */
+  function storage(name) {
+    try {
+      var s = win[name];
+      s.setItem('pollgate', '1');
+      s.removeItem('pollgate');
+      return s;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /** The JSON value stored under `key`; null when there is none (or no storage). */
+  function load(s, key) {
+    try {
+      return JSON.parse(s.getItem(key));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /** Stores `value` as JSON, or removes the key when it is null. A full or missing storage is ignored. */
+  function store(s, key, value) {
+    try {
+      if (value == null) s.removeItem(key);
+      else s.setItem(key, JSON.stringify(value));
+    } catch (e) {}
   }
 
   // ---- request transports --------------------------------------------------------------------
@@ -210,7 +259,7 @@
       x.timeout = req.timeoutMs;
       x.onload = function () { settle(finish, 200, x.responseText); };
       x.onerror = function () { finish(makeError('network', 'network error')); };
-      x.ontimeout = function () { finish(makeError('timeout', 'no answer in ' + req.timeoutMs + ' ms')); };
+      x.ontimeout = function () { finish(timedOut(req.timeoutMs)); };
       // IE aborts XDRs early unless onprogress is set and send() runs after the current task.
       x.onprogress = noop;
       x.open('POST', withQuery(req.url + req.path, { transport: 'xdr' }, false));
@@ -266,26 +315,23 @@
   };
 
   // ---- push transports ------------------------------------------------------------------------
-  // open(client, sink) connects and returns { close(), send?(item, cb), subscribe?(streams),
-  // unsubscribe?(streams) }. It hands what it receives to sink.batch(json) (the /poll answer shape)
-  // and calls sink.fail(err) once when the connection ends. Docs: docs/PROTOCOL.md.
+  // open(c, sink) connects and returns { close(), send?(item, timeoutMs, cb), subscribe?(streams),
+  // unsubscribe?(streams), auth?(token) }. `c` is the client's connection context: { url, o (the
+  // options), token, streams, from(params) (adds the cursor, or `since`) }. A transport hands what
+  // it receives to sink.batch(json) (the /poll answer's shape) and calls sink.fail(err) once when
+  // the connection ends. Docs: docs/PROTOCOL.md.
 
-  /** `json` from a push frame or event; undefined when it is not JSON (ignored). */
-  function parse(text) {
-    try {
-      return JSON.parse(text);
-    } catch (e) {}
-  }
+  // Close codes that are a refusal, not a lost connection: 4000 + the HTTP status (docs/PROTOCOL.md).
+  var CLOSE_CODES = { 4401: 'unauthorized', 4403: 'forbidden', 4429: 'rate_limited' };
 
   /** WebSocket: the token goes in the first frame (out of URLs and logs), then subscribe; sends wait for `ack`. */
   transports.websocket = {
     isUsable: function () {
       return !!(win && win.WebSocket);
     },
-    open: function (client, sink) {
+    open: function (c, sink) {
       var loc = win.location;
-      var url = client.options.url;
-      var ws = new win.WebSocket((/^https?:/i.test(url) ? url : loc.protocol + '//' + loc.host + url).replace(/^http/i, 'ws') + '/ws');
+      var ws = new win.WebSocket((/^https?:/i.test(c.url) ? c.url : loc.protocol + '//' + loc.host + c.url).replace(/^http/i, 'ws') + '/ws');
       var acks = {};
       var idle;
       var conn;
@@ -298,20 +344,20 @@
           idle = setTimeout(function () {
             conn.close();
             sink.fail(makeError('timeout', 'websocket went silent'));
-          }, client.options.timeoutMargin * 1000);
-        }, client.options.pollTimeout * 1000);
+          }, c.o.timeoutMargin * 1000);
+        }, c.o.pollTimeout * 1000);
       }
       function frame(f) {
         if (ws.readyState === 1) ws.send(JSON.stringify(f));
         return ws.readyState === 1;
       }
       function subscribe(streams) {
-        frame(client._from({ type: 'subscribe', streams: streams }));
+        frame(c.from({ type: 'subscribe', streams: streams }));
       }
       ws.onopen = function () {
         watch();
-        if (client.token) frame({ type: 'auth', token: client.token });
-        subscribe(client.streams);
+        if (c.token) frame({ type: 'auth', token: c.token });
+        subscribe(c.streams);
       };
       ws.onmessage = function (e) {
         var f = parse(e.data) || {};
@@ -328,8 +374,8 @@
       }
       ws.onclose = function (e) {
         drop();
-        // 4401: the token was refused (docs/PROTOCOL.md); anything else is a lost connection.
-        sink.fail(e.code === 4401 ? makeError('unauthorized', e.reason, 401) : makeError('network', 'websocket closed (' + e.code + ')'));
+        var code = CLOSE_CODES[e.code];
+        sink.fail(code ? makeError(code, e.reason, e.code - 4000) : makeError('network', 'websocket closed (' + e.code + ')'));
       };
       conn = {
         close: function () {
@@ -347,6 +393,10 @@
         subscribe: subscribe,
         unsubscribe: function (streams) {
           frame({ type: 'unsubscribe', streams: streams });
+        },
+        // A fresh token in-band: the socket and its subscriptions stay (docs/PROTOCOL.md, "Token expiry").
+        auth: function (token) {
+          frame({ type: 'auth', token: token });
         }
       };
       return conn;
@@ -361,35 +411,48 @@
     isUsable: function () {
       return !!(win && win.EventSource);
     },
-    open: function (client, sink) {
-      var params = client._from({ streams: client.streams.join(','), token: client.token });
-      var es = new win.EventSource(withQuery(client.options.url + '/sse', params, false));
-      // Every event's id is the cursor just after it.
+    open: function (c, sink) {
+      var es = new win.EventSource(withQuery(c.url + '/sse', c.from({ streams: c.streams.join(','), token: c.token }), false));
+      var idle;
+      function close() {
+        clearTimeout(idle);
+        es.close();
+      }
+      function end(err) {
+        close();
+        sink.fail(err);
+      }
+      // The gateway pings every sse.keepAliveMs. A proxy that buffers the stream holds those back
+      // too, so a stream silent for as long as a poll may be is not getting through: `buffered`
+      // makes the client fall back to long-polling even after the stream was live.
+      function watch() {
+        clearTimeout(idle);
+        idle = setTimeout(function () { end(makeError('buffered', 'event stream went silent')); }, (c.o.pollTimeout + c.o.timeoutMargin) * 1000);
+      }
+      // Every event's id is the cursor just after it; `end` (the token expired) carries an error body.
       function on(type) {
         es.addEventListener(type, function (e) {
           var d = parse(e.data) || {};
           var json = { cursor: e.lastEventId };
+          watch();
+          if (type === 'end') return settle(end, 200, d);
           if (type === 'message') json.messages = [d];
           if (type === 'gap') json.gaps = [d];
           if (type === 'reset') json.resets = [d.stream];
-          sink.batch(json);
+          if (type !== 'ping') sink.batch(json);
         }, false);
       }
-      on('message');
-      on('ready');
-      on('gap');
-      on('reset');
+      var types = ['message', 'ready', 'gap', 'reset', 'ping', 'end'];
+      for (var i = 0; i < types.length; i++) on(types[i]);
       es.onerror = function () {
-        es.close();
-        sink.fail(makeError('network', 'event stream failed'));
+        end(makeError('network', 'event stream failed'));
       };
-      return {
-        close: function () {
-          es.close();
-        }
-      };
+      watch();
+      return { close: close };
     }
   };
+
+  // ---- the transport choice -------------------------------------------------------------------
 
   var POLLERS = ['xhr', 'xdr', 'jsonp'];
 
@@ -397,17 +460,22 @@
     return !!transports[name] && transports[name].isUsable(url);
   }
 
-  /** The usable transports from `wanted` ('polling' is the first usable of xhr, xdr, jsonp), in order. */
+  /** The usable transports from `wanted` ('polling' is the first usable of xhr, xdr, jsonp), in order. Throws when there is none. */
   function chooseTransports(url, wanted) {
     var out = [];
     for (var i = 0; i < wanted.length; i++) {
       var name = wanted[i];
       for (var j = 0; name === 'polling' && j < POLLERS.length; j++) if (usable(POLLERS[j], url)) name = POLLERS[j];
       if (usable(name, url)) out.push(name);
-      else if (wanted.length === 1) throw new Error('pollgate: transport "' + name + '" cannot reach ' + url + ' from this page');
     }
-    if (!out.length) throw new Error('pollgate: no transport can reach ' + url + ' from this page');
+    if (!out.length) throw new Error('pollgate: no transport of ' + wanted.join() + ' can reach ' + url + ' from this page');
     return out;
+  }
+
+  /** The request transport for single requests (a tab's catch-up poll, sends): the first of `modes`, else xhr or xdr. */
+  function chooseRequester(url, modes) {
+    for (var i = 0; i < modes.length; i++) if (transports[modes[i]].request) return modes[i];
+    return usable('xhr', url) ? 'xhr' : usable('xdr', url) ? 'xdr' : null;
   }
 
   // ---- the client ----------------------------------------------------------------------------
@@ -429,494 +497,618 @@
     autoConnect: true
   };
 
-  var RETRYABLE = { network: 1, timeout: 1, bad_response: 1, rate_limited: 1, store_unavailable: 1, internal: 1, unauthorized: 1 };
+  // Besides network errors and timeouts (no status), 408 and 5xx: a page that is not the gateway's,
+  // a rate limit and a refused token are worth another try.
+  var RETRYABLE = { bad_response: 1, rate_limited: 1, unauthorized: 1 };
 
   function retryable(err) {
     return RETRYABLE[err.code] === 1 || !err.status || err.status >= 500 || err.status === 408;
   }
 
+  /** How long a transport that failed is skipped, on later page loads too (ms). */
+  var REMEMBER_MS = 86400000;
+  /** Sharing: the leading tab renews its lease this often (ms); a lease not renewed for LEASE_MS is taken over. */
+  var BEAT_MS = 1000;
+  var LEASE_MS = 4000;
+
   /**
-   * new Pollgate(options): polls options.streams and emits 'message' per new message, once, in
-   * order per stream. See docs/CLIENT.md for options and events. Throws when no transport fits.
+   * new Pollgate(options): receives options.streams and emits 'message' per new message, once, in
+   * order per stream. See docs/CLIENT.md for options, events and what the client keeps in storage.
+   * Throws when no transport fits.
    */
   function Pollgate(options) {
     if (!(this instanceof Pollgate)) return new Pollgate(options);
-    var o = this.options = extend(extend({}, DEFAULTS), options || {});
+    var self = this;
+    var o = extend(extend({}, DEFAULTS), options || {});
     o.url = String(o.url).replace(/\/+$/, '');
-    if (!o.token && !o.getToken) throw new Error('pollgate: give a token or a getToken(callback) function');
-    this._modes = chooseTransports(o.url, o.transport !== 'auto' ? [o.transport] : o.transports);
-    this._failed = {};
-    this.transport = this._modes[0];
-    var poller = usable('xhr', o.url) ? 'xhr' : usable('xdr', o.url) ? 'xdr' : null;
-    for (var i = this._modes.length - 1; i >= 0; i--) if (transports[this._modes[i]].request) poller = this._modes[i];
+    if (!o.token && !o.getToken) throw new Error('pollgate: give a token or getToken');
+    var modes = chooseTransports(o.url, o.transport !== 'auto' ? [o.transport] : o.transports);
+    var poller = chooseRequester(o.url, modes);
     // JSONP can only receive; sends then need the same origin (XHR). On WebSocket they use the socket.
-    this._sender = poller !== 'jsonp' ? poller : sameOrigin(o.url) && usable('xhr', o.url) ? 'xhr' : null;
-    this.token = o.token || null;
-    this.streams = [];
-    this.state = 'connecting';
-    this.cursor = null;
-    this._conn = randomId(16);
-    this._seen = {};
-    this._handlers = {};
-    this._attempt = 0;
-    this._abortPoll = null;
-    this._timer = null;
-    this._since = o.since;
-    this._storageKey = o.storageKey || 'pollgate:outbox:' + o.url;
-    this._outbox = this._load();
-    this._callbacks = {};
-    this._sendTimer = null;
-    this._sending = false;
-    this._sendAttempt = 0;
-    this._tokenWaiters = null;
-    this._tokenFailed = false;
-    this._closed = false;
-    this._started = false;
-    this._unlisten = [];
-    this.subscribe(o.streams);
-    if (o.autoConnect) this.connect();
-  }
+    var sender = poller !== 'jsonp' ? poller : sameOrigin(o.url) && usable('xhr', o.url) ? 'xhr' : null;
 
-  Pollgate.prototype = {
-    /** Adds a listener; returns this. */
-    on: function (event, fn) {
-      (this._handlers[event] = this._handlers[event] || []).push(fn);
-      return this;
-    },
+    // -- storage: per gateway in localStorage (failed transports, the shared connection), per tab
+    // (outbox, cursor) in sessionStorage, or in localStorage under a tab id kept in window.name (it
+    // survives reloads) where there is no sessionStorage --
+    var key = o.storageKey || 'pollgate:' + o.url;
+    var local = storage('localStorage');
+    var tab = storage('sessionStorage');
+    var tabKey = key;
+    var failedKey = key + ':failed';
+    if (!tab && (tab = local)) tabKey += ':' + (win.name || (win.name = 'pg' + randomId(12)));
 
-    /** Removes one listener, or all of an event without fn; returns this. */
-    off: function (event, fn) {
-      var list = this._handlers[event];
-      if (!list) return this;
-      if (!fn) delete this._handlers[event];
-      else if (indexOf(list, fn) >= 0) list.splice(indexOf(list, fn), 1);
-      return this;
-    },
+    // -- state --
+    /** What the push transports read: { url, o, token, streams, from }. */
+    var ctx = { url: o.url, o: o, token: o.token || null, streams: [], from: from };
+    var failed = remembered();
+    var seen = {};
+    var handlers = {};
+    var attempt = 0;
+    var stop = null;
+    var push = null;
+    var timer = null;
+    var upgradeTimer = null;
+    var since = o.since;
+    var conn = randomId(16);
+    var started = false;
+    var closed = false;
+    var unlisten = [];
+    var fetching = false;
+    var tokenFailed = false;
+    var refreshTimer = null;
+    var outbox = load(tab, tabKey + ':outbox');
+    var callbacks = {};
+    var sending = false;
+    var sendTimer = null;
+    var sendAttempt = 0;
+    var sharing = !!(o.share && local && poller);
+    var lead = !sharing;
+    var leaseKey = null;
+    var beat = null;
+    var chanKey = key + ':share';
+    var channel = sharing && win.BroadcastChannel ? new win.BroadcastChannel(chanKey) : null;
+    var posted = 0;
+    var heardFrom = null;
+    var heardN = 0;
+    var queue = null;
+    if (!(outbox instanceof Array)) outbox = [];
+    if (channel) channel.onmessage = function (e) { hear(e.data); };
 
-    _emit: function (event, a, b) {
-      var list = (this._handlers[event] || []).slice();
+    self.streams = ctx.streams;
+    self.state = 'connecting';
+    self.transport = mode();
+
+    // -- events --
+
+    function emit(event, a, b) {
+      var list = (handlers[event] || []).slice();
       for (var i = 0; i < list.length; i++) {
         try {
-          list[i].call(this, a, b);
+          list[i].call(self, a, b);
         } catch (e) {
           // An app's listener must not stop delivery: rethrow outside the loop.
           setTimeout(function () { throw e; }, 0);
         }
       }
-    },
+    }
 
-    _setState: function (state) {
-      var prev = this.state;
+    function setState(state) {
+      var prev = self.state;
       if (prev === state) return;
-      this.state = state;
-      this._emit('state', state, prev);
-    },
+      self.state = state;
+      emit('state', state, prev);
+    }
 
-    /** Starts polling (once the page has loaded, so browsers do not show it as still loading). */
-    connect: function () {
-      var self = this;
-      if (this._started || this._closed) return this;
-      this._started = true;
-      this._setState(win && win.navigator && win.navigator.onLine === false ? 'offline' : 'connecting');
-      this._unlisten.push(
-        listen(win, 'online', function () {
-          // Transports that failed while the network was down deserve another try.
-          self._failed = {};
-          self._wake();
-        }),
-        listen(win, 'offline', function () {
-          self._stopPoll();
-          self._fail(makeError('network', 'browser is offline'));
-        }),
-        // IE9 leaks open requests on unload; old IE has no pagehide.
-        listen(win, 'pagehide', function () { self._stopPoll(); }),
-        listen(win, 'unload', function () { self._stopPoll(); })
-      );
-      var doc = win && win.document;
-      if (doc && doc.readyState && doc.readyState !== 'complete') {
-        this._unlisten.push(listen(win, 'load', function () { self._later(0); }));
-      } else {
-        this._later(0);
-      }
-      return this;
-    },
+    // -- the receive loop --
 
-    /** Adds streams; they are polled from now on, from "now", without losing the others' positions. */
-    subscribe: function (streams) {
-      streams = isArray(streams) ? streams : [streams];
-      var added = [];
-      for (var i = 0; i < streams.length; i++) {
-        if (streams[i] && indexOf(this.streams, streams[i]) < 0) {
-          this.streams.push(streams[i]);
-          added.push(streams[i]);
-        }
-      }
-      if (added.length) this._change('subscribe', added);
-      return this;
-    },
+    function streamsKey() {
+      return ctx.streams.slice().sort().join();
+    }
 
-    /** Removes streams; the next poll no longer names them. */
-    unsubscribe: function (streams) {
-      streams = isArray(streams) ? streams : [streams];
-      for (var i = 0; i < streams.length; i++) {
-        var at = indexOf(this.streams, streams[i]);
-        if (at >= 0) {
-          this.streams.splice(at, 1);
-          delete this._seen[streams[i]];
-        }
-      }
-      this._change('unsubscribe', streams);
-      return this;
-    },
+    /** The cursor is kept per tab, page and stream set: a reload or a way back resumes where the page was. */
+    function cursorKey() {
+      return tabKey + ':cursor:' + (win && win.location || {}).pathname + ':' + streamsKey();
+    }
 
-    /** Replaces the token (for example after 'auth_error') and polls with it at once. */
-    setToken: function (token) {
-      this.token = token;
-      this._restartPoll();
-      this._flush();
-      return this;
-    },
-
-    /** Stops polling and sending for good; unsent messages stay in localStorage for a later client. */
-    close: function () {
-      if (this._closed) return;
-      this._closed = true;
-      this._stopPoll();
-      clearTimeout(this._sendTimer);
-      clearTimeout(this._upgradeTimer);
-      for (var i = 0; i < this._unlisten.length; i++) this._unlisten[i]();
-      this._unlisten = [];
-      this._setState('closed');
-    },
-
-    // -- the poll loop --
-
-    _stopPoll: function () {
-      clearTimeout(this._timer);
-      this._timer = null;
-      this._push = null;
-      if (this._abortPoll) {
-        var abort = this._abortPoll;
-        this._abortPoll = null;
-        abort();
-      }
-    },
-
-    _later: function (ms) {
-      var self = this;
-      clearTimeout(this._timer);
-      this._timer = setTimeout(function () {
-        self._timer = null;
-        self._poll();
-      }, ms);
-    },
-
-    // A poll in flight is replaced by one naming the new streams; the gateway answers the old one
-    // at once (same conn), and a lost answer costs nothing: the cursor moves only with delivered batches.
-    _change: function (verb, streams) {
-      // A live WebSocket changes its subscriptions in place; other transports reconnect with the new list.
-      if (this._push && this._push[verb] && this.streams.length) this._push[verb](streams);
-      else this._restartPoll();
-    },
-
-    _restartPoll: function () {
-      if (!this._started || this._closed) return;
-      this._stopPoll();
-      this._later(0);
-    },
-
-    /** Online again (browser event, or the network came back for a send): retry now. */
-    _wake: function () {
-      if (this._closed || !this._started) return;
-      if (this.state !== 'online' && !this._abortPoll) this._later(0);
-      this._flush();
-    },
-
-    /** Sets where to start in a request: the cursor, or `since` before the first answer. */
-    _from: function (params) {
-      if (this.cursor) params.cursor = this.cursor;
-      else params.since = this._since;
+    /** Where a request starts: the cursor, or `since` before the first answer. */
+    function from(params) {
+      if (self.cursor) params.cursor = self.cursor;
+      else params.since = since;
       return params;
-    },
+    }
 
     /** The first transport that has not failed; the last one is never given up on. */
-    _mode: function () {
-      for (var i = 0; i < this._modes.length - 1; i++) if (!this._failed[this._modes[i]]) return this._modes[i];
-      return this._modes[i];
-    },
+    function mode() {
+      for (var i = 0; i < modes.length - 1; i++) if (!failed[modes[i]]) return modes[i];
+      return modes[i];
+    }
 
-    _poll: function () {
-      var self = this;
-      if (this._closed || this._abortPoll) return;
-      if (!this.streams.length) return;
-      if (this._whenToken(function () { self._poll(); })) return;
-      var o = this.options;
-      var mode = this._mode();
-      var previous = this.transport;
-      this.transport = mode;
-      if (mode !== previous) this._emit('transport', mode, previous);
-      if (!transports[mode].request) return this._open(mode);
+    /** Transports that failed in the last REMEMBER_MS, on this page or an earlier one. */
+    function remembered() {
+      var list = load(local, failedKey) || {};
+      for (var m in list) if (!(list[m] > now() - REMEMBER_MS)) delete list[m];
+      return list;
+    }
+
+    function forget() {
+      failed = {};
+      store(local, failedKey, null);
+    }
+
+    // A proxy that refused the better transports may be gone (a new network): try them again later.
+    function upgradeLater() {
+      if (upgradeTimer || !o.upgradeInterval) return;
+      upgradeTimer = setTimeout(function () {
+        upgradeTimer = null;
+        forget();
+        if (lead && mode() !== self.transport) restart();
+      }, o.upgradeInterval);
+    }
+
+    function later(ms) {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        timer = null;
+        receive();
+      }, ms);
+    }
+
+    /** Ends the request or connection in flight and the pending retry. */
+    function halt() {
+      clearTimeout(timer);
+      timer = push = null;
+      if (stop) {
+        var s = stop;
+        stop = null;
+        s();
+      }
+    }
+
+    function restart() {
+      if (!started || closed) return;
+      halt();
+      later(0);
+    }
+
+    /** Online again (browser event, or the network came back for a send): retry now. */
+    function wake() {
+      if (closed || !started) return;
+      if (self.state !== 'online' && !stop) later(0);
+      flush();
+    }
+
+    // A request in flight is replaced by one naming the new streams; the gateway answers the old one
+    // at once (same conn), and a lost answer costs nothing: the cursor moves only with delivered batches.
+    function change(verb, streams) {
+      var live = push && push[verb] && ctx.streams.length;
+      if (sharing) {
+        resign();
+        leaseKey = key + ':lead:' + streamsKey();
+        if (started) elect();
+      }
+      // A live WebSocket changes its subscriptions in place; other transports reconnect with the new list.
+      if (live && !sharing) push[verb](streams);
+      else restart();
+    }
+
+    /**
+     * The next receive step: a poll (held up to pollTimeout once online), or a push connection; in a
+     * tab following a shared connection, one immediate poll that catches up from its own cursor.
+     */
+    function receive() {
+      if (closed || stop || !ctx.streams.length || waitToken()) return;
+      var m = lead ? mode() : poller;
+      var previous = self.transport;
+      self.transport = lead ? m : 'shared';
+      if (self.transport !== previous) emit('transport', self.transport, previous);
+      if (!transports[m].request) return open(m);
       // Until a poll has succeeded, ask for an answer at once: 'online' should not wait for a message.
-      var params = this._from({ streams: this.streams.join(','), timeout: this.state === 'online' ? o.pollTimeout : 0, conn: this._conn });
-      if (o.limit) params.limit = o.limit;
+      var params = from({ streams: ctx.streams.join(','), timeout: lead && self.state === 'online' ? o.pollTimeout : 0, conn: conn, limit: o.limit });
       var aborted = false;
       var abort = noop;
-      this._abortPoll = function () {
+      if (!lead && !queue) {
+        // Batches heard from now on wait for the catch-up; those up to the lease's count it covers.
+        queue = [];
+        var lease = load(local, leaseKey) || {};
+        heardFrom = lease.i;
+        heardN = lease.n;
+      }
+      stop = function () {
         aborted = true;
         abort();
       };
-      abort = transports[this.transport].request({
-        url: o.url,
-        path: '/poll',
-        params: params,
-        body: null,
-        token: this.token,
-        timeoutMs: (o.pollTimeout + o.timeoutMargin) * 1000
-      }, function (err, json) {
+      abort = transports[m].request({ url: o.url, path: '/poll', params: params, body: null, token: ctx.token, timeoutMs: (o.pollTimeout + o.timeoutMargin) * 1000 }, function (err, json) {
         if (aborted) return;
-        self._abortPoll = null;
-        if (err) return self._fail(err);
-        self._batch(json);
-        self._later(0);
+        stop = null;
+        if (err) return fail(err);
+        batch(json);
+        if (lead) later(0);
+        else caughtUp();
       });
-    },
+    }
 
     /**
-     * Connects a push transport. It fails over to the next transport when it ends before
-     * delivering anything on a network error or `connectTimeout`; a live one that ends reconnects.
+     * Connects a push transport. It fails over to the next transport when it ends before delivering
+     * anything on a network error or `connectTimeout`, or when it went silent (`buffered`); a live
+     * one that ends otherwise reconnects.
      */
-    _open: function (mode) {
-      var self = this;
+    function open(m) {
       var live = false;
-      var conn;
-      var timer = setTimeout(function () { end(makeError('timeout', 'no answer in ' + self.options.connectTimeout + ' ms')); }, this.options.connectTimeout);
+      var c;
+      var connectTimer = setTimeout(function () { end(timedOut(o.connectTimeout)); }, o.connectTimeout);
       function current() {
-        return self._abortPoll === stop;
+        return stop === close;
       }
-      function stop() {
-        clearTimeout(timer);
-        conn.close();
+      function close() {
+        clearTimeout(connectTimer);
+        c.close();
       }
       function end(err) {
         if (!current()) return;
-        self._stopPoll();
-        self._fail(err, !live && (err.code === 'network' || err.code === 'timeout') && mode);
+        halt();
+        fail(err, (err.code === 'buffered' || !live && (err.code === 'network' || err.code === 'timeout')) && m);
       }
-      this._abortPoll = stop;
+      stop = close;
       try {
-        conn = transports[mode].open(this, {
+        c = transports[m].open(ctx, {
           batch: function (json) {
             if (!current()) return;
             if (!live) {
               live = true;
-              clearTimeout(timer);
-              self._push = conn;
+              clearTimeout(connectTimer);
+              push = c;
             }
-            self._batch(json);
+            batch(json);
           },
           fail: end
         });
       } catch (e) {
         // e.g. a SecurityError for ws: from an https: page
-        conn = { close: noop };
+        c = { close: noop };
         end(makeError('network', e.message));
       }
-    },
+    }
 
-    /** Applies one answer: resets, gaps, then new messages; advances the cursor. */
-    _batch: function (json) {
+    /** Applies one answer: resets, gaps, then new messages; advances (and keeps) the cursor. */
+    function batch(json) {
       var i;
-      this._attempt = 0;
-      this._since = this.options.since;
-      this._setState('online');
+      attempt = 0;
+      since = o.since;
+      setState('online');
       var resets = json.resets || [];
       for (i = 0; i < resets.length; i++) {
         // A new log restarts its seqs: forget what was seen of the old one.
-        delete this._seen[resets[i]];
-        this._emit('reset', { stream: resets[i] });
+        delete seen[resets[i]];
+        emit('reset', { stream: resets[i] });
       }
       var gaps = json.gaps || [];
-      for (i = 0; i < gaps.length; i++) this._emit('gap', gaps[i]);
+      for (i = 0; i < gaps.length; i++) emit('gap', gaps[i]);
       var messages = json.messages || [];
       for (i = 0; i < messages.length; i++) {
         var m = messages[i];
         // Dedupe and order per stream: only a seq above the last delivered one is new. A WebSocket
         // may still deliver a stream just unsubscribed.
-        if (m.seq <= (this._seen[m.stream] || 0) || indexOf(this.streams, m.stream) < 0) continue;
-        this._seen[m.stream] = m.seq;
-        this._emit('message', m);
+        if (m.seq <= (seen[m.stream] || 0) || indexOf(ctx.streams, m.stream) < 0) continue;
+        seen[m.stream] = m.seq;
+        emit('message', m);
       }
-      if (json.cursor) this.cursor = json.cursor;
-      this._flush();
-    },
+      if (json.cursor) store(tab, cursorKey(), self.cursor = json.cursor);
+      if (sharing && lead) post(json);
+      flush();
+    }
 
     /**
      * A failed request: report it, fix what the client can, and retry with backoff, or at once on
-     * the next transport when `failed` names a transport that never worked this time.
+     * the next transport when `failedMode` names a transport that did not work (remembered, so the
+     * next page load skips it too).
      */
-    _fail: function (err, failed) {
-      var self = this;
-      var o = this.options;
-      if (this._closed) return;
-      var offline = win && win.navigator && win.navigator.onLine === false;
-      if (failed && !offline && failed !== this._modes[this._modes.length - 1]) {
-        this._failed[failed] = 1;
-        // Try the better transports again later: a proxy that refused them may be gone (a new network).
-        if (!this._upgradeTimer && o.upgradeInterval) {
-          this._upgradeTimer = setTimeout(function () {
-            self._upgradeTimer = null;
-            self._failed = {};
-            if (self._mode() !== self.transport) self._restartPoll();
-          }, o.upgradeInterval);
-        }
-        this._setState('reconnecting');
-        return this._later(0);
+    function fail(err, failedMode) {
+      if (closed) return;
+      var offline = isOffline();
+      if (failedMode && !offline && failedMode !== modes[modes.length - 1]) {
+        failed[failedMode] = now();
+        store(local, failedKey, failed);
+        upgradeLater();
+        setState('reconnecting');
+        return later(0);
       }
       if (err.code === 'invalid_cursor') {
         // Only a gateway with a new secret rejects our cursor: re-read what is retained; dedupe drops what we saw.
-        this.cursor = null;
-        this._since = 'earliest';
+        self.cursor = null;
+        since = 'earliest';
       }
-      if (err.code === 'unauthorized') this._authError(err);
-      else if (!retryable(err)) this._emit('error', err);
-      this._setState(offline ? 'offline' : 'reconnecting');
-      var delay = Math.max(backoff(this._attempt++, o.backoffBase, o.backoffCap), (err.retryAfter || 0) * 1000);
-      this._later(err.code === 'invalid_cursor' ? 0 : delay);
-    },
+      if (err.code === 'unauthorized') authError(err);
+      else if (!retryable(err)) emit('error', err);
+      setState(offline ? 'offline' : 'reconnecting');
+      later(err.code === 'invalid_cursor' ? 0 : Math.max(backoff(attempt++, o.backoffBase, o.backoffCap), (err.retryAfter || 0) * 1000));
+    }
+
+    // -- tokens --
 
     /** 'auth_error', then getToken() if given; requests wait for the new token. */
-    _authError: function (err) {
-      this._emit('auth_error', err);
-      if (this.options.getToken && !this._tokenWaiters) this._refreshToken();
-    },
+    function authError(err) {
+      emit('auth_error', err);
+      if (o.getToken && !fetching) fetchToken();
+    }
 
-    /** True when fn was queued until a token arrives (fetching the first one if need be). */
-    _whenToken: function (fn) {
-      if (!this.token && this.options.getToken && !this._tokenWaiters && !this._tokenFailed) this._refreshToken();
-      if (this._tokenWaiters) this._tokenWaiters.push(fn);
-      return !!this._tokenWaiters;
-    },
+    /** True while requests wait for a token (fetching the first one when there is none). */
+    function waitToken() {
+      if (!ctx.token && o.getToken && !fetching && !tokenFailed) fetchToken();
+      return fetching;
+    }
 
-    _refreshToken: function () {
-      var self = this;
-      this._tokenWaiters = [];
-      this.options.getToken(function (err, token) {
-        var waiters = self._tokenWaiters || [];
-        self._tokenWaiters = null;
+    function fetchToken() {
+      fetching = true;
+      o.getToken(function (err, token) {
+        fetching = false;
         // A failed fetch is retried on the next 401, after backoff, not in a loop.
-        self._tokenFailed = !!err || !token;
-        if (self._tokenFailed) self._emit('error', err || makeError('unauthorized', 'getToken gave no token'));
-        else self.token = token;
-        for (var i = 0; i < waiters.length; i++) waiters[i]();
+        tokenFailed = !!err || !token;
+        if (!tokenFailed) return self.setToken(token);
+        emit('error', err || makeError('unauthorized', 'getToken gave no token'));
+        if (!timer && !stop) later(0);
+        flush();
       });
-    },
+    }
 
-    // -- sending --
+    /** Fetches a fresh token before this one expires (with getToken, for JWTs): the position is kept either way. */
+    function refreshLater() {
+      clearTimeout(refreshTimer);
+      var ms = o.getToken && refreshDelay(ctx.token);
+      if (ms) refreshTimer = setTimeout(function () { if (!fetching) fetchToken(); }, ms);
+    }
+
+    // -- the outbox: this tab's unsent messages, in order, kept across reloads --
+
+    function saveOutbox() {
+      store(tab, tabKey + ':outbox', outbox.length ? outbox : null);
+    }
+
+    function flush() {
+      if (sending || sendTimer || closed || !outbox.length || !sender || waitToken()) return;
+      var item = outbox[0];
+      sending = true;
+      function done(err, json) {
+        sending = false;
+        if (closed) return;
+        if (err && retryable(err)) return retrySend(err);
+        sendAttempt = 0;
+        outbox.shift();
+        saveOutbox();
+        var cb = callbacks[item.id];
+        delete callbacks[item.id];
+        var result = json && json.results ? json.results[0] : json && { stream: json.stream, seq: json.seq, id: json.id, duplicate: json.duplicate };
+        if (err) emit('send_error', err, item);
+        else emit('sent', result, item);
+        if (cb) cb(err, result);
+        flush();
+      }
+      if (push && push.send) return push.send(item, o.sendTimeout, done);
+      transports[sender].request({ url: o.url, path: '/send', params: {}, body: { stream: item.stream, data: item.data, id: item.id }, token: ctx.token, timeoutMs: o.sendTimeout }, done);
+    }
+
+    // After `sendRetries` quick retries the outbox waits for the next successful receive.
+    function retrySend(err) {
+      if (err.code === 'unauthorized') authError(err);
+      if (sendAttempt >= o.sendRetries) {
+        sendAttempt = 0;
+        return;
+      }
+      var delay = Math.max(backoff(sendAttempt++, o.backoffBase, o.backoffCap), (err.retryAfter || 0) * 1000);
+      sendTimer = setTimeout(function () {
+        sendTimer = null;
+        flush();
+      }, delay);
+    }
+
+    // -- one connection for many tabs (share: true) --
+    // The tabs of one browser with the same gateway and stream set elect a leader through a lease in
+    // localStorage; it alone receives, and hands every batch to the others over a BroadcastChannel
+    // (or storage events: IE8+). A follower catches up from its own cursor with one immediate poll
+    // when it starts and whenever it missed a batch; dedupe hides any overlap.
 
     /**
-     * Sends `data` (any JSON value) to `stream`, exactly once thanks to a client-made id: kept in an
-     * in-order outbox (in localStorage where it can) until the gateway confirms it. cb(err, result).
+     * Every BEAT_MS: the leader renews its lease, with its state and the count of batches it handed
+     * on (or steps down if another tab took the lease); a follower takes over an expired one.
      */
-    send: function (stream, data, cb) {
-      if (this._closed) {
-        if (cb) cb(makeError('closed', 'client is closed'));
-        return null;
+    function elect() {
+      var lease = load(local, leaseKey);
+      var mine = !lease || lease.i === conn || now() - lease.t > LEASE_MS;
+      if (mine) store(local, leaseKey, { i: conn, t: now(), s: self.state, n: posted });
+      else setState(lease.s);
+      if (mine !== lead) {
+        lead = mine;
+        queue = null;
+        restart();
       }
-      if (!this._sender) {
-        if (cb) cb(makeError('unsupported', 'this page cannot send to ' + this.options.url + ' (no CORS)'));
+    }
+
+    /** Gives the lease back, so another tab takes over at its next beat. */
+    function resign() {
+      var lease = load(local, leaseKey);
+      if (lease && lease.i === conn) store(local, leaseKey, null);
+      lead = false;
+    }
+
+    function post(json) {
+      var msg = { k: leaseKey, i: conn, n: ++posted, b: json };
+      if (channel) channel.postMessage(msg);
+      else store(local, chanKey, msg);
+    }
+
+    // IE8 fires storage events on document, without a key: read the value then.
+    function onStorage(e) {
+      if (!e.key || e.key === chanKey) hear(e.key ? parse(e.newValue) : load(local, chanKey));
+    }
+
+    /**
+     * A batch from the leader: applied when it is the leader's next; skipped when the last catch-up
+     * covered it; otherwise some never arrived (storage events coalesce, a write can fail, the
+     * leader changed), and the follower catches up from its own cursor first.
+     */
+    function hear(msg) {
+      if (!msg || lead || msg.k !== leaseKey || msg.i === conn) return;
+      if (queue) return queue.push(msg);
+      if (msg.i === heardFrom && msg.n <= heardN) return;
+      if (msg.i !== heardFrom || msg.n > heardN + 1) {
+        heardFrom = msg.i;
+        heardN = msg.n - 1;
+        queue = [msg];
+        return restart();
+      }
+      heardN = msg.n;
+      batch(msg.b);
+    }
+
+    /** After a follower's catch-up poll: the batches heard meanwhile, in order. */
+    function caughtUp() {
+      var held = queue || [];
+      queue = null;
+      for (var i = 0; i < held.length; i++) hear(held[i]);
+    }
+
+    // -- public methods --
+
+    /** Adds a listener; returns the client. */
+    self.on = function (event, fn) {
+      (handlers[event] = handlers[event] || []).push(fn);
+      return self;
+    };
+
+    /** Removes one listener, or all of an event without fn; returns the client. */
+    self.off = function (event, fn) {
+      var list = handlers[event] || [];
+      if (!fn) delete handlers[event];
+      else if (indexOf(list, fn) >= 0) list.splice(indexOf(list, fn), 1);
+      return self;
+    };
+
+    /** Starts receiving (once the page has loaded, so browsers do not show it as still loading). */
+    self.connect = function () {
+      if (started || closed) return self;
+      started = true;
+      setState(isOffline() ? 'offline' : 'connecting');
+      function leave() {
+        halt();
+        if (sharing) resign();
+      }
+      function begin() {
+        if (sharing) {
+          elect();
+          beat = setInterval(elect, BEAT_MS);
+        }
+        later(0);
+      }
+      unlisten.push(
+        listen(win, 'online', function () {
+          // Transports that failed while the network was down deserve another try.
+          forget();
+          wake();
+        }),
+        listen(win, 'offline', function () {
+          halt();
+          fail(makeError('network', 'browser is offline'));
+        }),
+        // IE9 leaks open requests on unload; old IE has no pagehide.
+        listen(win, 'pagehide', leave),
+        listen(win, 'unload', leave),
+        // Back from the back-forward cache, where nothing ran.
+        listen(win, 'pageshow', function (e) {
+          if (e.persisted) restart();
+        })
+      );
+      if (sharing) unlisten.push(listen(win, 'storage', onStorage), listen(win.document, 'storage', onStorage));
+      if (mode() !== modes[0]) upgradeLater();
+      refreshLater();
+      var doc = win && win.document;
+      if (doc && doc.readyState && doc.readyState !== 'complete') unlisten.push(listen(win, 'load', begin));
+      else begin();
+      return self;
+    };
+
+    /** Adds streams; they are received from now on, from "now", without losing the others' positions. */
+    self.subscribe = function (streams) {
+      streams = listOf(streams);
+      var added = [];
+      for (var i = 0; i < streams.length; i++) {
+        if (streams[i] && indexOf(ctx.streams, streams[i]) < 0) {
+          ctx.streams.push(streams[i]);
+          added.push(streams[i]);
+        }
+      }
+      if (added.length) change('subscribe', added);
+      return self;
+    };
+
+    /** Removes streams; the next request no longer names them. */
+    self.unsubscribe = function (streams) {
+      streams = listOf(streams);
+      for (var i = 0; i < streams.length; i++) {
+        var at = indexOf(ctx.streams, streams[i]);
+        if (at >= 0) {
+          ctx.streams.splice(at, 1);
+          delete seen[streams[i]];
+        }
+      }
+      change('unsubscribe', streams);
+      return self;
+    };
+
+    /**
+     * Replaces the token. A live WebSocket takes it in-band and keeps its subscriptions; an event
+     * stream reopens with it; a long-poll uses it from the next request (at once after a 401).
+     */
+    self.setToken = function (token) {
+      ctx.token = token;
+      if (push && push.auth) push.auth(token);
+      else if (push || self.state !== 'online') restart();
+      flush();
+      refreshLater();
+      return self;
+    };
+
+    /**
+     * Sends `data` (any JSON value) to `stream`, exactly once thanks to a client-made id: kept in this
+     * tab's outbox (in storage where it can) until the gateway confirms it. cb(err, result).
+     */
+    self.send = function (stream, data, cb) {
+      var err = closed ? makeError('closed', 'client is closed') : !sender && makeError('unsupported', 'this page cannot send to ' + o.url + ' (no CORS)');
+      if (err) {
+        if (cb) cb(err);
         return null;
       }
       var item = { id: randomId(20), stream: stream, data: data };
-      if (cb) this._callbacks[item.id] = cb;
-      this._outbox.push(item);
-      this._save();
-      this._flush();
+      if (cb) callbacks[item.id] = cb;
+      outbox.push(item);
+      saveOutbox();
+      flush();
       return item.id;
-    },
+    };
 
     /** Messages waiting to be sent, oldest first. */
-    pending: function () {
-      return this._outbox.slice();
-    },
+    self.pending = function () {
+      return outbox.slice();
+    };
 
-    _flush: function () {
-      var self = this;
-      if (this._sending || this._sendTimer || this._closed || !this._outbox.length || !this._sender) return;
-      if (this._whenToken(function () { self._flush(); })) return;
-      var item = this._outbox[0];
-      var o = this.options;
-      this._sending = true;
-      function done(err, json) {
-        self._sending = false;
-        if (self._closed) return;
-        if (err && retryable(err)) return self._retrySend(err);
-        self._sendAttempt = 0;
-        self._outbox.shift();
-        self._save();
-        var cb = self._callbacks[item.id];
-        delete self._callbacks[item.id];
-        var result = json && json.results ? json.results[0] : json && { stream: json.stream, seq: json.seq, id: json.id, duplicate: json.duplicate };
-        if (err) self._emit('send_error', err, item);
-        else self._emit('sent', result, item);
-        if (cb) cb(err, result);
-        self._flush();
-      }
-      if (this._push && this._push.send) return this._push.send(item, o.sendTimeout, done);
-      transports[this._sender].request({
-        url: o.url,
-        path: '/send',
-        params: {},
-        body: { stream: item.stream, data: item.data, id: item.id },
-        token: this.token,
-        timeoutMs: o.sendTimeout
-      }, done);
-    },
+    /** Stops for good; unsent messages stay in this tab's storage for a later client. */
+    self.close = function () {
+      if (closed) return;
+      closed = true;
+      halt();
+      if (sharing) resign();
+      clearTimeout(sendTimer);
+      clearTimeout(upgradeTimer);
+      clearTimeout(refreshTimer);
+      clearInterval(beat);
+      if (channel) channel.close();
+      for (var i = 0; i < unlisten.length; i++) unlisten[i]();
+      unlisten = [];
+      setState('closed');
+    };
 
-    // After `sendRetries` quick retries the outbox waits for the next successful poll.
-    _retrySend: function (err) {
-      var self = this;
-      var o = this.options;
-      if (err.code === 'unauthorized') this._authError(err);
-      if (this._sendAttempt >= o.sendRetries) {
-        this._sendAttempt = 0;
-        return;
-      }
-      var delay = Math.max(backoff(this._sendAttempt++, o.backoffBase, o.backoffCap), (err.retryAfter || 0) * 1000);
-      this._sendTimer = setTimeout(function () {
-        self._sendTimer = null;
-        self._flush();
-      }, delay);
-    },
-
-    _storage: function () {
-      try {
-        return win && win.localStorage;
-      } catch (e) {
-        return null;
-      }
-    },
-
-    _load: function () {
-      try {
-        var raw = this._storage() && this._storage().getItem(this._storageKey);
-        var list = raw ? JSON.parse(raw) : [];
-        return isArray(list) ? list : [];
-      } catch (e) {
-        return [];
-      }
-    },
-
-    _save: function () {
-      try {
-        var s = this._storage();
-        if (!s) return;
-        if (this._outbox.length) s.setItem(this._storageKey, JSON.stringify(this._outbox));
-        else s.removeItem(this._storageKey);
-      } catch (e) {
-        // Full or forbidden storage (Safari private mode): the outbox still lives in memory.
-      }
-    }
-  };
+    self.subscribe(o.streams);
+    self.cursor = o.cursor || load(tab, cursorKey());
+    if (o.autoConnect) self.connect();
+  }
 
   Pollgate.transports = transports;
   Pollgate.backoff = backoff;

@@ -28,8 +28,9 @@ describe('Pollgate (static/pollgate.js in Node)', () => {
     await gw.shutdown();
   });
 
-  function connect(net: Net, options: Record<string, unknown>, storage?: MemoryStorage) {
-    const Pollgate = loadPollgate(net, storage);
+  /** A client in a page of its own; pass `tab` (sessionStorage) to stand for a reload of the same tab, `local` for the same browser. */
+  function connect(net: Net, options: Record<string, unknown>, tab?: MemoryStorage, local?: MemoryStorage) {
+    const Pollgate = loadPollgate(net, local, tab);
     const client = new Pollgate({ url: gw.url, token, ...FAST, ...options });
     const got: ClientMessage[] = [];
     const states: string[] = [];
@@ -120,25 +121,52 @@ describe('Pollgate (static/pollgate.js in Node)', () => {
     expect(got.map((m) => m.data)).to.deep.equal(['a1', 'a2', 'b1', 'a3']);
   });
 
-  it('queues sends while offline, keeps them in localStorage, and a later client sends them once, in order', async () => {
+  it('keeps each tab\'s queued sends in its own storage: after reloads every message is sent once, in order', async () => {
     const stream = freshStream();
     const net = makeNet();
     net.down = true;
-    const storage = new MemoryStorage();
-    const first = connect(net, { streams: [stream] }, storage);
-    for (const text of ['q1', 'q2', 'q3']) first.client.send(stream, text);
-    // Every attempt of the first message (1 + sendRetries) keeps the same idempotency id.
-    await until('retries', () => net.requests.filter((r) => r.url.endsWith('/send')).length >= 4);
+    const local = new MemoryStorage();
+    const tabs = [new MemoryStorage(), new MemoryStorage()];
+    const outboxOf = (tab: MemoryStorage) => [...tab.items].find(([k]) => k.endsWith(':outbox'))?.[1];
+    const first = tabs.map((tab) => connect(net, { streams: [stream] }, tab, local));
+    for (const text of ['a1', 'a2', 'a3']) first[0]!.client.send(stream, text);
+    for (const text of ['b1', 'b2']) first[1]!.client.send(stream, text);
+    // Every attempt of a tab's first message (1 + sendRetries) keeps the same idempotency id.
+    await until('retries', () => net.requests.filter((r) => r.url.endsWith('/send')).length >= 8);
     const sendBodies = net.requests.filter((r) => r.url.endsWith('/send')).map((r) => JSON.parse(r.body!));
-    expect(new Set(sendBodies.map((b) => b.id)).size).to.equal(1);
-    expect(JSON.parse([...storage.items.values()][0]!).map((m: { data: string }) => m.data)).to.deep.equal(['q1', 'q2', 'q3']);
-    first.client.close();
+    expect(new Set(sendBodies.map((b) => b.id)).size).to.equal(2);
+    expect(tabs.map((tab) => JSON.parse(outboxOf(tab)!).map((m: { data: string }) => m.data))).to.deep.equal([['a1', 'a2', 'a3'], ['b1', 'b2']]);
+    for (const f of first) f.client.close();
 
     net.down = false;
-    const second = connect(net, { streams: [stream] }, storage);
-    await until('outbox flushed', () => second.client.pending().length === 0 && storage.items.size === 0);
-    const stored = await readStream(gw.url, gw.apiKey, stream);
-    expect(stored.map((m) => m.data)).to.deep.equal(['q1', 'q2', 'q3']);
+    const reloaded = tabs.map((tab) => connect(net, { streams: [stream] }, tab, local));
+    await until('outboxes flushed', () => reloaded.every((r, i) => r.client.pending().length === 0 && outboxOf(tabs[i]!) === undefined));
+    const stored = (await readStream(gw.url, gw.apiKey, stream)).map((m) => m.data as string);
+    expect(stored.filter((d) => d[0] === 'a')).to.deep.equal(['a1', 'a2', 'a3']);
+    expect(stored.filter((d) => d[0] === 'b')).to.deep.equal(['b1', 'b2']);
+  });
+
+  it('resumes a reloaded page from its cursor (kept per tab), and a new tab from now; `cursor` resumes from an app\'s own', async () => {
+    const stream = freshStream();
+    const tab = new MemoryStorage();
+    const first = connect(makeNet(), { streams: [stream] }, tab);
+    await until('online', () => first.client.state === 'online');
+    for (const n of [1, 2, 3]) await sendAs(gw.url, gw.apiKey, stream, n);
+    await until('1-3', () => first.got.length === 3);
+    const cursor = first.client.cursor;
+    first.client.close();
+    for (const n of [4, 5, 6]) await sendAs(gw.url, gw.apiKey, stream, n);
+
+    const reloaded = connect(makeNet(), { streams: [stream] }, tab);
+    const other = connect(makeNet(), { streams: [stream] });
+    const own = connect(makeNet(), { streams: [stream], cursor });
+    await until('4-6 twice', () => reloaded.got.length === 3 && own.got.length === 3);
+    await until('the new tab online', () => other.client.state === 'online');
+    await sendAs(gw.url, gw.apiKey, stream, 7);
+    await until('7 everywhere', () => [reloaded, other, own].every((c) => c.got.some((m) => m.data === 7)));
+    expect(reloaded.got.map((m) => m.data)).to.deep.equal([4, 5, 6, 7]);
+    expect(own.got.map((m) => m.data)).to.deep.equal([4, 5, 6, 7]);
+    expect(other.got.map((m) => m.data)).to.deep.equal([7]);
   });
 
   it('sends with callbacks and retries a send whose first attempts fail, without duplicating it', async () => {
@@ -183,6 +211,39 @@ describe('Pollgate (static/pollgate.js in Node)', () => {
     expect(calls).to.equal(1);
     await sendAs(gw.url, gw.apiKey, stream, 'after-auth');
     await until('message', () => got.length === 1);
+  });
+
+  it('shares one poll between pages with share: true over storage events; a page that missed a batch catches up; the leader closing hands over', async () => {
+    const stream = freshStream();
+    // One localStorage for the browser; no BroadcastChannel here, so batches travel by storage events.
+    const local = new MemoryStorage();
+    const nets = [makeNet(), makeNet()];
+    const pages = nets.map((net) => connect(net, { streams: [stream], share: true }, new MemoryStorage(), local));
+    const transports = () => pages.map((p) => p.client.transport);
+    await until('a leader, a follower, one parked poll', () => pages.every((p) => p.client.state === 'online') && transports().includes('shared') && gw.longPolls.size === 1);
+    const follower = transports().indexOf('shared');
+    const leader = 1 - follower;
+    expect(transports()[leader]).to.equal('xhr');
+
+    let lost = 0;
+    local.drop = (e, page) => {
+      if (page !== follower || !e.key.endsWith(':share') || lost > 0) return false;
+      lost++;
+      return true;
+    };
+    await sendAs(gw.url, gw.apiKey, stream, 'a');
+    await until('a at the leader', () => pages[leader]!.got.length === 1);
+    const followerPolls = nets[follower]!.requests.filter((r) => r.url.includes('/poll')).length;
+    await sendAs(gw.url, gw.apiKey, stream, 'b');
+    await until('a and b everywhere', () => pages.every((p) => p.got.length === 2));
+    expect(lost, 'batches the follower never heard').to.equal(1);
+    expect(nets[follower]!.requests.filter((r) => r.url.includes('/poll')).length - followerPolls, 'catch-up polls').to.equal(1);
+
+    pages[leader]!.client.close();
+    await until('the follower leads', () => pages[follower]!.client.transport === 'xhr' && gw.longPolls.size === 1);
+    await sendAs(gw.url, gw.apiKey, stream, 'c');
+    await until('c', () => pages[follower]!.got.length === 3);
+    expect(pages.map((p) => p.got.map((m) => m.data))).to.deep.equal([...(follower === 0 ? [['a', 'b', 'c'], ['a', 'b']] : [['a', 'b'], ['a', 'b', 'c']])]);
   });
 
   it('reports a forbidden send to its callback and drops it from the outbox', async () => {

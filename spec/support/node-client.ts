@@ -79,16 +79,42 @@ function shimFor(net: Net) {
   };
 }
 
+export interface StorageEventLike {
+  key: string;
+  newValue: string | null;
+}
+
+/**
+ * A Storage in memory. Shared by several loadPollgate() pages as their localStorage, it fires
+ * `storage` events at each of them after every change, as browsers do (to the writer as well,
+ * as IE does); `drop` can lose some.
+ */
 export class MemoryStorage {
   readonly items = new Map<string, string>();
+  /** `storage` listeners, by page. */
+  readonly pages: ((e: StorageEventLike) => void)[][] = [];
+  /** When it returns true for an event and a page (its index in `pages`), that page never gets the event. */
+  drop?: (e: StorageEventLike, page: number) => boolean;
+
   getItem(k: string): string | null {
     return this.items.get(k) ?? null;
   }
   setItem(k: string, v: string): void {
     this.items.set(k, String(v));
+    this.fire({ key: k, newValue: String(v) });
   }
   removeItem(k: string): void {
     this.items.delete(k);
+    this.fire({ key: k, newValue: null });
+  }
+
+  private fire(e: StorageEventLike): void {
+    this.pages.forEach((listeners, page) => {
+      if (this.drop?.(e, page)) return;
+      setTimeout(() => {
+        for (const fn of [...listeners]) fn(e);
+      }, 0);
+    });
   }
 }
 
@@ -100,14 +126,24 @@ export interface ClientMessage {
   data: unknown;
 }
 
-/** The Pollgate constructor as loaded in a fresh context sharing `net` and `storage`. */
-export function loadPollgate(net: Net, storage = new MemoryStorage()): any {
+/**
+ * The Pollgate constructor as loaded in a fresh context (a page) sharing `net` and `storage` (the
+ * browser's localStorage); `session` is the tab's sessionStorage (the same one for a reload).
+ */
+export function loadPollgate(net: Net, storage = new MemoryStorage(), session = new MemoryStorage()): any {
   const source = readFileSync(CLIENT_PATH, 'utf8');
+  // Only `storage` events reach a page here; the client's other window listeners are never called.
+  const listeners: ((e: StorageEventLike) => void)[] = [];
+  storage.pages.push(listeners);
+  const addEventListener = (type: string, fn: (e: StorageEventLike) => void) => type === 'storage' && listeners.push(fn);
+  const removeEventListener = (type: string, fn: (e: StorageEventLike) => void) => type === 'storage' && listeners.includes(fn) && listeners.splice(listeners.indexOf(fn), 1);
   const sandbox: Record<string, unknown> = {
     XMLHttpRequest: shimFor(net),
-    window: { localStorage: storage, navigator: { onLine: true } },
+    window: { localStorage: storage, sessionStorage: session, navigator: { onLine: true }, atob, addEventListener, removeEventListener },
     setTimeout,
     clearTimeout,
+    setInterval,
+    clearInterval,
     console,
   };
   vm.runInNewContext(source, sandbox, { filename: 'pollgate.js' });

@@ -1,6 +1,6 @@
 /**
- * A small HTTP proxy in front of a gateway that refuses, and cuts, one kind of traffic on demand:
- * WebSocket upgrades (`/ws`), event streams (`/sse`) or polls (`/poll`). The transport-switch
+ * A small HTTP proxy in front of a gateway that refuses, cuts or buffers one kind of traffic on
+ * demand: WebSocket upgrades (`/ws`), event streams (`/sse`) or polls (`/poll`). The transport
  * tests put it between a real browser and the gateway, so the client meets a transport failing
  * the way a hostile proxy makes it fail, and no production code knows about tests.
  */
@@ -23,11 +23,15 @@ export interface CuttingProxy {
   passed: Record<Kind, number>;
   /** Requests answered 503 by the proxy, by kind. */
   refused: Record<Kind, number>;
+  /** Bytes of answers passed on to the browser, by kind (buffered bytes count once passed). */
+  delivered: Record<Kind, number>;
   /** Refuses new requests of these kinds with 503 and destroys the open ones. */
   refuse(...kinds: Kind[]): void;
   /** Stops passing data either way on the open connections of these kinds, keeping them open (a silently dead proxy). */
   freeze(...kinds: Kind[]): void;
-  /** Lets these kinds through again. */
+  /** Holds back the bodies of these kinds' answers, open ones included, until each answer ends (a buffering proxy). */
+  buffer(...kinds: Kind[]): void;
+  /** Lets these kinds through again (and stops buffering them). */
   allow(...kinds: Kind[]): void;
   /** Closes the proxy and every connection through it. */
   close(): Promise<void>;
@@ -37,10 +41,12 @@ export interface CuttingProxy {
 export async function startProxy(target: string, pages: Record<string, () => string> = {}): Promise<CuttingProxy> {
   const { hostname, port } = new URL(target);
   const blocked = new Set<Kind>();
+  const buffered = new Set<Kind>();
   const open = new Map<Kind, Set<Duplex>>([['ws', new Set()], ['sse', new Set()], ['poll', new Set()], ['send', new Set()]]);
   const all = new Set<Duplex>();
   const passed: Record<Kind, number> = { ws: 0, sse: 0, poll: 0, send: 0 };
   const refused: Record<Kind, number> = { ws: 0, sse: 0, poll: 0, send: 0 };
+  const delivered: Record<Kind, number> = { ws: 0, sse: 0, poll: 0, send: 0 };
 
   /** Stops reading an upstream socket and what it is piped with, so nothing moves either way. */
   function frozen(socket: Duplex): void {
@@ -78,7 +84,17 @@ export async function startProxy(target: string, pages: Record<string, () => str
     if (kind) passed[kind]++;
     const up = request({ host: hostname, port, method: req.method, path: req.url, headers: req.headers, agent: false }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
+      // Passed on as it comes unless this kind is buffered: then kept until the answer is complete.
+      const held: Buffer[] = [];
+      const pass = (chunk: Buffer) => {
+        if (kind) delivered[kind] += chunk.length;
+        return res.write(chunk);
+      };
+      upRes.on('data', (chunk: Buffer) => (kind && buffered.has(kind) ? held.push(chunk) : pass(chunk)));
+      upRes.once('end', () => {
+        pass(Buffer.concat(held));
+        res.end();
+      });
       // A cut upstream (refuse()) must cut the browser's response too, not leave it hanging.
       upRes.once('close', () => res.writableEnded || res.destroy());
     });
@@ -119,6 +135,7 @@ export async function startProxy(target: string, pages: Record<string, () => str
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     passed,
     refused,
+    delivered,
     refuse(...kinds) {
       for (const k of kinds) {
         blocked.add(k);
@@ -128,8 +145,14 @@ export async function startProxy(target: string, pages: Record<string, () => str
     freeze(...kinds) {
       for (const k of kinds) for (const s of open.get(k)!) frozen(s);
     },
+    buffer(...kinds) {
+      for (const k of kinds) buffered.add(k);
+    },
     allow(...kinds) {
-      for (const k of kinds) blocked.delete(k);
+      for (const k of kinds) {
+        blocked.delete(k);
+        buffered.delete(k);
+      }
     },
     close: () =>
       new Promise<void>((resolve) => {
