@@ -435,7 +435,7 @@
           var d = parse(e.data) || {};
           var json = { cursor: e.lastEventId };
           watch();
-          if (type === 'end') return settle(end, 200, d);
+          if (type === 'end') return settle(end, 401, d);
           if (type === 'message') json.messages = [d];
           if (type === 'gap') json.gaps = [d];
           if (type === 'reset') json.resets = [d.stream];

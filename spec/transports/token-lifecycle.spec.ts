@@ -5,13 +5,20 @@
  * why. A socket authenticated by an auth frame counts against its subject's connection cap.
  */
 import { expect } from 'chai';
+import { SignJWT } from 'jose';
 import { readStream } from '../support/api.js';
 import { poll, sendAll, SseClient, WsClient } from '../support/clients.js';
-import { startGateway, type TestGateway } from '../support/gateway.js';
+import { startGateway, TEST_SECRET, type TestGateway } from '../support/gateway.js';
 import { waitFor } from '../support/wait.js';
 
-/** Seconds a short-lived token lives: exp is a whole second, so it expires 1-2 s from now. */
-const SHORT_TTL = 2;
+/** A client token that expires `seconds` from now, to the millisecond (a fractional exp). */
+function shortToken(sub: string, seconds: number, claims: { streams: string[]; pub?: string[] }): Promise<string> {
+  const now = Date.now() / 1000;
+  return new SignJWT({ pub: [], ...claims }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt(now).setExpirationTime(now + seconds).sign(new TextEncoder().encode(TEST_SECRET));
+}
+
+/** How long the short-lived tokens below live (s). */
+const SHORT = 0.5;
 
 describe('token lifecycle on open connections (WebSocket, SSE)', function () {
   this.timeout(20_000);
@@ -47,7 +54,7 @@ describe('token lifecycle on open connections (WebSocket, SSE)', function () {
 
   describe('WebSocket', () => {
     it('closes with 4401 "token expired" at the token\'s expiry', async () => {
-      const c = await authed(await gw.token({ sub: 'exp-1', streams: ['tl:*'], ttlSeconds: SHORT_TTL }));
+      const c = await authed(await shortToken('exp-1', SHORT, { streams: ['tl:*'] }));
       await c.subscribe(['tl:a']);
       expect(await c.closed).to.deep.equal({ code: 4401, reason: 'token expired' });
     });
@@ -72,18 +79,18 @@ describe('token lifecycle on open connections (WebSocket, SSE)', function () {
 
     it('takes a fresh token in-band: subscriptions and cursor stay, and the socket outlives the old token', async () => {
       const stream = `tl:refresh-${process.pid}`;
-      const short = await gw.token({ sub: 'refresher', streams: ['tl:*'], ttlSeconds: SHORT_TTL });
+      const fresh = await gw.token({ sub: 'refresher', streams: ['tl:*'] });
+      const short = await shortToken('refresher', 2 * SHORT, { streams: ['tl:*'] });
       const c = await authed(short);
-      await c.subscribe([stream]);
-      // A second socket on a token from the same second: its close marks the old token's expiry.
+      // A second socket on the same token: its close marks the old token's expiry.
       const control = await authed(short);
+      await c.subscribe([stream]);
+      c.send({ type: 'auth', token: fresh, ref: 'fresh' });
+      expect(await c.next('authenticated')).to.include({ subject: 'refresher', ref: 'fresh' });
       await sendAll(gw.url, gw.apiKey, stream, [1]);
       expect((await c.messages(1)).messages.map((m) => m.data)).to.deep.equal([1]);
 
-      c.send({ type: 'auth', token: await gw.token({ sub: 'refresher', streams: ['tl:*'] }), ref: 'fresh' });
-      expect(await c.next('authenticated')).to.include({ subject: 'refresher', ref: 'fresh' });
       expect((await control.closed).code).to.equal(4401);
-
       await sendAll(gw.url, gw.apiKey, stream, [2]);
       expect((await c.messages(1)).messages.map((m) => m.data)).to.deep.equal([2]);
       expect(c.ws.readyState).to.equal(c.ws.OPEN);
@@ -132,7 +139,7 @@ describe('token lifecycle on open connections (WebSocket, SSE)', function () {
 
   describe('SSE', () => {
     it('ends an event stream at the token\'s expiry with an `end` event carrying the 401 error', async () => {
-      const token = await gw.token({ sub: 'sse-exp', streams: ['tl:*'], ttlSeconds: SHORT_TTL });
+      const token = await shortToken('sse-exp', SHORT, { streams: ['tl:*'] });
       const { cursor } = await poll(gw.url, gw.apiKey, { streams: 'tl:sse' });
       const es = new SseClient(`${gw.url}/sse?streams=tl:sse&cursor=${encodeURIComponent(cursor)}&token=${token}`, ['ready', 'end']);
       cleanups.push(() => es.close());
