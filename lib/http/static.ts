@@ -31,7 +31,8 @@ export async function loadStaticFiles(dir: string): Promise<StaticFile[]> {
   const files: StaticFile[] = [];
   for (const name of (await readdir(dir)).sort()) {
     const type = TYPES[extname(name)];
-    if (!type || !NAME.test(name)) continue;
+    // static/package.json only tells Node the client is CommonJS (pollgate/client): not served.
+    if (!type || !NAME.test(name) || name === 'package.json') continue;
     const body = await readFile(join(dir, name));
     files.push({ path: `/${name}`, type, body });
     if (name === 'index.html') files.push({ path: '/', type, body });
