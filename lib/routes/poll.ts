@@ -121,10 +121,10 @@ function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome): void {
   if (outcome.end === 'shutdown') setHeader(ctx, 'connection', 'close');
   const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));
   if (ctx.state.jsonpCallback) {
-    ctx.type = 'application/javascript; charset=utf-8';
+    setHeader(ctx, 'content-type', 'application/javascript; charset=utf-8');
     ctx.body = jsonpBody(ctx.state.jsonpCallback, json);
   } else {
-    ctx.type = 'application/json; charset=utf-8';
+    setHeader(ctx, 'content-type', 'application/json; charset=utf-8');
     ctx.body = json;
   }
 }

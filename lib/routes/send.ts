@@ -9,7 +9,7 @@ import { readJsonBody } from '../http/body.js';
 import { credentialFrom } from '../http/credentials.js';
 import { noStore } from '../http/request-log.js';
 import type { Messages } from '../messages.js';
-import { requestHeader } from '../http/headers.js';
+import { requestHeader, setHeader } from '../http/headers.js';
 
 export interface SendDeps {
   auth: Auth;
@@ -22,12 +22,13 @@ export function sendRoute(deps: SendDeps) {
   return async function send(ctx: Context): Promise<void> {
     noStore(ctx);
     // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
-    if (ctx.query.transport === 'xdr') ctx.state.errorsAs200 = true;
+    // Most sends carry no query: no parse (Koa's allocates a URLSearchParams) to find that out.
+    if (ctx.querystring && ctx.query.transport === 'xdr') ctx.state.errorsAs200 = true;
     const body = await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
     const token = typeof body === 'object' && body !== null ? (body as { token?: unknown }).token : undefined;
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), token));
     const results = await deps.messages.publish(principal, deps.messages.parseBody(body));
-    ctx.type = 'application/json; charset=utf-8';
+    setHeader(ctx, 'content-type', 'application/json; charset=utf-8');
     // Stream names and ids are from JSON-safe grammars (lib/streams.ts): joined, not serialized.
     let json = '';
     for (const r of results) {
