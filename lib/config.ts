@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_ANSWER_BYTES } from './answer-budget.js';
 
 const seconds = (def: number, max = 10 * 365 * 86400) => z.number().int().min(1).max(max).default(def);
 
@@ -78,7 +79,11 @@ const schema = z.strictObject({
     secret: z.string().min(32, 'must be at least 32 characters').optional(),
     /** Server API keys (Authorization: Bearer <key>); each >= 16 chars. One is generated in development. */
     apiKeys: z.array(z.string().min(16, 'each API key must be at least 16 characters')).default([]),
-    /** Serve GET /demo/token (development only; default true there). */
+    /**
+     * Serve GET /demo/token, which mints a token for any subject to anyone who asks. Default: on
+     * only while both auth.secret and auth.apiKeys are generated for this process (`npm start`
+     * with nothing set), never for createGateway(); true turns it on (refused in production).
+     */
     demoToken: z.boolean().optional(),
     /** Lifetime of demo tokens (default 1 h). */
     demoTokenTtlSeconds: seconds(3600, 86_400),
@@ -109,6 +114,11 @@ const schema = z.strictObject({
     bodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
     /** Serialized `data` of one message (default 64 KiB). */
     dataBytes: z.number().int().min(16).max(16 * 1024 * 1024).default(64 * 1024),
+    /**
+     * Bytes of messages one poll answer, WebSocket messages frame or SSE batch carries at most,
+     * shared by its streams; a single larger message goes alone (default 1 MiB).
+     */
+    answerBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULT_ANSWER_BYTES),
     /** Messages in one /send batch (default 100). */
     batchSize: z.number().int().min(1).max(10_000).default(100),
     /** Streams one /send message may fan out to (default 100). */
@@ -323,6 +333,11 @@ export interface LoadOptions {
   overrides?: ConfigInput;
   /** Read config/*.json (default true). */
   files?: boolean;
+  /**
+   * Whether /demo/token may default to on with generated credentials (default true: `npm start`).
+   * createGateway() passes false: an embedder gets it only by setting auth.demoToken.
+   */
+  demoTokenByDefault?: boolean;
 }
 
 export function loadConfig(options: LoadOptions = {}): Config {
@@ -356,13 +371,16 @@ export function loadConfig(options: LoadOptions = {}): Config {
     generated.apiKey = `dev_${randomBytes(18).toString('base64url')}`;
     apiKeys.push(generated.apiKey);
   }
+  // Only a process with nothing to protect serves tokens to strangers by default: with a real
+  // secret a demo token reads another node's streams, with a real API key a backend's (issue 23).
+  const demoDefault = options.demoTokenByDefault !== false && generated.secret && generated.apiKey !== undefined;
   const config = {
     ...c,
     auth: {
       ...c.auth,
       apiKeys,
       secret: c.auth.secret ?? randomBytes(32).toString('base64url'),
-      demoToken: c.auth.demoToken ?? c.env !== 'production',
+      demoToken: c.auth.demoToken ?? demoDefault,
     },
     generated,
   };

@@ -106,7 +106,7 @@ export class GatewayCore {
   ) {
     this.auth = new Auth(config.auth);
     this.cursors = new CursorCodec(config.auth.secret);
-    this.registry = new WaiterRegistry(store, log.child({ module: 'waiters' }));
+    this.registry = new WaiterRegistry(store, log.child({ module: 'waiters' }), { answerBytes: config.limits.answerBytes });
     const { limits } = config;
     this.caps = new ConnectionCaps({ perSubject: limits.parkedPerSubject, perIp: limits.parkedPerIp, perProcess: limits.parkedPerProcess, retryAfterSeconds: limits.capRetryAfterSeconds });
     this.subscriptions = new Subscriptions({ store, cursors: this.cursors, caps: this.caps });

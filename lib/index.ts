@@ -10,6 +10,7 @@ import type { MiddlewareOptions } from './app.js';
 import { loadConfig, type Config, type ConfigInput } from './config.js';
 import { GatewayCore, type AttachOptions } from './gateway.js';
 import type { Logger } from './log.js';
+import { announceDemoToken } from './routes/demo.js';
 
 /** The config file's shape (docs in README.md, "Configuration"), plus `mount` (default "/"). */
 export type GatewayOptions = ConfigInput;
@@ -39,15 +40,16 @@ export interface Gateway {
 
 /**
  * Validates `options` with the config schema (no config files, no environment variables: the
- * host passes what it means) and opens the store. Throws ConfigError naming every bad key, or the
- * store's connection error.
+ * host passes what it means) and opens the store. /demo/token is off unless `auth.demoToken` is
+ * true. Throws ConfigError naming every bad key, or the store's connection error.
  */
 export async function createGateway(options: GatewayOptions = {}, parts: { log?: Logger } = {}): Promise<Gateway> {
-  const config = loadConfig({ files: false, env: { NODE_ENV: process.env.NODE_ENV }, overrides: options });
+  const config = loadConfig({ files: false, env: { NODE_ENV: process.env.NODE_ENV }, overrides: options, demoTokenByDefault: false });
   const gateway = await GatewayCore.create(config, parts);
   if (config.generated.apiKey || config.generated.secret) {
     gateway.log.warn('auth.secret or auth.apiKeys were generated for this process: pass your own to createGateway()');
   }
+  announceDemoToken(config, gateway.log);
   return gateway;
 }
 

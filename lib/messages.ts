@@ -9,7 +9,7 @@ import type { Principal } from './auth.js';
 import { BadRequestError, ForbiddenError, PayloadTooLargeError } from './errors.js';
 import type { RateLimits } from './limits/rate-limits.js';
 import { MESSAGE_ID, assertStreamName, parseStreamList } from './streams.js';
-import { messageTail, type AppendResult, type NewMessage, type Store } from './store/store.js';
+import { SERVER_SENDER, messageTail, type AppendResult, type NewMessage, type Store } from './store/store.js';
 
 export interface MessageLimits {
   /** Serialized `data` of one message, in bytes. */
@@ -81,8 +81,10 @@ export class Messages {
 
   /**
    * Checks write permission and the sender's rate, then appends; resolves, in request order,
-   * once the store confirmed every append. Throws ForbiddenError, RateLimitedError (429), a
-   * BadRequestError for a request larger than a whole second's rate, or store errors.
+   * once the store confirmed every append. Ids are the sender's own: every API key shares one
+   * server scope, each client subject has its own (idempotencyKey in store.ts). Throws
+   * ForbiddenError, RateLimitedError (429), a BadRequestError for a request larger than a whole
+   * second's rate, or store errors.
    */
   async publish(principal: Principal, outgoing: readonly Outgoing[]): Promise<AppendResult[]> {
     for (const m of outgoing) {
@@ -90,15 +92,20 @@ export class Messages {
     }
     // Counted per append, not per request: one request may fan out to thousands of new streams.
     await this.deps.rateLimits.checkSend(principal, outgoing.reduce((n, m) => n + m.streams.length, 0));
-    return appendAll(this.deps.store, outgoing, Date.now());
+    return appendAll(this.deps.store, outgoing, senderOf(principal), Date.now());
   }
 }
 
+/** The idempotency scope of a principal's ids: a client must never be able to claim a backend's id. */
+function senderOf(principal: Principal): string {
+  return principal.kind === 'server' ? SERVER_SENDER : principal.subject;
+}
+
 /** One atomic append per stream, in request order; the results come back in request order. */
-async function appendAll(store: Store, outgoing: readonly Outgoing[], ts: number): Promise<AppendResult[]> {
+async function appendAll(store: Store, outgoing: readonly Outgoing[], sender: string, ts: number): Promise<AppendResult[]> {
   const only = outgoing.length === 1 && outgoing[0]!.streams.length === 1 ? outgoing[0]! : undefined;
   // Most sends carry one message to one stream: no grouping to do.
-  if (only) return store.append(only.streams[0]!, [{ id: only.id, tail: messageTail(only.id, ts, only.dataJson) }]);
+  if (only) return store.append(only.streams[0]!, [{ id: only.id, sender, tail: messageTail(only.id, ts, only.dataJson) }]);
   const perStream = new Map<string, { messages: NewMessage[]; slots: number[] }>();
   const results: AppendResult[] = [];
   for (const m of outgoing) {
@@ -106,7 +113,7 @@ async function appendAll(store: Store, outgoing: readonly Outgoing[], ts: number
     for (const stream of m.streams) {
       let group = perStream.get(stream);
       if (!group) perStream.set(stream, (group = { messages: [], slots: [] }));
-      group.messages.push({ id: m.id, tail });
+      group.messages.push({ id: m.id, sender, tail });
       group.slots.push(results.length);
       results.push({ stream, seq: 0, id: m.id, duplicate: false });
     }

@@ -10,6 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import Koa from 'koa';
 import type { Config } from './config.js';
 import { GatewayCore, type GatewayParts } from './gateway.js';
+import { announceDemoToken } from './routes/demo.js';
 
 export interface RunningGateway extends GatewayCore {
   server: Server;
@@ -23,6 +24,7 @@ const UNUSED_SOCKET_WAIT_MS = 500;
 
 export async function start(config: Config, parts: GatewayParts = {}): Promise<RunningGateway> {
   const gateway = await GatewayCore.create(config, parts);
+  announceDemoToken(config, gateway.log);
   const app = new Koa();
   // The gateway renders every error itself; nothing reaches Koa's default handler.
   app.silent = true;

@@ -7,6 +7,7 @@
  */
 import type { Logger } from './log.js';
 import type { Position } from './cursor.js';
+import { DEFAULT_ANSWER_BYTES } from './answer-budget.js';
 import { MAX_READ, type Store, type StoreListener, type StreamRead, type WakeHint } from './store/store.js';
 
 /** A parked client: a long-poll, an SSE stream or a WebSocket subscription. */
@@ -42,11 +43,22 @@ interface StreamEntry {
   again: boolean;
 }
 
+export interface RegistryOptions {
+  /**
+   * Bytes one answer may carry (limits.answerBytes, default 1 MiB): the registry's shared reads
+   * are bounded by it, and the transports that park here (long-poll, Feed) answer within it.
+   */
+  answerBytes?: number;
+}
+
 export class WaiterRegistry implements StoreListener {
   private readonly byStream = new Map<string, StreamEntry>();
   private readonly all = new Set<Waiter>();
+  /** Bytes of messages one answer may carry (limits.answerBytes). */
+  readonly answerBytes: number;
 
-  constructor(private readonly store: Store, private readonly log: Logger) {
+  constructor(private readonly store: Store, private readonly log: Logger, options: RegistryOptions = {}) {
+    this.answerBytes = options.answerBytes ?? DEFAULT_ANSWER_BYTES;
     store.setListener(this);
   }
 
@@ -195,7 +207,7 @@ export class WaiterRegistry implements StoreListener {
     }
   }
 
-  /** One read from the lowest position of the stream's waiters, handed to all of them. */
+  /** One read from the lowest position of the stream's waiters (at most one answer's bytes), handed to all of them. */
   private async fanOut(stream: string, entry: StreamEntry): Promise<void> {
     if (entry.reading) {
       entry.again = true;
@@ -214,7 +226,8 @@ export class WaiterRegistry implements StoreListener {
         if (entry.waiters.size === 0) return;
         let read: StreamRead;
         try {
-          read = await this.store.read(stream, after, Math.min(limit, MAX_READ));
+          // No more than one answer's bytes: a waiter further on reads the rest on its own.
+          read = await this.store.read(stream, after, Math.min(limit, MAX_READ), this.answerBytes);
         } catch (err) {
           // Waiters stay parked: the next wake-up or their timeout answers them.
           this.log.warn({ stream, err: (err as Error).message }, 'fan-out read failed');

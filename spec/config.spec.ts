@@ -31,7 +31,7 @@ describe('loadConfig', function () {
       expect(c.poll).to.deep.equal({ defaultTimeoutSeconds: 25, maxTimeoutSeconds: 55, defaultLimit: 100, maxLimit: 1000, maxStreams: 50 });
       expect(c.retention.default).to.deep.equal({ maxLength: 1000, ttlSeconds: 86_400, metaTtlSeconds: 30 * 86_400 });
       expect(c.limits).to.deep.equal({
-        bodyBytes: 1024 * 1024, dataBytes: 64 * 1024, batchSize: 100, streamsPerSend: 100, bodyTimeoutMs: 10_000,
+        bodyBytes: 1024 * 1024, dataBytes: 64 * 1024, answerBytes: 1024 * 1024, batchSize: 100, streamsPerSend: 100, bodyTimeoutMs: 10_000,
         parkedPerSubject: 20, parkedPerIp: 1000, parkedPerProcess: 20_000, capRetryAfterSeconds: 2,
       });
       expect(c.rateLimits).to.deep.equal({ sendPerSecond: 20, apiKeySendPerSecond: 10_000, pollsPerIpPerSecond: 100 });
@@ -51,6 +51,18 @@ describe('loadConfig', function () {
       expect(c.auth.apiKeys).to.deep.equal([c.generated.apiKey]);
       expect(c.auth.demoToken).to.equal(true);
       expect(load().auth.secret).not.to.equal(c.auth.secret);
+    });
+
+    it('serves the demo token by default only with self-generated credentials, never because NODE_ENV is unset (issue 23)', function () {
+      expect(load({ POLLGATE_SECRET: SECRET, POLLGATE_API_KEYS: KEY }).auth.demoToken).to.equal(false);
+      expect(load({ POLLGATE_SECRET: SECRET }).auth.demoToken).to.equal(false);
+      expect(load({ POLLGATE_API_KEYS: KEY }).auth.demoToken).to.equal(false);
+      expect(load({ NODE_ENV: 'test', POLLGATE_SECRET: SECRET, POLLGATE_API_KEYS: KEY }).auth.demoToken).to.equal(false);
+      expect(load({ POLLGATE_SECRET: SECRET, POLLGATE_API_KEYS: KEY, POLLGATE_DEMO_TOKEN: 'true' }).auth.demoToken).to.equal(true);
+      expect(load({}, { auth: { demoToken: true, secret: SECRET, apiKeys: [KEY] } }).auth.demoToken).to.equal(true);
+      // createGateway()'s rule: off unless asked for, even with generated credentials.
+      expect(loadConfig({ env: {}, files: false, demoTokenByDefault: false }).auth.demoToken).to.equal(false);
+      expect(loadConfig({ env: {}, files: false, demoTokenByDefault: false, overrides: { auth: { demoToken: true } } }).auth.demoToken).to.equal(true);
     });
 
     it('reads config/production.json in production: no demo token, no JSONP', function () {

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
-import { makeBatch, resolve, shareLimit, type StreamDelivery } from '../lib/delivery.js';
-import type { StreamRead } from '../lib/store/store.js';
+import type { Position } from '../lib/cursor.js';
+import { makeBatch, readBatch, readStreams, resolve, type StreamDelivery } from '../lib/delivery.js';
+import { MemoryStore } from '../lib/store/memory-store.js';
+import { SERVER_SENDER, messageBytes, messageTail, type StreamRead } from '../lib/store/store.js';
 
 const E = 'AAAAAAAB';
 const F = 'AAAAAAAC';
@@ -88,17 +90,78 @@ describe('delivery.resolve', () => {
   });
 });
 
-describe('delivery.shareLimit', () => {
-  it('gives small streams all they have and splits the rest evenly', () => {
-    expect(shareLimit([2, 100, 100], 50)).to.deep.equal([2, 24, 24]);
-    expect(shareLimit([5, 5], 100)).to.deep.equal([5, 5]);
-    expect(shareLimit([100], 10)).to.deep.equal([10]);
-    expect(shareLimit([], 10)).to.deep.equal([]);
+describe('delivery.readStreams', () => {
+  const rule = { maxLength: 1000, ttlSeconds: 3600, metaTtlSeconds: 86_400 };
+  let store: MemoryStore;
+  let readBytes: number;
+  const at0 = (...streams: string[]) => new Map<string, Position>(streams.map((s) => [s, { epoch: '', seq: 0 }]));
+  const fill = (stream: string, n: number, size: number) =>
+    store.append(stream, Array.from({ length: n }, (_, i) => ({ id: `${stream}-${i}`, sender: SERVER_SENDER, tail: messageTail(`${stream}-${i}`, 1, JSON.stringify('x'.repeat(size))) })));
+  const bytesOf = (ds: StreamDelivery[]) => ds.reduce((n, d) => n + d.messages.reduce((k, m) => k + messageBytes(m), 0), 0);
+
+  beforeEach(() => {
+    store = new MemoryStore(() => rule);
+    readBytes = 0;
+    const read = store.read.bind(store);
+    store.read = async (stream, after, limit, maxBytes) => {
+      const r = await read(stream, after, limit, maxBytes);
+      readBytes += r.messages.reduce((n, m) => n + messageBytes(m), 0);
+      return r;
+    };
+  });
+  afterEach(() => store.close());
+
+  it('reads one budget for a poll of many full streams, not one per stream (issue 23)', async () => {
+    for (const s of ['a', 'b', 'c', 'd', 'e']) await fill(s, 200, 1000);
+    const budget = { limit: 1000, bytes: 50_000 };
+    const ds = await readStreams(store, at0('a', 'b', 'c', 'd', 'e'), budget);
+    const answered = bytesOf(ds);
+    expect(answered).to.be.at.most(50_000).and.above(45_000);
+    // Every byte read is answered: the amplification is exactly 1.
+    expect(readBytes).to.equal(answered);
+    const counts = ds.map((d) => d.messages.length);
+    expect(Math.max(...counts) - Math.min(...counts)).to.be.at.most(1);
+    expect(ds.every((d) => d.more)).to.equal(true);
   });
 
-  it('never hands out more than the limit', () => {
-    const shares = shareLimit([7, 3, 50, 1, 20], 17);
-    expect(shares.reduce((a, b) => a + b, 0)).to.equal(17);
+  it('gives what quiet streams leave to the busy one, within the same answer', async () => {
+    await fill('busy', 100, 1000);
+    await fill('quiet', 2, 1000);
+    const ds = await readStreams(store, at0('busy', 'quiet', 'empty'), { limit: 1000, bytes: 50_000 });
+    expect(ds.map((d) => [d.stream, d.messages.length])).to.deep.equal([['busy', 45], ['quiet', 2], ['empty', 0]]);
+    expect(readBytes).to.equal(bytesOf(ds));
+  });
+
+  it('shares the message limit across streams the same way', async () => {
+    for (const s of ['a', 'b']) await fill(s, 100, 10);
+    const batch = await readBatch(store, at0('a', 'b'), { limit: 100, bytes: 1e9 });
+    expect(batch.deliveries.map((d) => d.messages.length)).to.deep.equal([50, 50]);
+    expect(batch.positions.get('a')!.seq).to.equal(50);
+    expect(readBytes).to.equal(bytesOf(batch.deliveries));
+  });
+
+  it('sends a message larger than the whole budget alone, from one stream or many', async () => {
+    await fill('huge', 2, 5000);
+    const one = await readBatch(store, at0('huge'), { limit: 100, bytes: 1000 });
+    expect(one.count).to.equal(1);
+    expect(one.positions.get('huge')!.seq).to.equal(1);
+    await fill('huger', 1, 8000);
+    const many = await readBatch(store, at0('huger', 'huge'), { limit: 100, bytes: 1000 });
+    expect(many.deliveries.filter((d) => d.messages.length > 0).map((d) => [d.stream, d.messages.length])).to.deep.equal([['huge', 1]]);
+    expect(many.positions.get('huger')!.seq).to.equal(0);
+  });
+
+  it('moves each cursor position exactly to where the answer stopped', async () => {
+    for (const s of ['a', 'b']) await fill(s, 30, 1000);
+    let positions = at0('a', 'b');
+    const seen: Record<string, number[]> = { a: [], b: [] };
+    for (let i = 0; i < 20; i++) {
+      const batch = await readBatch(store, positions, { limit: 100, bytes: 7000 });
+      for (const d of batch.deliveries) seen[d.stream]!.push(...d.messages.map((m) => JSON.parse(m).seq as number));
+      positions = batch.positions;
+    }
+    const all = Array.from({ length: 30 }, (_, i) => i + 1);
+    expect(seen).to.deep.equal({ a: all, b: all });
   });
 });
 
@@ -107,11 +170,20 @@ describe('delivery.makeBatch', () => {
     const positions = new Map([['a', { epoch: E, seq: 0 }], ['b', { epoch: E, seq: 0 }], ['c', { epoch: E, seq: 7 }]]);
     const a: StreamDelivery = { stream: 'a', messages: ['1', '2', '3', '4'], position: { epoch: E, seq: 4 } };
     const b: StreamDelivery = { stream: 'b', messages: ['1'], position: { epoch: E, seq: 1 } };
-    const batch = makeBatch(positions, [a, b], 3);
+    const batch = makeBatch(positions, [a, b], { limit: 3, bytes: 1e9 });
     expect(batch.count).to.equal(3);
     expect(batch.positions.get('a')).to.deep.equal({ epoch: E, seq: 2 });
     expect(batch.positions.get('b')).to.deep.equal({ epoch: E, seq: 1 });
     expect(batch.positions.get('c')).to.deep.equal({ epoch: E, seq: 7 });
     expect([...batch.positions.keys()]).to.deep.equal(['a', 'b', 'c']);
+    expect(batch.deliveries[0]!.more).to.equal(true);
+  });
+
+  it('trims to the byte budget, moving the position back past what it dropped', () => {
+    const positions = new Map([['a', { epoch: E, seq: 0 }]]);
+    const a: StreamDelivery = { stream: 'a', messages: ['x'.repeat(40), 'y'.repeat(40), 'z'.repeat(40)], position: { epoch: E, seq: 3 } };
+    const batch = makeBatch(positions, [a], { limit: 100, bytes: 100 });
+    expect(batch.count).to.equal(2);
+    expect(batch.positions.get('a')).to.deep.equal({ epoch: E, seq: 2 });
   });
 });

@@ -95,6 +95,24 @@ for (const flavour of flavours) {
       await waitFor(() => gw.registry.size === 0 && gw.registry.streamCount === 0, 'the waiter to be released');
     });
 
+    it('answers within limits.answerBytes: a parked poll gets a message larger than that alone, then the rest', async () => {
+      const made = await flavour.makeStore();
+      const small = await startGateway({ limits: { answerBytes: 1024 } }, { store: made.store });
+      try {
+        const first = await poll(small.url, key(), { streams: 'big:1', timeout: 0 });
+        const pending = poll(small.url, key(), { streams: 'big:1', cursor: first.cursor, timeout: 30 });
+        await waitFor(() => small.longPolls.size === 1, 'the poll to park');
+        // 20 KB: more than a wake-up carries (WAKE_MESSAGES_MAX_BYTES), so the parked poll's read finds it.
+        await sendOk(small.url, key(), { messages: [{ stream: 'big:1', data: 'x'.repeat(20_000) }, { stream: 'big:1', data: 'small' }] });
+        const r = await pending;
+        expect(r.messages.map((m) => m.seq)).to.deep.equal([1]);
+        const rest = await poll(small.url, key(), { streams: 'big:1', cursor: r.cursor, timeout: 0 });
+        expect(rest.messages.map((m) => m.data)).to.deep.equal(['small']);
+      } finally {
+        await small.shutdown();
+      }
+    });
+
     it('answers an empty 200 with the cursor unchanged when the hold times out', async () => {
       const first = await poll(gw.url, key(), { streams: 'room:3', timeout: 0 });
       const r = await poll(gw.url, key(), { streams: 'room:3', cursor: first.cursor, timeout: 0.2 });

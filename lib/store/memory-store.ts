@@ -5,14 +5,15 @@
 import { newEpoch } from '../cursor.js';
 import { RetainedMessages } from './retained-messages.js';
 import type { RetentionRule } from '../config.js';
-import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
+import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, withinBytes, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 interface StreamLog {
   epoch: string;
   lastSeq: number;
-  /** Stored JSON and ids of retained messages, oldest first; the i-th (from 0) has seq lastSeq - length + 1 + i. */
+  /** Stored JSON and idempotency keys of retained messages, oldest first; the i-th (from 0) has seq lastSeq - length + 1 + i. */
   retained: RetainedMessages;
-  seqById: Map<string, number>;
+  /** idempotencyKey(sender, id) -> seq. */
+  seqByKey: Map<string, number>;
   logExpiresAt: number;
   metaExpiresAt: number;
 }
@@ -39,7 +40,7 @@ export class MemoryStore implements Store {
     const rule = this.retention(stream);
     let log = this.live(stream);
     if (!log) {
-      log = { epoch: newEpoch(), lastSeq: 0, retained: new RetainedMessages(), seqById: new Map(), logExpiresAt: 0, metaExpiresAt: 0 };
+      log = { epoch: newEpoch(), lastSeq: 0, retained: new RetainedMessages(), seqByKey: new Map(), logExpiresAt: 0, metaExpiresAt: 0 };
       this.streams.set(stream, log);
     }
     const head = messageHead(stream);
@@ -47,21 +48,22 @@ export class MemoryStore implements Store {
     const added: string[] = [];
     let addedBytes = 0;
     for (const m of messages) {
-      const prev = log.seqById.get(m.id);
+      const key = idempotencyKey(m.sender, m.id);
+      const prev = log.seqByKey.get(key);
       if (prev !== undefined) {
         results.push({ stream, seq: prev, id: m.id, duplicate: true });
         continue;
       }
       const seq = ++log.lastSeq;
       const stored = head + seq + m.tail;
-      log.retained.push(stored, m.id);
+      log.retained.push(stored, key);
       added.push(stored);
       addedBytes += stored.length + 1;
-      log.seqById.set(m.id, seq);
+      log.seqByKey.set(key, seq);
       results.push({ stream, seq, id: m.id, duplicate: false });
     }
     const excess = log.retained.length - rule.maxLength;
-    if (excess > 0) log.retained.dropOldest(excess, log.seqById);
+    if (excess > 0) log.retained.dropOldest(excess, log.seqByKey);
     if (added.length > 0) {
       const now = this.now();
       log.logExpiresAt = now + rule.ttlSeconds * 1000;
@@ -77,14 +79,18 @@ export class MemoryStore implements Store {
     return results;
   }
 
-  async read(stream: string, after: number, limit: number): Promise<StreamRead> {
+  async read(stream: string, after: number, limit: number, maxBytes = 0): Promise<StreamRead> {
     const log = this.live(stream);
     if (!log) return { stream, epoch: '', lastSeq: 0, firstSeq: 1, after, messages: [] };
     const firstSeq = log.lastSeq - log.retained.length + 1;
     const from = Math.max(after, firstSeq - 1);
     const start = from - firstSeq + 1;
-    const messages = limit > 0 && from < log.lastSeq ? log.retained.slice(start, start + limit) : [];
-    return { stream, epoch: log.epoch, lastSeq: log.lastSeq, firstSeq, after: from, messages };
+    const read: StreamRead = { stream, epoch: log.epoch, lastSeq: log.lastSeq, firstSeq, after: from, messages: [] };
+    if (limit <= 0 || from >= log.lastSeq) return read;
+    const cut = withinBytes(log.retained.slice(start, start + limit), maxBytes);
+    read.messages = cut.messages;
+    if (cut.nextBytes !== undefined) read.nextBytes = cut.nextBytes;
+    return read;
   }
 
   subscribe(stream: string): undefined {
@@ -124,7 +130,7 @@ export class MemoryStore implements Store {
     }
     if (now >= log.logExpiresAt && log.retained.length > 0) {
       log.retained.clear();
-      log.seqById.clear();
+      log.seqByKey.clear();
     }
     return log;
   }

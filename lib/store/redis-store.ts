@@ -14,7 +14,7 @@ import { DurableAcks } from './redis-durability.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisSubscriptions } from './redis-subscriptions.js';
 import { TailCache } from './tail-cache.js';
-import { WAKE_MESSAGES_MAX_BYTES, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
+import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 type Client = Redis | Cluster;
 
@@ -41,6 +41,8 @@ export type TailCacheConfig = Config['redis']['tailCache'];
 /** Counters for GET /stats and tests: where reads were answered from. */
 export type RedisStoreStats = {
   redisReads: number;
+  /** Bytes of messages Redis sent to reads (the read amplification is this over the bytes answered). */
+  redisReadBytes: number;
   tailHits: number;
   tailMisses: number;
   tailStreams: number;
@@ -62,6 +64,7 @@ export class RedisStore implements Store {
   /** Undefined in cluster mode: a Cluster's subscriber moves between nodes without the events the cache relies on. */
   private readonly tail?: TailCache;
   private redisReads = 0;
+  private redisReadBytes = 0;
   /** The epoch the next append passes for a log it may have to start; replaced once used. */
   private spareEpoch = newEpoch();
   private listener?: StoreListener;
@@ -152,7 +155,7 @@ export class RedisStore implements Store {
       rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, spare,
       this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES,
     ];
-    for (const m of messages) args.push(m.id, m.tail);
+    for (const m of messages) args.push(idempotencyKey(m.sender, m.id), m.tail);
     const client = this.acks?.client ?? this.cmd;
     let reply: Reply;
     try {
@@ -180,18 +183,21 @@ export class RedisStore implements Store {
     }));
   }
 
-  async read(stream: string, after: number, limit: number): Promise<StreamRead> {
-    const cached = this.tail?.read(stream, after, limit);
+  async read(stream: string, after: number, limit: number, maxBytes = 0): Promise<StreamRead> {
+    const cached = this.tail?.read(stream, after, limit, maxBytes);
     if (cached) return cached;
     // Taken before sending: a wake-up seen from here to the reply may be newer than the read.
     const ticket = this.tail?.ticket(stream);
     this.redisReads++;
-    const reply = await this.call(() => this.readScript.run(this.cmd, [this.keys.meta(stream), this.keys.log(stream), after, limit]));
+    const reply = await this.call(() => this.readScript.run(this.cmd, [this.keys.meta(stream), this.keys.log(stream), after, limit, maxBytes]));
     const epoch = String(reply[0]);
     const lastSeq = Number(reply[1]);
     const firstSeq = Number(reply[2]);
-    const messages = reply.slice(4) as string[];
-    const read = { stream, epoch, lastSeq, firstSeq, after: epoch === '' ? after : Math.max(after, firstSeq - 1), messages };
+    const nextBytes = Number(reply[4]);
+    this.redisReadBytes += Number(reply[5]);
+    const messages = reply.slice(6) as string[];
+    const read: StreamRead = { stream, epoch, lastSeq, firstSeq, after: epoch === '' ? after : Math.max(after, firstSeq - 1), messages };
+    if (nextBytes > 0) read.nextBytes = nextBytes;
     if (ticket) this.tail!.seed(stream, ticket, read, Number(reply[3]));
     return read;
   }
@@ -205,6 +211,7 @@ export class RedisStore implements Store {
   stats(): RedisStoreStats {
     return {
       redisReads: this.redisReads,
+      redisReadBytes: this.redisReadBytes,
       tailHits: this.tail?.hits ?? 0,
       tailMisses: this.tail?.misses ?? 0,
       tailStreams: this.tail?.size ?? 0,

@@ -1,5 +1,5 @@
 /**
- * One stream's retained messages in the memory store, oldest first, with their ids. A full log
+ * One stream's retained messages in the memory store, oldest first, with their idempotency keys. A full log
  * drops its oldest message on every append, so dropping must not move what is retained: dropped
  * slots are cleared and skipped, and the arrays are compacted only once the dropped front is as
  * long as what is retained (O(1) amortized per drop; splice moved every message every time).
@@ -18,14 +18,14 @@ export class RetainedMessages {
     return this.messages.length - this.head;
   }
 
-  push(message: string, id: string): void {
+  push(message: string, key: string): void {
     this.messages.push(message);
-    this.ids.push(id);
+    this.ids.push(key);
   }
 
   /**
-   * Drops the `count` oldest messages (fewer if fewer are retained) and deletes their ids from
-   * `index` (the store's id-to-seq map: taken as is, so a trim allocates no callback).
+   * Drops the `count` oldest messages (fewer if fewer are retained) and deletes their keys from
+   * `index` (the store's key-to-seq map: taken as is, so a trim allocates no callback).
    */
   dropOldest(count: number, index: { delete(id: string): unknown }): void {
     if (count <= 0) return;

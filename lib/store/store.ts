@@ -7,14 +7,29 @@
 /** One message to append. `tail` is the stored JSON after the seq: `,"id":..,"ts":..,"data":..}`. */
 export interface NewMessage {
   id: string;
+  /** Whose `id` it is: SERVER_SENDER for every API key, else the client token's subject (see idempotencyKey). */
+  sender: string;
   tail: string;
+}
+
+/** The sender every API key shares: a backend's retry is recognised whichever of its keys sends it. */
+export const SERVER_SENDER = '';
+
+/**
+ * Under what a message's id is remembered: unique per (stream, sender), so one sender's id can
+ * never stand for another's message (issue 23). The server scope is the bare id, as every id
+ * was before senders had scopes; a client's is `<id>@<subject>`, and ids never contain '@'
+ * (MESSAGE_ID), so no two senders share a key.
+ */
+export function idempotencyKey(sender: string, id: string): string {
+  return sender === SERVER_SENDER ? id : `${id}@${sender}`;
 }
 
 export interface AppendResult {
   stream: string;
   seq: number;
   id: string;
-  /** The id was already in the retained log: nothing was appended, seq is the original's. */
+  /** The same sender's id was already in the retained log: nothing was appended, seq is the original's. */
   duplicate: boolean;
 }
 
@@ -31,6 +46,11 @@ export interface StreamRead {
   firstSeq: number;
   after: number;
   messages: string[];
+  /**
+   * Set when the read's byte bound stopped it before a message: that message's size in bytes
+   * (messageBytes). Never set when the limit or the log's end stopped it.
+   */
+  nextBytes?: number;
 }
 
 /**
@@ -59,12 +79,19 @@ export interface Store {
   readonly kind: 'memory' | 'redis';
   /**
    * Appends messages to one stream atomically and in order; resolves only once they are stored.
-   * A message whose id is already in the retained log is not appended again.
-   * Throws StoreUnavailableError when nothing could be stored.
+   * A message whose id its sender already used for a message still in the retained log is not
+   * appended again (other senders' ids do not count). Throws StoreUnavailableError when nothing
+   * could be stored.
    */
   append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]>;
-  /** Up to `limit` messages after seq `after` (limit 0 reads only the stream's head). */
-  read(stream: string, after: number, limit: number): Promise<StreamRead>;
+  /**
+   * Up to `limit` messages after seq `after` (limit 0 reads only the stream's head), and at most
+   * `maxBytes` bytes of them (messageBytes; omitted or 0: no byte bound): the read stops before
+   * the first message that would pass it, even the first one, and reports its size (nextBytes).
+   * Neither the store nor the reply ever holds much more than that (issue 23: a poll of many big
+   * streams once made Redis send 60 MB for a 12 MB answer).
+   */
+  read(stream: string, after: number, limit: number, maxBytes?: number): Promise<StreamRead>;
   /**
    * Deliver wake-ups for this stream to the listener; resolves once they are flowing. Returns
    * undefined when they already flow (nothing to wait for): a parked poll then costs no promise.
@@ -94,6 +121,26 @@ export function messageHead(stream: string): string {
 /** The stored JSON after the seq. `dataJson` is already-serialized JSON. */
 export function messageTail(id: string, ts: number, dataJson: string): string {
   return `,"id":${JSON.stringify(id)},"ts":${ts},"data":${dataJson}}`;
+}
+
+/** A stored message's size in bytes (UTF-8): what it adds to an answer, and what Lua's `#` counts in read-2.lua. */
+export function messageBytes(message: string): number {
+  return Buffer.byteLength(message);
+}
+
+/**
+ * read-2.lua's byte bound, for the stores that read from memory: the longest prefix of `messages`
+ * within `maxBytes` (0: all of them), and the size of the first message left out.
+ */
+export function withinBytes(messages: string[], maxBytes: number): { messages: string[]; nextBytes?: number } {
+  if (maxBytes <= 0) return { messages };
+  let used = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const size = messageBytes(messages[i]!);
+    if (used + size > maxBytes) return { messages: messages.slice(0, i), nextBytes: size };
+    used += size;
+  }
+  return { messages };
 }
 
 /** Read at most this many messages in one store call, whatever a client asks for. */

@@ -18,7 +18,7 @@
  * - it holds the true epoch, lastSeq and firstSeq (maxLength trimming is applied as LTRIM does),
  *   messages ending exactly at lastSeq, and is invalid once its keys may have expired.
  */
-import type { StreamRead, WakeHint } from './store.js';
+import { withinBytes, type StreamRead, type WakeHint } from './store.js';
 
 /** The retention rule appends of a stream apply (the same config on every gateway). */
 export interface TailRetention {
@@ -205,15 +205,15 @@ export class TailCache {
     return { epoch: entry.epoch, lastSeq: entry.lastSeq };
   }
 
-  /** The answer the store would give, or undefined when this cannot be proven from memory. */
-  read(stream: string, after: number, limit: number): StreamRead | undefined {
-    const answer = this.answer(stream, after, limit);
+  /** The answer the store would give (maxBytes as Store.read), or undefined when this cannot be proven from memory. */
+  read(stream: string, after: number, limit: number, maxBytes = 0): StreamRead | undefined {
+    const answer = this.answer(stream, after, limit, maxBytes);
     if (answer) this.hits++;
     else this.misses++;
     return answer;
   }
 
-  private answer(stream: string, after: number, limit: number): StreamRead | undefined {
+  private answer(stream: string, after: number, limit: number, maxBytes: number): StreamRead | undefined {
     const state = this.live.get(stream);
     const entry = state?.entry;
     if (!state || !entry) return undefined;
@@ -230,7 +230,8 @@ export class TailCache {
     const heldFrom = lastSeq - entry.messages.length + 1;
     if (from < heldFrom) return undefined;
     const start = from - heldFrom;
-    return { ...head, messages: entry.messages.slice(start, start + limit) };
+    const cut = withinBytes(entry.messages.slice(start, start + limit), maxBytes);
+    return cut.nextBytes === undefined ? { ...head, messages: cut.messages } : { ...head, messages: cut.messages, nextBytes: cut.nextBytes };
   }
 
   /**

@@ -5,7 +5,7 @@
  * written. Wake-ups are coalesced per stream: a client that falls behind costs reads, not memory.
  */
 import { NO_POSITION, type Position } from '../cursor.js';
-import { deliverStream, hasNews, makeBatch, resolve, type Batch, type StreamDelivery } from '../delivery.js';
+import { hasNews, makeBatch, messagesBytes, readStreams, resolve, type Batch, type Budget, type StreamDelivery } from '../delivery.js';
 import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
 import type { Waiter, WaiterRegistry } from '../waiters.js';
@@ -24,7 +24,7 @@ export interface FeedOptions {
   store: Store;
   registry: WaiterRegistry;
   log: Logger;
-  /** Messages per batch and per store read. */
+  /** Messages per batch and per store read; a batch's bytes are bounded by the registry's answerBytes. */
   limit: number;
   maxBufferedBytes: number;
 }
@@ -83,6 +83,11 @@ export class Feed {
 
   get limit(): number {
     return this.options.limit;
+  }
+
+  /** What one batch may carry: `limit` messages and the registry's answerBytes (limits.answerBytes). */
+  get budget(): Budget {
+    return { limit: this.options.limit, bytes: this.options.registry.answerBytes };
   }
 
   get size(): number {
@@ -153,7 +158,9 @@ export class Feed {
     // Over the buffer limit the pump closes the feed: leave that decision to it.
     if (this.sink.bufferedBytes() > this.options.maxBufferedBytes) return false;
     const before = this.positions;
-    const batch = makeBatch(before, [r], this.limit);
+    const batch = makeBatch(before, [r], this.budget);
+    // More than one batch's bytes: the pump writes it a batch at a time.
+    if (batch.deliveries[0]!.more) return false;
     this.positions = batch.positions;
     try {
       void this.sink.write(batch, before).catch(() => undefined);
@@ -214,38 +221,47 @@ export class Feed {
     }
   }
 
-  /** Reads, writes one batch, and returns the streams that may have more right away. */
+  /**
+   * Reads, writes one batch, and returns the streams that may have more right away. Pushed
+   * snapshots cost no read; the streams that need one share what the snapshots left of the
+   * batch's budget (readStreams), and wait for the next batch when they left nothing.
+   */
   private async deliver(work: Map<string, StreamRead | null>): Promise<string[]> {
     const used = new Map<string, Position>();
-    const reads = await Promise.all(
-      [...work].map(([stream, read]) => {
-        const pos = this.positions.get(stream);
-        if (!pos) return undefined;
-        used.set(stream, pos);
-        const verdict = read ? judge(pos, read) : 'reread';
-        if (verdict === 'skip') return undefined;
-        return deliverStream(this.options.store, stream, pos, this.limit, verdict === 'use' ? read! : undefined);
-      }),
-    );
+    const given: StreamDelivery[] = [];
+    const fresh = new Map<string, Position>();
+    for (const [stream, read] of work) {
+      const pos = this.positions.get(stream);
+      if (!pos) continue;
+      used.set(stream, pos);
+      const verdict = read ? judge(pos, read) : 'reread';
+      if (verdict === 'skip') continue;
+      const r = verdict === 'use' ? resolve(pos, read!, this.limit) : undefined;
+      // A snapshot that does not cover the position, or stops before a message too big for it, needs a read.
+      if (r && !('reread' in r) && (r.messages.length > 0 || !r.more)) given.push(r);
+      else fresh.set(stream, pos);
+    }
+    const budget = this.budget;
+    const givenCount = given.reduce((n, d) => n + d.messages.length, 0);
+    const left = { limit: budget.limit - givenCount, bytes: budget.bytes - messagesBytes(given) };
+    let reads: StreamDelivery[] = [];
+    // A message too big for any batch goes alone, so only when the snapshots brought nothing.
+    if (fresh.size > 0 && left.limit > 0 && left.bytes > 0) reads = await readStreams(this.options.store, fresh, left, givenCount === 0);
     if (this.closed) return [];
     const deliveries: StreamDelivery[] = [];
-    const stale: string[] = [];
-    for (const d of reads) {
-      if (!d) continue;
+    // Streams the read did not get to (the budget ran out first) are read for the next batch.
+    const more = [...fresh.keys()].filter((s) => !reads.some((d) => d.stream === s));
+    for (const d of [...given, ...reads]) {
       // Unsubscribed (or re-subscribed elsewhere) while reading: this delivery no longer applies.
       if (this.positions.get(d.stream) !== used.get(d.stream)) {
-        if (this.positions.has(d.stream)) stale.push(d.stream);
+        if (this.positions.has(d.stream)) more.push(d.stream);
         continue;
       }
       deliveries.push(d);
     }
     const before = this.positions;
-    const batch = makeBatch(before, deliveries, this.limit);
-    const more = [...stale];
-    batch.deliveries.forEach((d, i) => {
-      const read = deliveries[i]!;
-      if (read.messages.length >= this.limit || d.messages.length < read.messages.length) more.push(d.stream);
-    });
+    const batch = makeBatch(before, deliveries, budget);
+    for (const d of batch.deliveries) if (d.more) more.push(d.stream);
     if (!hasNews(batch)) return more;
     // Judged on what is still unread from earlier writes, so one large batch alone never counts.
     if (this.sink.bufferedBytes() > this.options.maxBufferedBytes) {

@@ -5,7 +5,7 @@
  * one cleanup (finish) that removes every timer, listener, registration and cap slot it added.
  */
 import type { Position } from '../cursor.js';
-import { deliverStream, hasNews, makeBatch, readBatch, resolve, type Batch } from '../delivery.js';
+import { hasNews, makeBatch, readBatch, readStreams, resolve, type Batch, type Budget } from '../delivery.js';
 import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
 import type { Waiter, WaiterRegistry } from '../waiters.js';
@@ -94,6 +94,11 @@ class ParkedPoll implements Waiter, Parked {
     return this.req.limit;
   }
 
+  /** The poll's `limit` and the gateway's answer bytes (limits.answerBytes). */
+  private get budget(): Budget {
+    return { limit: this.req.limit, bytes: this.hub.registry.answerBytes };
+  }
+
   position(stream: string): Position {
     return this.req.positions.get(stream)!;
   }
@@ -118,7 +123,7 @@ class ParkedPoll implements Waiter, Parked {
    * woke nobody. Not needed when the store knows, without I/O, that no stream moved.
    */
   private subscribed(): void {
-    if (!this.done && !this.atKnownHeads()) void this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit));
+    if (!this.done && !this.atKnownHeads()) void this.check(() => readBatch(this.hub.store, this.req.positions, this.budget));
   }
 
   /** Every stream's head, as the store knows it now, is this poll's position: a read would bring nothing. */
@@ -137,16 +142,19 @@ class ParkedPoll implements Waiter, Parked {
     const pos = this.req.positions.get(read.stream);
     if (this.done || !pos) return;
     const r = resolve(pos, read, this.req.limit);
-    if ('reread' in r) {
-      void this.check(async () => makeBatch(this.req.positions, [await deliverStream(this.hub.store, read.stream, pos, this.req.limit)], this.req.limit));
-      return;
+    const budget = this.budget;
+    if (!('reread' in r)) {
+      const batch = makeBatch(this.req.positions, [r], budget);
+      if (hasNews(batch)) return this.finish('messages', batch);
+      // Only a message larger than the answer's bytes is waiting: the read that sends it alone.
+      if (!r.more) return;
     }
-    const batch = makeBatch(this.req.positions, [r], this.req.limit);
-    if (hasNews(batch)) this.finish('messages', batch);
+    const only = new Map([[read.stream, pos]]);
+    void this.check(async () => makeBatch(this.req.positions, await readStreams(this.hub.store, only, budget), budget));
   }
 
   onResync(): void {
-    if (!this.done) void this.check(() => readBatch(this.hub.store, this.req.positions, this.req.limit));
+    if (!this.done) void this.check(() => readBatch(this.hub.store, this.req.positions, this.budget));
   }
 
   finish(end: PollEnd, batch?: Batch): void {
@@ -186,12 +194,13 @@ export class LongPolls implements ConnectionHub {
 
   /**
    * Answers now if any stream has news (or timeout is 0), otherwise parks and returns the parked
-   * poll (its outcome comes through `whenDone` or `outcome`). Throws store errors of the first
-   * read, and the cap error of `admit` when the poll may not park.
+   * poll (its outcome comes through `whenDone` or `outcome`). An answer holds at most `limit`
+   * messages and the registry's answerBytes of them. Throws store errors of the first read, and
+   * the cap error of `admit` when the poll may not park.
    */
   async poll(req: PollRequest): Promise<PollOutcome | Parked> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
-    const batch = await readBatch(this.store, req.positions, req.limit);
+    const batch = await readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes });
     if (hasNews(batch)) return { batch, end: 'messages' };
     if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
     if (this.draining) return { batch, end: 'shutdown' };

@@ -18,7 +18,8 @@ describeBrowser('demo page (Chromium)', function () {
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    gw = await startGateway();
+    // The demo page gets its token from /demo/token, which a configured gateway serves only when asked.
+    gw = await startGateway({ auth: { demoToken: true } });
     browser = await launchBrowser();
   });
   afterEach(async () => {
@@ -92,7 +93,7 @@ describeBrowser('demo page (Chromium)', function () {
   });
 
   it('works under a mount: pages at /rt/ go through /rt/ws, /rt/poll and /rt/send', async () => {
-    const mounted = await startGateway({ mount: '/rt' });
+    const mounted = await startGateway({ mount: '/rt', auth: { demoToken: true } });
     try {
       const ws = await newPage();
       const polling = await newPage();

@@ -19,7 +19,7 @@ describeBrowser('demo page across a gateway restart (Chromium, Redis)', function
 
   before(async () => {
     const redis = await sharedRedis();
-    env = { PORT: String(await freePort()), REDIS_URL: redis.url, POLLGATE_REDIS_PREFIX: uniquePrefix() };
+    env = { PORT: String(await freePort()), REDIS_URL: redis.url, POLLGATE_REDIS_PREFIX: uniquePrefix(), POLLGATE_DEMO_TOKEN: 'true' };
     gw = await spawnGateway(env);
     browser = await launchBrowser();
   });

@@ -32,7 +32,7 @@ function wrappedStore(overrides: Partial<Store>): Store {
 describe('health, routing and cross-cutting HTTP behaviour', function () {
   let gw: TestGateway;
   before(async function () {
-    gw = await startGateway({ cors: { origins: ['https://app.example.com', 'http://localhost:3000'], maxAgeSeconds: 600 } });
+    gw = await startGateway({ cors: { origins: ['https://app.example.com', 'http://localhost:3000'], maxAgeSeconds: 600 }, auth: { demoToken: true } });
   });
   after(async function () {
     await gw?.shutdown();
@@ -147,12 +147,14 @@ describe('health, routing and cross-cutting HTTP behaviour', function () {
       }
     });
 
-    it('is not served when auth.demoToken is false', async function () {
-      const prod = await startGateway({ auth: { demoToken: false } });
-      try {
-        expectError(await request(prod.url).get('/demo/token?sub=alice'), 404, 'not_found');
-      } finally {
-        await prod.shutdown();
+    it('is not served when auth.demoToken is false, nor by default once a secret and API keys are configured', async function () {
+      for (const auth of [{ demoToken: false }, {}]) {
+        const prod = await startGateway({ auth });
+        try {
+          expectError(await request(prod.url).get('/demo/token?sub=alice'), 404, 'not_found');
+        } finally {
+          await prod.shutdown();
+        }
       }
     });
   });

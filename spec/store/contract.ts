@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { RetentionRule } from '../../lib/config.js';
-import { HEAD_ONLY, WAKE_MESSAGES_MAX_BYTES, messageHead, messageTail, type NewMessage, type Store, type WakeHint } from '../../lib/store/store.js';
+import { HEAD_ONLY, SERVER_SENDER, WAKE_MESSAGES_MAX_BYTES, messageBytes, messageHead, messageTail, type NewMessage, type Store, type WakeHint } from '../../lib/store/store.js';
 
 export interface StoreHarness {
   store: Store;
@@ -20,8 +20,8 @@ export type StoreFactory = (retention: (stream: string) => RetentionRule) => Pro
 
 const DEFAULT_RULE: RetentionRule = { maxLength: 1000, ttlSeconds: 3600, metaTtlSeconds: 86400 };
 
-function msg(id: string, data: unknown = id): NewMessage {
-  return { id, tail: messageTail(id, 1700000000000, JSON.stringify(data)) };
+function msg(id: string, data: unknown = id, sender = SERVER_SENDER): NewMessage {
+  return { id, sender, tail: messageTail(id, 1700000000000, JSON.stringify(data)) };
 }
 
 function parsed(messages: string[]): { stream: string; seq: number; id: string; data: unknown }[] {
@@ -118,6 +118,69 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await h.store.append('s1', [msg('id')]);
       const r = await h.store.append('s2', [msg('id')]);
       expect(r[0]!.duplicate).to.equal(false);
+    });
+
+    it('scopes ids to their sender: another sender\'s id never makes a message vanish (issue 23)', async () => {
+      // A client that may publish to the stream sends first, under the id the backend will use.
+      await h.store.append('s', [msg('order-42', 'from the client', 'alice')]);
+      const backend = await h.store.append('s', [msg('order-42', 'from the backend')]);
+      const other = await h.store.append('s', [msg('order-42', 'from bob', 'bob')]);
+      expect(backend[0]).to.deep.equal({ stream: 's', seq: 2, id: 'order-42', duplicate: false });
+      expect(other[0]).to.deep.equal({ stream: 's', seq: 3, id: 'order-42', duplicate: false });
+      const r = await h.store.read('s', 0, 10);
+      expect(parsed(r.messages).map((m) => [m.id, m.data])).to.deep.equal([
+        ['order-42', 'from the client'], ['order-42', 'from the backend'], ['order-42', 'from bob'],
+      ]);
+    });
+
+    it('still deduplicates a retry by the same sender, each sender against its own ids', async () => {
+      await h.store.append('s', [msg('k', 'a', 'alice'), msg('k', 'server')]);
+      const retries = await h.store.append('s', [msg('k', 'again', 'alice'), msg('k', 'again')]);
+      expect(retries.map((r) => [r.seq, r.duplicate])).to.deep.equal([[1, true], [2, true]]);
+    });
+
+    it('stops a read before the first message that would pass maxBytes, and says how big it is', async () => {
+      const sizes = [100, 300, 200, 50];
+      await h.store.append('b:1', sizes.map((n, i) => msg(`m${i}`, 'x'.repeat(n))));
+      const all = (await h.store.read('b:1', 0, 10)).messages;
+      const bytes = all.map(messageBytes);
+      const r = await h.store.read('b:1', 0, 10, bytes[0]! + bytes[1]! + 10);
+      expect(parsed(r.messages).map((m) => m.seq)).to.deep.equal([1, 2]);
+      expect(r.nextBytes).to.equal(bytes[2]);
+      expect(r).to.include({ lastSeq: 4, after: 0 });
+      // Exactly at the bound is within it; the limit stops a read without a nextBytes.
+      expect((await h.store.read('b:1', 1, 10, bytes[1]! + bytes[2]!)).messages).to.have.length(2);
+      expect((await h.store.read('b:1', 0, 1, 1_000_000)).nextBytes).to.equal(undefined);
+      expect((await h.store.read('b:1', 0, 10, 1_000_000)).messages).to.deep.equal(all);
+      expect((await h.store.read('b:1', 0, 10, 0)).messages).to.deep.equal(all);
+    });
+
+    it('returns no message at all when the first one alone passes maxBytes', async () => {
+      await h.store.append('b:2', [msg('big', 'x'.repeat(5000)), msg('small')]);
+      const r = await h.store.read('b:2', 0, 10, 1000);
+      expect(r.messages).to.deep.equal([]);
+      expect(r.nextBytes).to.equal(messageBytes((await h.store.read('b:2', 0, 1)).messages[0]!));
+      expect(r).to.include({ lastSeq: 2, after: 0 });
+    });
+
+    it('counts bytes, not characters, against maxBytes', async () => {
+      // Three bytes a character in UTF-8: 100 characters are 300 bytes of data.
+      await h.store.append('b:3', [msg('u1', '€'.repeat(100)), msg('u2', '€'.repeat(100))]);
+      const one = messageBytes((await h.store.read('b:3', 0, 1)).messages[0]!);
+      expect(one).to.be.greaterThan(300);
+      const r = await h.store.read('b:3', 0, 10, one + 200);
+      expect(r.messages).to.have.length(1);
+      expect(r.nextBytes).to.equal(one);
+    });
+
+    it('bounds long reads by bytes too (many slices)', async () => {
+      await h.store.append('b:4', Array.from({ length: 100 }, (_, i) => msg(`m${i}`, 'y'.repeat(40 + (i % 7)))));
+      const bytes = (await h.store.read('b:4', 0, 1000)).messages.map(messageBytes);
+      // After seq 3: exactly 70 messages fit (seqs 4..73), and the 71st would not.
+      const bound = bytes.slice(3, 73).reduce((a, b) => a + b, 0) + bytes[73]! - 1;
+      const r = await h.store.read('b:4', 3, 1000, bound);
+      expect(parsed(r.messages).map((m) => m.seq)).to.deep.equal(Array.from({ length: 70 }, (_, i) => i + 4));
+      expect(r.nextBytes).to.equal(bytes[73]);
     });
 
     it('forgets ids of messages trimmed from the log', async () => {

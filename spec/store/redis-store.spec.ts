@@ -3,7 +3,7 @@ import calculateSlot from 'cluster-key-slot';
 import { RedisStore } from '../../lib/store/redis-store.js';
 import { RedisKeys } from '../../lib/store/redis-keys.js';
 import { createLogger } from '../../lib/log.js';
-import { messageTail } from '../../lib/store/store.js';
+import { SERVER_SENDER, messageTail } from '../../lib/store/store.js';
 import { redisClient, sharedRedis, startRedisServer, uniquePrefix } from '../support/redis.js';
 import { storeContract, type StoreFactory } from './contract.js';
 import { redisHarness } from './redis-harness.js';
@@ -26,7 +26,7 @@ describe('RedisStore (Redis only)', () => {
     const store = new RedisStore({ url: redis.url, keyPrefix, cluster: false, commandTimeoutMs: 2000, retention: () => ({ maxLength: 10, ttlSeconds: 100, metaTtlSeconds: 1000 }), log });
     await store.connect();
     try {
-      await store.append('room:7', [{ id: 'a', tail: messageTail('a', 1, '1') }]);
+      await store.append('room:7', [{ id: 'a', sender: SERVER_SENDER, tail: messageTail('a', 1, '1') }]);
       const slots = [keys.meta('room:7'), keys.log('room:7'), keys.ids('room:7')].map((k) => calculateSlot(k));
       expect(new Set(slots).size).to.equal(1);
       const ttls = await Promise.all([keys.log('room:7'), keys.ids('room:7')].map((k) => admin.pttl(k)));
@@ -46,15 +46,15 @@ describe('RedisStore (Redis only)', () => {
     const calls = async (command: 'eval' | 'evalsha') => Number(/calls=(\d+)/.exec((await admin.info('commandstats')).split('\n').find((l) => l.startsWith(`cmdstat_${command}:`)) ?? '')?.[1] ?? 0);
     try {
       await store.connect();
-      expect((await store.append('s', [{ id: 'a', tail: messageTail('a', 1, '1') }]))[0]!.seq).to.equal(1);
+      expect((await store.append('s', [{ id: 'a', sender: SERVER_SENDER, tail: messageTail('a', 1, '1') }]))[0]!.seq).to.equal(1);
       expect((await store.read('s', 0, 10)).messages).to.have.length(1);
       // Each script's first EVALSHA met NOSCRIPT and EVAL ran it; later calls find it cached.
       expect(await calls('eval')).to.equal(2);
-      expect((await store.append('s', [{ id: 'b', tail: messageTail('b', 2, '2') }]))[0]!.seq).to.equal(2);
+      expect((await store.append('s', [{ id: 'b', sender: SERVER_SENDER, tail: messageTail('b', 2, '2') }]))[0]!.seq).to.equal(2);
       expect((await store.read('s', 0, 10)).messages).to.have.length(2);
       expect(await calls('eval')).to.equal(2);
       await admin.script('FLUSH');
-      expect((await store.append('s', [{ id: 'c', tail: messageTail('c', 3, '3') }]))[0]!.seq).to.equal(3);
+      expect((await store.append('s', [{ id: 'c', sender: SERVER_SENDER, tail: messageTail('c', 3, '3') }]))[0]!.seq).to.equal(3);
       const read = await store.read('s', 0, 10);
       expect(read.messages).to.have.length(3);
       expect(read.lastSeq).to.equal(3);

@@ -8,7 +8,7 @@ import type { RetentionRule } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { RedisKeys } from '../../lib/store/redis-keys.js';
 import { RedisStore, type TailCacheConfig } from '../../lib/store/redis-store.js';
-import { HEAD_ONLY, messageTail, type NewMessage, type StreamRead, type WakeHint } from '../../lib/store/store.js';
+import { HEAD_ONLY, SERVER_SENDER, messageBytes, messageTail, type NewMessage, type StreamRead, type WakeHint } from '../../lib/store/store.js';
 import { startGateway, testConfig, type TestGateway } from '../support/gateway.js';
 import { poll, sendOk } from '../support/http.js';
 import { redisClient, sharedRedis, startRedisServer, uniquePrefix, type RedisServer } from '../support/redis.js';
@@ -19,7 +19,7 @@ const RULE: RetentionRule = { maxLength: 1000, ttlSeconds: 3600, metaTtlSeconds:
 const retention = (stream: string): RetentionRule => (stream.startsWith('short:') ? { ...RULE, maxLength: 3 } : stream.startsWith('ttl:') ? { ...RULE, ttlSeconds: 2 } : RULE);
 
 function msg(id: string): NewMessage {
-  return { id, tail: messageTail(id, 1700000000000, JSON.stringify(id)) };
+  return { id, sender: SERVER_SENDER, tail: messageTail(id, 1700000000000, JSON.stringify(id)) };
 }
 
 interface Pair {
@@ -80,6 +80,20 @@ describe('RedisStore tail cache (Redis only)', function () {
     const truth = await Promise.all([p.other.read('a:1', 2, 10), p.other.read('a:1', HEAD_ONLY, 0), p.other.read('a:1', 1, 10), p.other.read('a:1', 0, 1)]);
     expect(heads).to.deep.equal(truth);
     expect(fromRedis).to.deep.equal(await p.other.read('a:1', 0, 10));
+  });
+
+  it('cuts reads from memory by maxBytes exactly as the read script does', async () => {
+    await p.other.append('a:b', ['a', 'b', 'c', 'd'].map((id) => msg(id)));
+    await p.store.subscribe('a:b');
+    const all = await p.store.read('a:b', 0, 10);
+    const size = messageBytes(all.messages[0]!);
+    const bounds = [size - 1, size, 2 * size + 1, 3 * size, 100 * size, 0];
+    const before = p.store.stats();
+    const cached = await Promise.all(bounds.map((b) => p.store.read('a:b', 0, 10, b)));
+    expect(p.store.stats().tailHits - before.tailHits).to.equal(bounds.length);
+    const truth = await Promise.all(bounds.map((b) => p.other.read('a:b', 0, 10, b)));
+    expect(cached).to.deep.equal(truth);
+    expect(cached.map((r) => [r.messages.length, r.nextBytes])).to.deep.equal([[0, size], [1, size], [2, size], [3, size], [4, undefined], [4, undefined]]);
   });
 
   it('follows appends made by another connection through their wake-ups', async () => {

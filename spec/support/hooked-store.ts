@@ -28,10 +28,10 @@ export class HookedStore implements Store {
   append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]> {
     return this.inner.append(stream, messages);
   }
-  async read(stream: string, after: number, limit: number): Promise<StreamRead> {
+  async read(stream: string, after: number, limit: number, maxBytes?: number): Promise<StreamRead> {
     this.reads++;
     await this.beforeRead?.(stream, after, limit);
-    return this.inner.read(stream, after, limit);
+    return this.inner.read(stream, after, limit, maxBytes);
   }
   subscribe(stream: string): Promise<void> | undefined {
     return this.inner.subscribe(stream);

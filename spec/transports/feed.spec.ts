@@ -3,9 +3,10 @@ import type { Position } from '../../lib/cursor.js';
 import type { Batch } from '../../lib/delivery.js';
 import { createLogger } from '../../lib/log.js';
 import { MemoryStore } from '../../lib/store/memory-store.js';
-import { messageTail, type StreamRead } from '../../lib/store/store.js';
+import { SERVER_SENDER, messageBytes, messageTail, type StreamRead } from '../../lib/store/store.js';
 import { Feed, type FeedSink } from '../../lib/transports/feed.js';
 import { WaiterRegistry } from '../../lib/waiters.js';
+import { until } from '../support/clients.js';
 
 const log = createLogger('silent');
 const rule = { maxLength: 1000, ttlSeconds: 3600, metaTtlSeconds: 86_400 };
@@ -53,7 +54,7 @@ describe('Feed', () => {
   });
 
   const append = (stream: string, n: number) =>
-    store.append(stream, Array.from({ length: n }, (_, i) => ({ id: `${stream}-${Date.now()}-${i}-${Math.random()}`, tail: messageTail('x', 1, String(i)) })));
+    store.append(stream, Array.from({ length: n }, (_, i) => ({ id: `${stream}-${Date.now()}-${i}-${Math.random()}`, sender: SERVER_SENDER, tail: messageTail('x', 1, String(i)) })));
   const start = (stream: string, pos: Position = { epoch: '', seq: 0 }) => new Map([[stream, pos]]);
 
   it('delivers what is appended after add(), in order, and keeps one waiter per stream registered', async () => {
@@ -106,6 +107,55 @@ describe('Feed', () => {
     while (!sink.overflowed) await new Promise<void>((r) => setImmediate(r));
     expect(sink.batches).to.have.length(0);
     expect(registry.size).to.equal(0);
+  });
+
+  describe('byte budget (limits.answerBytes)', () => {
+    let small: Feed;
+    let smallRegistry: WaiterRegistry;
+    let ids = 0;
+    const big = (stream: string, n: number, size: number) =>
+      store.append(stream, Array.from({ length: n }, () => ({ id: `b${++ids}`, sender: SERVER_SENDER, tail: messageTail(`b${ids}`, 1, JSON.stringify('x'.repeat(size))) })));
+    const bytesOf = (b: Batch) => b.deliveries.reduce((n, d) => n + d.messages.reduce((k, m) => k + messageBytes(m), 0), 0);
+    const bySeq = (stream: string) => sink.batches.flatMap((b) => b.deliveries.filter((d) => d.stream === stream).flatMap((d) => d.messages.map((m) => JSON.parse(m).seq as number)));
+
+    beforeEach(() => {
+      smallRegistry = new WaiterRegistry(store, log, { answerBytes: 3000 });
+      small = new Feed(sink, { store, registry: smallRegistry, log, limit: 100, maxBufferedBytes: 1 << 20 });
+    });
+    afterEach(() => small.close());
+
+    it('writes a backlog of several streams in batches that share one byte budget, every message once and in order', async () => {
+      await big('p', 10, 900);
+      await big('q', 10, 900);
+      await small.add(new Map([['p', { epoch: '', seq: 0 }], ['q', { epoch: '', seq: 0 }]]));
+      await until(() => bySeq('p').length + bySeq('q').length >= 20);
+      const ten = Array.from({ length: 10 }, (_, i) => i + 1);
+      expect([bySeq('p'), bySeq('q')]).to.deep.equal([ten, ten]);
+      for (const b of sink.batches) expect(bytesOf(b)).to.be.at.most(3000);
+      // Both streams in the first batch: neither waits for the other's backlog.
+      expect(sink.batches[0]!.deliveries.map((d) => d.messages.length > 0)).to.deep.equal([true, true]);
+    });
+
+    it('sends a message larger than the budget alone, then goes on', async () => {
+      await big('r', 1, 10);
+      await big('r', 1, 5000);
+      await big('r', 2, 10);
+      await small.add(start('r'));
+      await until(() => bySeq('r').length >= 4);
+      expect(bySeq('r')).to.deep.equal([1, 2, 3, 4]);
+      expect(sink.batches.map((b) => b.count)).to.deep.equal([1, 1, 2]);
+    });
+
+    it('cuts a wake-up that carries more than the budget and writes the rest in the next batch', async () => {
+      await big('t', 1, 10);
+      await small.add(start('t'));
+      await until(() => bySeq('t').length >= 1);
+      // Six messages of 900 bytes travel in one wake-up (under WAKE_MESSAGES_MAX_BYTES) to a position in its epoch.
+      await big('t', 6, 900);
+      await until(() => bySeq('t').length >= 7);
+      expect(bySeq('t')).to.deep.equal([1, 2, 3, 4, 5, 6, 7]);
+      for (const b of sink.batches) expect(bytesOf(b)).to.be.at.most(3000);
+    });
   });
 
   it('unregisters every stream on close and on remove()', async () => {

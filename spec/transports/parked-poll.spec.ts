@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import type { Position } from '../../lib/cursor.js';
 import { createLogger } from '../../lib/log.js';
 import { MemoryStore } from '../../lib/store/memory-store.js';
-import { messageTail } from '../../lib/store/store.js';
+import { SERVER_SENDER, messageTail } from '../../lib/store/store.js';
 import { LongPolls, type Parked, type PollOutcome, type PollRequest } from '../../lib/transports/long-poll.js';
 import { WaiterRegistry } from '../../lib/waiters.js';
 import { waitFor } from '../support/wait.js';
@@ -46,7 +46,7 @@ describe('parked poll: its outcome', function () {
     const seen: PollOutcome[] = [];
     parked.whenDone((o) => seen.push(o));
     expect(seen).to.have.length(0);
-    await store.append('s1', [{ id: 'm1', tail: messageTail('m1', 1, '1') }]);
+    await store.append('s1', [{ id: 'm1', sender: SERVER_SENDER, tail: messageTail('m1', 1, '1') }]);
     await waitFor(() => seen.length > 0, 'the parked poll to be answered');
     expect(seen.map((o) => o.end)).to.deep.equal(['messages']);
     expect(seen[0]!.batch.deliveries[0]!.messages).to.have.length(1);

@@ -6,19 +6,20 @@
 
   KEYS[1] meta  hash: e = epoch, s = last seq, r = run_id of the Redis process that last wrote
   KEYS[2] log   list of stored message JSON, oldest first (seq of index i = first + i)
-  KEYS[3] ids   sorted set: message id -> seq, trimmed with the log (idempotency window = retained log)
+  KEYS[3] ids   sorted set: idempotency key -> seq, trimmed with the log (idempotency window = retained log)
 
   ARGV[1] maxLength        ARGV[2] log TTL (ms)       ARGV[3] meta TTL (ms)
   ARGV[4] epoch to use for a new log, or after a Redis restart
   ARGV[5] wake-up channel  ARGV[6] stored JSON before the seq
   ARGV[7] most bytes of messages a wake-up may carry (0: never carry them)
-  ARGV[8], ARGV[9], ...    pairs of (message id, stored JSON after the seq)
+  ARGV[8], ARGV[9], ...    pairs of (idempotency key, stored JSON after the seq); the key is the
+                           message id scoped by its sender (idempotencyKey in store.ts)
 
   Wake-up payload: "<epoch>:<last seq>", followed by "\n" and the appended messages joined by
   "\n" when all of them fit in ARGV[7] bytes, none was trimmed away by this append and none
   contains a newline (stored JSON never does; the check keeps the framing safe regardless).
 
-  Output: { epoch, seq1, duplicate1, seq2, duplicate2, ... }, duplicate = 1 when the id was
+  Output: { epoch, seq1, duplicate1, seq2, duplicate2, ... }, duplicate = 1 when the key was
   already in the retained log (nothing appended, seq is the original's).
 
   Redis restarts: with appendfsync everysec (or no persistence of the last writes, or a failover
@@ -57,8 +58,8 @@ local carried = {}
 local carriedBytes = 0
 
 for i = 8, #ARGV, 2 do
-  local id = ARGV[i]
-  local prev = redis.call('ZSCORE', ids, id)
+  local key = ARGV[i]
+  local prev = redis.call('ZSCORE', ids, key)
   if prev and tonumber(prev) >= first then
     out[#out + 1] = tonumber(prev)
     out[#out + 1] = 1
@@ -75,7 +76,7 @@ for i = 8, #ARGV, 2 do
         carried[#carried + 1] = stored
       end
     end
-    redis.call('ZADD', ids, seq, id)
+    redis.call('ZADD', ids, seq, key)
     out[#out + 1] = last
     out[#out + 1] = 0
     appended = appended + 1
