@@ -20,9 +20,16 @@ import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
 import { assertTarget, targetOf } from './http/target.js';
 import type { RateLimits } from './limits/rate-limits.js';
+import type { Disconnects } from './disconnect.js';
 import type { Logger } from './log.js';
 import type { Messages } from './messages.js';
+import type { Metrics } from './metrics.js';
+import type { Presence } from './presence.js';
 import { demoTokenRoute } from './routes/demo.js';
+import { disconnectRoute } from './routes/disconnect.js';
+import { historyRoute } from './routes/history.js';
+import { metricsRoute } from './routes/metrics.js';
+import { presenceRoute } from './routes/presence.js';
 import { healthRoute, readyRoute } from './routes/health.js';
 import { pollRoute } from './routes/poll.js';
 import { sendRoute } from './routes/send.js';
@@ -50,6 +57,9 @@ export interface PipelineDeps {
   websockets: WsHub;
   staticFiles: readonly StaticFile[];
   isDraining: () => boolean;
+  presence: Presence;
+  disconnects: Disconnects;
+  metrics: Metrics;
 }
 
 export interface MiddlewareOptions {
@@ -99,7 +109,7 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
   const poll = pollRoute({
     auth: deps.auth, cursors: deps.cursors, subscriptions: deps.subscriptions, longPolls: deps.longPolls, rateLimits: deps.rateLimits,
     limits: config.poll, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs, jsonp: config.jsonp.enabled,
-    trustProxyHops: hops, later: new LaterAnswers(drain),
+    trustProxyHops: hops, later: new LaterAnswers(drain), metrics: deps.metrics,
   });
   route('/poll', { GET: poll, POST: poll });
   route('/send', { POST: sendRoute({ auth: deps.auth, messages: deps.messages, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });
@@ -110,6 +120,10 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
   router.all(mount + '/ws', () => {
     throw new BadRequestError('GET /ws needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)');
   });
+  route('/history', { GET: historyRoute({ auth: deps.auth, store: deps.store, cursors: deps.cursors, subscriptions: deps.subscriptions, maxLimit: config.poll.maxLimit, answerBytes: config.limits.answerBytes }) });
+  route('/presence', { GET: presenceRoute({ auth: deps.auth, presence: deps.presence, subscriptions: deps.subscriptions }) });
+  route('/disconnect', { POST: disconnectRoute({ auth: deps.auth, disconnects: deps.disconnects, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });
+  route('/metrics', { GET: metricsRoute({ auth: deps.auth, metrics: deps.metrics }) });
   route('/healthz', { GET: healthRoute() });
   route('/readyz', { GET: readyRoute({ store: deps.store, isDraining: deps.isDraining }) });
   route('/stats', { GET: statsRoute({ auth: deps.auth, store: deps.store, registry: deps.registry, longPolls: deps.longPolls, websockets: deps.websockets, sse: deps.sse, requests }) });
@@ -138,7 +152,7 @@ export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
   const pipeline = compose<Context>([
     requestLog(deps.log),
     cors(deps.config.cors),
-    errorHandler(),
+    errorHandler(deps.metrics),
     drainConnections(drain, tracker),
     pathRequired,
     router.routes() as Middleware,

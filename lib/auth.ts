@@ -15,6 +15,8 @@ export interface Principal {
   subject: string;
   /** When the credential stops being accepted (ms since the epoch, clock tolerance included); Infinity for API keys. */
   readonly expiresAtMs: number;
+  /** The token's `iat` (seconds), when it has one; undefined for API keys. */
+  readonly issuedAt?: number;
   canRead(stream: string): boolean;
   canWrite(stream: string): boolean;
 }
@@ -61,7 +63,7 @@ class ClientPrincipal implements Principal {
   readonly kind = 'client' as const;
   readonly canRead: (stream: string) => boolean;
   readonly canWrite: (stream: string) => boolean;
-  constructor(readonly subject: string, read: string[], pub: string[], readonly expiresAtMs: number) {
+  constructor(readonly subject: string, read: string[], pub: string[], readonly expiresAtMs: number, readonly issuedAt?: number) {
     this.canRead = compilePatterns(read);
     this.canWrite = compilePatterns(pub);
   }
@@ -75,6 +77,9 @@ export class Auth {
 
   /** Whether any API key has the shape of a token; if none has, a token needs no API-key check. */
   private readonly tokenShapedKeys: boolean;
+
+  /** Revoked tokens (POST /disconnect with revoke, lib/disconnect.ts): (subject, iat) -> refused. */
+  revoked?: (subject: string, issuedAt: number | undefined) => boolean;
 
   constructor(private readonly options: AuthOptions) {
     this.key = new TextEncoder().encode(options.secret);
@@ -116,16 +121,22 @@ export class Auth {
     if (cached) return cached;
     const { principal, expiresAtMs } = await this.verify(credential);
     this.cache.set(credential, { principal, expiresAtMs });
-    return principal;
+    return this.unrevoked(principal);
   }
 
   /** The principal of a token verified earlier and not yet expired; an expired one is forgotten. */
   private cachedPrincipal(token: string): Principal | undefined {
     const cached = this.cache.get(token);
     if (!cached) return undefined;
-    if (Date.now() < cached.expiresAtMs) return cached.principal;
+    if (Date.now() < cached.expiresAtMs) return this.unrevoked(cached.principal);
     this.cache.delete(token);
     return undefined;
+  }
+
+  /** Throws UnauthorizedError for a client token revoked by POST /disconnect. */
+  private unrevoked(principal: Principal): Principal {
+    if (principal.kind === 'client' && this.revoked?.(principal.subject, principal.issuedAt)) throw new UnauthorizedError('token revoked');
+    return principal;
   }
 
   /** Signs a client token (for /demo/token and tests). `ttlSeconds` from now. */
@@ -168,6 +179,7 @@ export class Auth {
       throw new UnauthorizedError('token subject is invalid');
     }
     const expiresAtMs = (payload.exp! + this.options.clockToleranceSeconds) * 1000;
-    return { principal: new ClientPrincipal(payload.sub, stringList(payload.streams, 'streams'), stringList(payload.pub, 'pub'), expiresAtMs), expiresAtMs };
+    const iat = typeof payload.iat === 'number' ? payload.iat : undefined;
+    return { principal: new ClientPrincipal(payload.sub, stringList(payload.streams, 'streams'), stringList(payload.pub, 'pub'), expiresAtMs, iat), expiresAtMs };
   }
 }

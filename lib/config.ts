@@ -48,6 +48,8 @@ const schema = z.strictObject({
     commandTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
     /** Use Redis Cluster; url is one seed node (default false). */
     cluster: z.boolean().default(false),
+    /** On a cluster, wake streams by sharded pub/sub, SPUBLISH/SSUBSCRIBE, Redis >= 7.0 (default true); false: classic PUBLISH, carried by every node. */
+    shardedPubSub: z.boolean().default(true),
     /**
      * What a 200 from /send waits for after the append (default none): the primary's memory (none),
      * ackReplicas replicas (replicas: WAIT), or the primary's AOF fsync (aof: WAITAOF, Redis >= 7.2).
@@ -184,6 +186,40 @@ const schema = z.strictObject({
     /** Messages per store read (default 100). */
     batchLimit: z.number().int().min(1).max(10_000).default(100),
   }).prefault({}),
+  presence: z.strictObject({
+    /** Stream patterns (exact names or `prefix*`) whose presence is tracked and answered by GET /presence (default none). */
+    streams: z.array(z.string().min(1).max(201)).default([]),
+    /** Stream patterns whose join and leave events are appended to `<stream>@presence` (default none); only tracked streams have any. */
+    joinLeave: z.array(z.string().min(1).max(201)).default([]),
+    /** A long-polling client stays present this long after its last poll was answered, waiting for the next (default 5 s). */
+    pollGraceSeconds: z.number().min(0.01).max(300).default(5),
+    /** Redis: each node writes its members again this often (default 5 s). */
+    heartbeatSeconds: z.number().min(0.05).max(300).default(5),
+    /** Redis: a node's members expire this long after its last heartbeat, e.g. after SIGKILL (default 15 s). */
+    ttlSeconds: z.number().min(0.1).max(600).default(15),
+  }).prefault({}),
+  metrics: z.strictObject({
+    /** Also serve GET /metrics without credentials on this port, for a scraper on a private network (default unset: off; 0 picks a free one; <mount>/metrics with an API key always works). */
+    port: z.number().int().min(0).max(65535).optional(),
+    /** Listen address of that port (default 127.0.0.1). */
+    host: z.string().default('127.0.0.1'),
+  }).prefault({}),
+  hooks: z.strictObject({
+    /** The standalone server's authorize hook: the gateway POSTs each read/write decision for client tokens here (default empty: none). */
+    url: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''),
+    /** A hook answer not received within this is no decision (default 1000 ms). */
+    timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+    /** On a timeout or a failed hook: false (default) refuses with 503 hook_unavailable (fail closed); true allows, uncached. */
+    failOpen: z.boolean().default(false),
+    /** How long an allow (HTTP hook or createGateway's authorize) is remembered per subject, stream, action and transport; refusals never are (default 5 s; 0: ask every time). */
+    allowCacheSeconds: z.number().min(0).max(3600).default(5),
+  }).prefault({}),
+  disconnect: z.strictObject({
+    /** How long POST /disconnect's revoke refuses the subject's older tokens; set it to your longest token lifetime (default 24 h). */
+    revokeSeconds: seconds(86_400, 30 * 86_400),
+    /** Redis: every node re-reads recent disconnects this often, so one whose Pub/Sub message was lost still takes effect (default 2000 ms). */
+    recheckMs: z.number().int().min(100).max(600_000).default(2000),
+  }).prefault({}),
   server: z.strictObject({
     /** Idle keep-alive sockets are closed after this; keep above the load balancer's idle timeout (default 65 s). */
     keepAliveTimeoutMs: z.number().int().min(1000).default(65_000),
@@ -270,6 +306,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
       url: env.REDIS_URL,
       keyPrefix: env.POLLGATE_REDIS_PREFIX,
       cluster: bool('POLLGATE_REDIS_CLUSTER'),
+      shardedPubSub: bool('POLLGATE_REDIS_SHARDED_PUBSUB'),
       ackDurability: env.POLLGATE_REDIS_ACK_DURABILITY || undefined,
     },
     auth: {
@@ -281,6 +318,9 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
     jsonp: { enabled: bool('POLLGATE_JSONP') },
     poll: { defaultTimeoutSeconds: num('POLLGATE_POLL_TIMEOUT') },
     log: { level: env.LOG_LEVEL || undefined },
+    presence: { streams: env.POLLGATE_PRESENCE_STREAMS ? list(env.POLLGATE_PRESENCE_STREAMS) : undefined },
+    metrics: { port: num('POLLGATE_METRICS_PORT') },
+    hooks: { url: env.POLLGATE_HOOKS_URL || undefined },
   };
 }
 
@@ -323,6 +363,8 @@ function checkCombinations(c: Parsed): string[] {
   }
   if (c.ws.pongTimeoutMs > c.ws.pingIntervalMs) problems.push('ws.pongTimeoutMs must not exceed ws.pingIntervalMs (a pong is awaited before the next ping)');
   // A send frame carries the data plus its envelope; it must fit in one frame.
+  // Two heartbeats may be late before a live node's members expire.
+  if (c.presence.ttlSeconds < 2 * c.presence.heartbeatSeconds) problems.push('presence.ttlSeconds must be at least twice presence.heartbeatSeconds');
   if (c.limits.dataBytes + 1024 > c.ws.maxPayloadBytes) problems.push('ws.maxPayloadBytes must exceed limits.dataBytes by at least 1024 bytes');
   return problems;
 }

@@ -107,6 +107,17 @@ export class StoreUnavailableError extends GatewayError {
   }
 }
 
+/** The authorize hook (hooks.url) did not answer in time or failed, and the gateway fails closed; retry. */
+export class HookUnavailableError extends GatewayError {
+  override readonly name = 'HookUnavailableError';
+  override readonly code = 'hook_unavailable';
+  override readonly status = 503;
+  constructor(message = 'the authorization hook did not answer, retry shortly', retryAfter = 1) {
+    super(message);
+    this.retryAfter = retryAfter;
+  }
+}
+
 /** The process is draining for shutdown; the client should retry (another node will answer). */
 export class ShuttingDownError extends GatewayError {
   override readonly name = 'ShuttingDownError';

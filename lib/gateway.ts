@@ -12,7 +12,9 @@ import { createPipeline, type MiddlewareOptions } from './app.js';
 import { Auth } from './auth.js';
 import { retentionFor, type Config } from './config.js';
 import { CursorCodec } from './cursor.js';
+import { Disconnects, RedisDisconnectBus } from './disconnect.js';
 import { BadRequestError, NotFoundError } from './errors.js';
+import { Hooks, type GatewayHooks } from './hooks.js';
 import { RequestTracker } from './http/request-tracker.js';
 import { loadStaticFiles } from './http/static.js';
 import { targetOf } from './http/target.js';
@@ -20,11 +22,18 @@ import { ConnectionCaps } from './limits/connection-caps.js';
 import { RateLimits } from './limits/rate-limits.js';
 import { createLogger, type Logger } from './log.js';
 import { Messages } from './messages.js';
+import { Metrics } from './metrics.js';
+import { serveMetrics, type MetricsServer } from './metrics-server.js';
+import { MemoryPresence, Presence } from './presence.js';
+import { Sessions } from './sessions.js';
 import { MemoryStore } from './store/memory-store.js';
+import { RedisControl } from './store/redis-control.js';
+import { RedisPresence } from './store/redis-presence.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { Subscriptions } from './subscriptions.js';
 import { LongPolls } from './transports/long-poll.js';
+import { PollSessions } from './transports/poll-sessions.js';
 import { SseHub } from './transports/sse.js';
 import { refuse, WsHub } from './transports/websocket.js';
 import { WaiterRegistry } from './waiters.js';
@@ -33,6 +42,8 @@ export interface GatewayParts {
   log?: Logger;
   /** Use this store instead of building one from config (tests wrap a real store this way). */
   store?: Store;
+  /** The embedder's callbacks: authorize, onPublish, onConnect, onDisconnect (lib/hooks.ts). */
+  hooks?: GatewayHooks;
 }
 
 export interface AttachOptions {
@@ -59,6 +70,7 @@ export async function createStore(config: Config, log: Logger): Promise<Store> {
     url: config.redis.url,
     keyPrefix: config.redis.keyPrefix,
     cluster: config.redis.cluster,
+    shardedPubSub: config.redis.shardedPubSub,
     commandTimeoutMs: config.redis.commandTimeoutMs,
     ack: { durability: config.redis.ackDurability, replicas: config.redis.ackReplicas, timeoutMs: config.redis.ackTimeoutMs },
     retention,
@@ -80,6 +92,15 @@ export class GatewayCore {
   readonly sse: SseHub;
   /** WebSocket connections (<mount>/ws); `size` counts open ones. */
   readonly websockets: WsHub;
+  /** Every client connection of this process, on every transport (lib/sessions.ts). */
+  readonly sessions = new Sessions();
+  readonly pollSessions: PollSessions;
+  readonly hooks: Hooks;
+  readonly presence: Presence;
+  readonly disconnects: Disconnects;
+  readonly metrics: Metrics;
+  /** The metrics.port server, when configured. */
+  metricsServer?: MetricsServer;
   private readonly pipeline: (options?: MiddlewareOptions) => Middleware;
   private readonly attached = new Map<AnyServer, UpgradeListener>();
   /** Requests inside the pipeline: close() waits for them before it closes the store. */
@@ -94,7 +115,20 @@ export class GatewayCore {
     const store = parts.store ?? (await createStore(config, log));
     const rateLimits = new RateLimits(config.rateLimits, log.child({ module: 'rate-limits' }), store.kind === 'redis' && config.redis.url ? config.redis : undefined);
     await rateLimits.connect();
-    return new GatewayCore(config, log, store, rateLimits, await loadStaticFiles(STATIC_DIR));
+    let control: RedisControl | undefined;
+    if (store.kind === 'redis' && config.redis.url) {
+      control = new RedisControl({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, cluster: config.redis.cluster, commandTimeoutMs: config.redis.commandTimeoutMs, log: log.child({ module: 'control' }) });
+      await control.connect();
+    }
+    const gateway = new GatewayCore(config, log, store, rateLimits, await loadStaticFiles(STATIC_DIR), parts.hooks ?? {}, control);
+    try {
+      await gateway.disconnects.start();
+      if (config.metrics.port !== undefined) gateway.metricsServer = await serveMetrics(gateway.metrics, config.metrics.port, config.metrics.host);
+    } catch (err) {
+      await gateway.close();
+      throw err;
+    }
+    return gateway;
   }
 
   private constructor(
@@ -103,24 +137,48 @@ export class GatewayCore {
     readonly store: Store,
     readonly rateLimits: RateLimits,
     staticFiles: Awaited<ReturnType<typeof loadStaticFiles>>,
+    callbacks: GatewayHooks,
+    private readonly control?: RedisControl,
   ) {
     this.auth = new Auth(config.auth);
+    this.hooks = new Hooks(callbacks, config.hooks, log.child({ module: 'hooks' }));
+    const { presence, disconnect } = config;
+    this.presence = new Presence(
+      presence,
+      control ? new RedisPresence(control, { heartbeatMs: presence.heartbeatSeconds * 1000, ttlMs: presence.ttlSeconds * 1000 }) : new MemoryPresence(),
+      store,
+      log.child({ module: 'presence' }),
+    );
+    this.sessions.listen(this.presence);
+    this.sessions.listen({
+      opened: (s) => this.hooks.connected({ subject: s.subject, transport: s.transport, streams: s.streams }),
+      ended: (s, reason) => this.hooks.disconnected({ subject: s.subject, transport: s.transport, streams: s.streams, reason }),
+    });
+    const bus = control && new RedisDisconnectBus(control, Math.max(disconnect.revokeSeconds, 60) * 1000);
+    this.disconnects = new Disconnects(this.sessions, bus, disconnect, log.child({ module: 'disconnect' }));
+    this.auth.revoked = (subject, issuedAt) => this.disconnects.isRevoked(subject, issuedAt);
+    this.pollSessions = new PollSessions(this.sessions, presence.pollGraceSeconds * 1000);
+    this.metrics = new Metrics({
+      connections: (t) => (t === 'ws' ? this.websockets.size : t === 'sse' ? this.sse.size : this.pollSessions.size),
+      parkedPolls: () => this.longPolls.size,
+    });
     this.cursors = new CursorCodec(config.auth.secret);
     this.registry = new WaiterRegistry(store, log.child({ module: 'waiters' }), { answerBytes: config.limits.answerBytes });
     const { limits } = config;
     this.caps = new ConnectionCaps({ perSubject: limits.parkedPerSubject, perIp: limits.parkedPerIp, perProcess: limits.parkedPerProcess, retryAfterSeconds: limits.capRetryAfterSeconds });
-    this.subscriptions = new Subscriptions({ store, cursors: this.cursors, caps: this.caps });
-    this.messages = new Messages({ store, limits, rateLimits });
-    this.longPolls = new LongPolls(store, this.registry, log.child({ module: 'long-poll' }));
-    this.sse = new SseHub({ store, registry: this.registry, cursors: this.cursors, log: log.child({ module: 'sse' }), options: config.sse });
+    this.subscriptions = new Subscriptions({ store, cursors: this.cursors, caps: this.caps, hooks: this.hooks });
+    this.messages = new Messages({ store, limits, rateLimits, hooks: this.hooks, metrics: this.metrics });
+    this.longPolls = new LongPolls(store, this.registry, log.child({ module: 'long-poll' }), this.pollSessions);
+    this.sse = new SseHub({ store, registry: this.registry, cursors: this.cursors, log: log.child({ module: 'sse' }), options: config.sse, sessions: this.sessions, metrics: this.metrics });
     this.websockets = new WsHub({
       config, path: `${config.mount === '/' ? '' : config.mount}/ws`, store, registry: this.registry, auth: this.auth, cursors: this.cursors,
-      subscriptions: this.subscriptions, messages: this.messages, rateLimits, log: log.child({ module: 'websocket' }),
+      subscriptions: this.subscriptions, messages: this.messages, rateLimits, log: log.child({ module: 'websocket' }), sessions: this.sessions, metrics: this.metrics,
     });
     this.pipeline = createPipeline(
       {
         config, log, store, auth: this.auth, cursors: this.cursors, subscriptions: this.subscriptions, messages: this.messages, rateLimits,
         registry: this.registry, longPolls: this.longPolls, sse: this.sse, websockets: this.websockets, staticFiles, isDraining: () => this.draining,
+        presence: this.presence, disconnects: this.disconnects, metrics: this.metrics,
       },
       this.requests,
     );
@@ -129,6 +187,11 @@ export class GatewayCore {
   /** Signs a client token (HS256 with the gateway's secret): `streams` it may read, `pub` it may send to, valid `ttlSeconds`. */
   mintToken(claims: { sub: string; streams: string[]; pub?: string[]; ttlSeconds: number }): Promise<string> {
     return this.auth.mintToken(claims);
+  }
+
+  /** POST /disconnect's action (lib/disconnect.ts); see Gateway.disconnect in lib/index.ts. */
+  disconnect(sub: string, options: { revoke?: boolean } = {}): Promise<{ sub: string; connections: number; revokedUntil?: number }> {
+    return this.disconnects.disconnect(sub, options.revoke === true);
   }
 
   get isDraining(): boolean {
@@ -180,7 +243,8 @@ export class GatewayCore {
       await this.drain();
       for (const [server, listener] of this.attached) server.off('upgrade', listener);
       this.attached.clear();
-      await Promise.all([this.store.close(), this.rateLimits.close()]);
+      await Promise.all([this.presence.close(), this.disconnects.close(), this.metricsServer?.close()]);
+      await Promise.all([this.store.close(), this.rateLimits.close(), this.control?.close()]);
     })());
   }
 }

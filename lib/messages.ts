@@ -7,7 +7,9 @@
 import { nanoid } from 'nanoid';
 import type { Principal } from './auth.js';
 import { BadRequestError, ForbiddenError, PayloadTooLargeError } from './errors.js';
+import type { Hooks, PublishedMessage } from './hooks.js';
 import type { RateLimits } from './limits/rate-limits.js';
+import type { Metrics } from './metrics.js';
 import { MESSAGE_ID, assertStreamName, parseStreamList } from './streams.js';
 import { SERVER_SENDER, messageTail, type AppendResult, type NewMessage, type Store } from './store/store.js';
 
@@ -31,6 +33,9 @@ export interface MessagesDeps {
   store: Store;
   limits: MessageLimits;
   rateLimits: RateLimits;
+  /** The application's say on writes, and onPublish (lib/hooks.ts). */
+  hooks?: Hooks;
+  metrics?: Metrics;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -86,14 +91,37 @@ export class Messages {
    * ForbiddenError, RateLimitedError (429), a BadRequestError for a request larger than a whole
    * second's rate, or store errors.
    */
-  async publish(principal: Principal, outgoing: readonly Outgoing[]): Promise<AppendResult[]> {
+  async publish(principal: Principal, outgoing: readonly Outgoing[], transport: 'http' | 'ws' = 'http'): Promise<AppendResult[]> {
     for (const m of outgoing) {
       for (const s of m.streams) if (!principal.canWrite(s)) throw new ForbiddenError(`not allowed to send to stream "${s}"`);
     }
+    const { hooks, metrics } = this.deps;
+    if (hooks?.active && principal.kind === 'client') {
+      await hooks.assertAllowed(principal, [...new Set(outgoing.flatMap((m) => m.streams))], 'write', transport);
+    }
+    const appends = outgoing.reduce((n, m) => n + m.streams.length, 0);
     // Counted per append, not per request: one request may fan out to thousands of new streams.
-    await this.deps.rateLimits.checkSend(principal, outgoing.reduce((n, m) => n + m.streams.length, 0));
-    return appendAll(this.deps.store, outgoing, senderOf(principal), Date.now());
+    await this.deps.rateLimits.checkSend(principal, appends);
+    const started = Date.now();
+    const results = await appendAll(this.deps.store, outgoing, senderOf(principal), started);
+    metrics?.sent(transport, appends, Date.now() - started);
+    hooks?.published(() => publishedMessages(principal, outgoing, results, transport));
+    return results;
   }
+}
+
+/** What onPublish is told: each stored message, duplicates left out. */
+function publishedMessages(principal: Principal, outgoing: readonly Outgoing[], results: readonly AppendResult[], transport: 'http' | 'ws'): PublishedMessage[] {
+  const out: PublishedMessage[] = [];
+  let i = 0;
+  for (const m of outgoing) {
+    const data: unknown = JSON.parse(m.dataJson);
+    for (const stream of m.streams) {
+      const r = results[i++]!;
+      if (!r.duplicate) out.push({ stream, seq: r.seq, id: r.id, subject: principal.subject, data, transport });
+    }
+  }
+  return out;
 }
 
 /** The idempotency scope of a principal's ids: a client must never be able to claim a backend's id. */

@@ -7,6 +7,7 @@ import type { Principal } from './auth.js';
 import type { CursorCodec, Position } from './cursor.js';
 import { startPosition, type Since } from './delivery.js';
 import { BadRequestError, ForbiddenError } from './errors.js';
+import type { Hooks, HookTransport } from './hooks.js';
 import type { CapHolder, CapSlot, ConnectionCaps } from './limits/connection-caps.js';
 import { parseStreamList } from './streams.js';
 import type { Store } from './store/store.js';
@@ -33,6 +34,8 @@ export interface SubscriptionDeps {
   cursors: CursorCodec;
   /** Open parked polls, SSE streams and WebSockets per subject, IP and process. */
   caps: ConnectionCaps;
+  /** The application's say on reads (lib/hooks.ts), after the token's patterns. */
+  hooks?: Hooks;
 }
 
 /** Validates a subscription's fields; throws BadRequestError naming the field. */
@@ -67,10 +70,22 @@ export class Subscriptions {
    * Checks a subscription and resolves where each stream starts: parse, read permission, then
    * positions. Throws BadRequestError, ForbiddenError, InvalidCursorError or store errors.
    */
-  async open(principal: Principal, params: SubscriptionParams, maxStreams: number): Promise<Map<string, Position>> {
+  async open(principal: Principal, params: SubscriptionParams, maxStreams: number, transport: HookTransport): Promise<Map<string, Position>> {
     const sub = parseSubscription(params, maxStreams);
-    assertCanRead(principal, sub.streams);
+    await this.authorize(principal, sub.streams, transport);
     return this.positions(sub);
+  }
+
+  /**
+   * Whether the principal may read these streams: its token's patterns, then the authorize hook
+   * (client tokens only). Throws ForbiddenError, or HookUnavailableError when an HTTP hook fails
+   * closed. Undefined when nothing needs awaiting (no hook, or an API key): a poll costs no promise.
+   */
+  authorize(principal: Principal, streams: readonly string[], transport: HookTransport): Promise<void> | undefined {
+    assertCanRead(principal, streams);
+    const hooks = this.deps.hooks;
+    if (!hooks?.active || principal.kind === 'server') return undefined;
+    return hooks.assertAllowed(principal, streams, 'read', transport);
   }
 
   /**

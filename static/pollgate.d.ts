@@ -25,6 +25,8 @@ declare class Pollgate {
   unsubscribe(streams: string | readonly string[]): this;
   /** A new token: a live WebSocket takes it in-band, keeping its subscriptions; other transports use it from the next request. */
   setToken(token: string): this;
+  /** Who reads `stream` now, on every gateway node (GET /presence; the token must read the stream). */
+  presence(stream: string, cb: (err: Pollgate.ClientError | null, result?: Pollgate.PresenceResult) => void): void;
   /** Messages waiting to be sent, oldest first. */
   pending(): Pollgate.OutgoingMessage[];
   /** Starts, when `autoConnect` was false. */
@@ -104,6 +106,13 @@ declare namespace Pollgate {
     id: string;
     stream: string;
     data: unknown;
+  }
+
+  interface PresenceResult {
+    stream: string;
+    /** Each present subject with its open connections (WebSockets, event streams, long-poll sessions). */
+    subjects: { sub: string; connections: number }[];
+    count: number;
   }
 
   interface SendResult {

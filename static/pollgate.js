@@ -103,7 +103,7 @@
   var STATUS_OF = {
     bad_request: 400, invalid_cursor: 400, limit_exceeded: 400, unauthorized: 401, forbidden: 403, not_found: 404, method_not_allowed: 405,
     request_timeout: 408, payload_too_large: 413, unsupported_media_type: 415, rate_limited: 429, internal: 500, overloaded: 503,
-    store_unavailable: 503, shutting_down: 503
+    store_unavailable: 503, shutting_down: 503, hook_unavailable: 503
   };
 
   /**
@@ -717,7 +717,7 @@
         aborted = true;
         abort();
       };
-      abort = transports[m].request({ url: o.url, path: '/poll', params: params, body: null, token: ctx.token, timeoutMs: (o.pollTimeout + o.timeoutMargin) * 1000 }, function (err, json) {
+      abort = ask(m, '/poll', params, null, (o.pollTimeout + o.timeoutMargin) * 1000, function (err, json) {
         if (aborted) return;
         stop = null;
         if (err) return fail(err);
@@ -876,14 +876,20 @@
         saveOutbox();
         var cb = callbacks[item.id];
         delete callbacks[item.id];
-        var result = json && json.results ? json.results[0] : json && { stream: json.stream, seq: json.seq, id: json.id, duplicate: json.duplicate };
+        // A /send answer's first result, or the WebSocket ack frame itself (its `type` and `ref` too).
+        var result = json && (json.results ? json.results[0] : json);
         if (err) emit('send_error', err, item);
         else emit('sent', result, item);
         if (cb) cb(err, result);
         flush();
       }
       if (push && push.send) return push.send(item, o.sendTimeout, done);
-      transports[sender].request({ url: o.url, path: '/send', params: {}, body: { stream: item.stream, data: item.data, id: item.id }, token: ctx.token, timeoutMs: o.sendTimeout }, done);
+      ask(sender, '/send', {}, { stream: item.stream, data: item.data, id: item.id }, o.sendTimeout, done);
+    }
+
+    /** One request to the gateway with the current token; returns its abort(). */
+    function ask(m, path, params, body, ms, done) {
+      return transports[m].request({ url: o.url, path: path, params: params, body: body, token: ctx.token, timeoutMs: ms }, done);
     }
 
     // After `sendRetries` quick retries the outbox waits for the next successful receive.
@@ -1071,7 +1077,7 @@
      * tab's outbox (in storage where it can) until the gateway confirms it. cb(err, result).
      */
     self.send = function (stream, data, cb) {
-      var err = closed ? makeError('closed', 'client is closed') : !sender && makeError('unsupported', 'this page cannot send to ' + o.url + ' (no CORS)');
+      var err = closed ? makeError('closed', 'client is closed') : !sender && makeError('unsupported', 'no CORS to ' + o.url);
       if (err) {
         if (cb) cb(err);
         return null;
@@ -1082,6 +1088,11 @@
       saveOutbox();
       flush();
       return item.id;
+    };
+
+    /** Who reads `stream` now (GET /presence): cb(err, { stream, subjects: [{ sub, connections }], count }). */
+    self.presence = function (stream, cb) {
+      ask(sender || poller, '/presence', { stream: stream }, null, o.sendTimeout, cb);
     };
 
     /** Messages waiting to be sent, oldest first. */

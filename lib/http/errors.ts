@@ -8,9 +8,13 @@ import { errorBody, toWire } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
 import { setHeader } from './headers.js';
+import type { Metrics } from '../metrics.js';
 
-export function errorHandler() {
+/** Renders what the routes throw; `metrics` counts each refusal by code (pollgate_errors_total). */
+export function errorHandler(metrics?: Metrics) {
   return async function renderErrors(ctx: Context, next: Next): Promise<void> {
+    // Read by renderError, which a parked poll's later answer calls too.
+    if (metrics) ctx.state.metrics = metrics;
     try {
       await next();
     } catch (err) {
@@ -23,6 +27,7 @@ export function errorHandler() {
 export function renderError(ctx: Context, err: unknown): void {
   const wire = toWire(err);
   if (wire.unexpected) ctx.state.log?.error({ err, reqId: ctx.state.requestId }, 'unexpected error');
+  (ctx.state.metrics as Metrics | undefined)?.refused(wire);
   noStore(ctx);
   if (wire.retryAfter !== undefined) setHeader(ctx, 'retry-after', String(wire.retryAfter));
   if (wire.allow) setHeader(ctx, 'allow', wire.allow.join(', '));

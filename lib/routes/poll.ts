@@ -16,9 +16,10 @@ import { single, streamsParam } from '../http/params.js';
 import { noStore } from '../http/request-log.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { CONN_ID } from '../streams.js';
-import { assertCanRead, parseSubscription, type Subscription, type Subscriptions } from '../subscriptions.js';
+import { parseSubscription, type Subscription, type Subscriptions } from '../subscriptions.js';
 import type { LongPolls, PollOutcome, PollRequest } from '../transports/long-poll.js';
 import { batchJson } from '../wire.js';
+import type { Metrics } from '../metrics.js';
 import { requestHeader, setHeader } from '../http/headers.js';
 
 export interface PollLimits {
@@ -71,6 +72,7 @@ export interface PollDeps {
   jsonp: boolean;
   trustProxyHops: number;
   later: LaterAnswers;
+  metrics?: Metrics;
 }
 
 export function pollRoute(deps: PollDeps) {
@@ -102,7 +104,8 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
   const params = raw as Record<string, unknown>;
   const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(params, 'token')));
   const p = parsePollParams(params, deps.limits, fromQuery);
-  assertCanRead(principal, p.streams);
+  const allowed = deps.subscriptions.authorize(principal, p.streams, 'poll');
+  if (allowed) await allowed;
   return {
     positions: await deps.subscriptions.positions(p),
     limit: p.limit,
@@ -110,6 +113,7 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
     connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
     admit: deps.subscriptions.admission(principal, ip),
     response: ctx.res,
+    session: { subject: principal.subject, conn: p.conn },
   };
 }
 
@@ -118,6 +122,9 @@ function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome): void {
   // Set with the answer, not before the poll parks: a parked poll holds every header set so far.
   noStore(ctx);
   ctx.state.pollEnd = outcome.end;
+  // POST /disconnect: a 403, rendered like any route's error.
+  if (outcome.error) throw outcome.error;
+  deps.metrics?.delivered('poll', outcome.batch);
   if (outcome.end === 'shutdown') setHeader(ctx, 'connection', 'close');
   const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));
   if (ctx.state.jsonpCallback) {

@@ -32,7 +32,7 @@ export function sseRoute(deps: SseRouteDeps) {
     await deps.rateLimits.checkPoll(ip);
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(query, 'token')));
     const cursor = requestHeader(ctx, 'last-event-id') || single(query, 'cursor');
-    const positions = await deps.subscriptions.open(principal, { streams: streamsParam(query, true), cursor, since: single(query, 'since') }, deps.maxStreams);
+    const positions = await deps.subscriptions.open(principal, { streams: streamsParam(query, true), cursor, since: single(query, 'since') }, deps.maxStreams, 'sse');
     if (ctx.method === 'HEAD') {
       // koa-router routes HEAD to GET handlers; a HEAD has no body, so there is no stream to hold open.
       ctx.type = 'text/event-stream; charset=utf-8';
@@ -53,7 +53,7 @@ export function sseRoute(deps: SseRouteDeps) {
     const slot = deps.subscriptions.acquire(principal, ip);
     // Koa keeps off from here on; the headers set so far (request id, CORS) are on `res` already.
     ctx.respond = false;
-    deps.sse.open(ctx.res, positions, principal.expiresAtMs, (end) => {
+    deps.sse.open(ctx.res, positions, principal, (end) => {
       slot.release();
       ctx.state.pollEnd = end;
     });

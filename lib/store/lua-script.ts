@@ -17,9 +17,9 @@ export class LuaScript {
   readonly sha: string;
   private readonly source: string;
 
-  /** `file` is the name in ./lua without `.lua`; the first `numberOfKeys` arguments are keys. */
-  constructor(file: string, private readonly numberOfKeys: number) {
-    this.source = readFileSync(fileURLToPath(new URL(`./lua/${file}.lua`, import.meta.url)), 'utf8');
+  /** `file` is the name in `dir` (default ./lua) without `.lua`; the first `numberOfKeys` arguments are keys. */
+  constructor(file: string, private readonly numberOfKeys: number, dir = new URL('./lua/', import.meta.url)) {
+    this.source = readFileSync(fileURLToPath(new URL(`${file}.lua`, dir)), 'utf8');
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 

@@ -10,13 +10,17 @@ import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
 import type { Waiter, WaiterRegistry } from '../waiters.js';
 import type { CapHolder, CapSlot, ConnectionCaps } from '../limits/connection-caps.js';
+import type { GatewayError } from '../errors.js';
 import type { ConnectionHub } from './hub.js';
+import type { PollSessions, PollTurn } from './poll-sessions.js';
 
-export type PollEnd = 'messages' | 'timeout' | 'superseded' | 'shutdown' | 'gone';
+export type PollEnd = 'messages' | 'timeout' | 'superseded' | 'shutdown' | 'gone' | 'disconnected';
 
 export interface PollOutcome {
   batch: Batch;
   end: PollEnd;
+  /** `disconnected` only: the error the poll is answered with (403 forbidden). */
+  error?: GatewayError;
 }
 
 /**
@@ -42,6 +46,8 @@ export interface PollRequest {
    * connection-caps.ts); a refusal answers the poll with that error instead of parking it.
    */
   admit?: { caps: ConnectionCaps; holder: CapHolder };
+  /** Whose long-poll session (lib/transports/poll-sessions.ts) this poll belongs to: presence, disconnect, hooks. */
+  session?: { subject: string; conn?: string };
 }
 
 /** What a parked poll watches of its response (node:http's ServerResponse has it). */
@@ -75,7 +81,7 @@ class ParkedPoll implements Waiter, Parked {
   private callback?: (outcome: PollOutcome) => void;
   private result?: PollOutcome;
 
-  constructor(private readonly hub: LongPolls, private readonly req: PollRequest, slot?: CapSlot) {
+  constructor(private readonly hub: LongPolls, private readonly req: PollRequest, private readonly turn: PollTurn | undefined, slot?: CapSlot) {
     this.slot = slot;
     this.streams = [...req.positions.keys()];
   }
@@ -108,6 +114,7 @@ class ParkedPoll implements Waiter, Parked {
     if (this.req.response?.destroyed) return this.finish('gone');
     this.timer = setTimeout(timedOut, this.req.timeoutMs, this);
     this.req.response?.on('close', this.responseClosed);
+    this.turn?.parked((err) => this.finish('disconnected', undefined, err));
     const subscribing = this.hub.registry.add(this);
     if (!subscribing) this.subscribed();
     else {
@@ -157,14 +164,15 @@ class ParkedPoll implements Waiter, Parked {
     if (!this.done) void this.check(() => readBatch(this.hub.store, this.req.positions, this.budget));
   }
 
-  finish(end: PollEnd, batch?: Batch): void {
+  finish(end: PollEnd, batch?: Batch, error?: GatewayError): void {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
     this.req.response?.off('close', this.responseClosed);
     this.slot?.release();
+    this.turn?.end();
     this.hub.release(this, this.req.connKey);
-    this.result = { batch: batch ?? emptyBatch(this.req.positions), end };
+    this.result = { batch: batch ?? emptyBatch(this.req.positions), end, error };
     this.callback?.(this.result);
     this.callback = undefined;
   }
@@ -185,7 +193,7 @@ export class LongPolls implements ConnectionHub {
   private readonly byConn = new Map<string, ParkedPoll>();
   private draining = false;
 
-  constructor(readonly store: Store, readonly registry: WaiterRegistry, readonly log: Logger) {}
+  constructor(readonly store: Store, readonly registry: WaiterRegistry, readonly log: Logger, readonly sessions?: PollSessions) {}
 
   /** Parked polls in this process. */
   get size(): number {
@@ -200,11 +208,18 @@ export class LongPolls implements ConnectionHub {
    */
   async poll(req: PollRequest): Promise<PollOutcome | Parked> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
-    const batch = await readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes });
-    if (hasNews(batch)) return { batch, end: 'messages' };
-    if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
-    if (this.draining) return { batch, end: 'shutdown' };
-    const poll = new ParkedPoll(this, req, req.admit?.caps.acquire(req.admit.holder));
+    const turn = req.session && this.sessions?.begin(req.session.subject, req.session.conn, [...req.positions.keys()]);
+    let poll: ParkedPoll | undefined;
+    try {
+      const batch = await readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes });
+      if (hasNews(batch)) return { batch, end: 'messages' };
+      if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
+      if (this.draining) return { batch, end: 'shutdown' };
+      poll = new ParkedPoll(this, req, turn, req.admit?.caps.acquire(req.admit.holder));
+    } finally {
+      // Answered at once (or failed): the session waits for the next poll. Parked: its finish ends the turn.
+      if (!poll) turn?.end();
+    }
     if (req.connKey) {
       // A newer poll of the same connection may have parked while we read.
       this.byConn.get(req.connKey)?.finish('superseded');
@@ -226,5 +241,6 @@ export class LongPolls implements ConnectionHub {
   async shutdown(): Promise<void> {
     this.draining = true;
     for (const p of [...this.parked]) p.finish('shutdown');
+    this.sessions?.closeAll();
   }
 }

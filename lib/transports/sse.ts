@@ -10,8 +10,10 @@
 import type { ServerResponse } from 'node:http';
 import type { CursorCodec, Position } from '../cursor.js';
 import type { Batch } from '../delivery.js';
-import { errorBody, toWire, UnauthorizedError } from '../errors.js';
+import { errorBody, ForbiddenError, toWire, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Session, Sessions } from '../sessions.js';
 import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
 import { Feed, type FeedSink } from './feed.js';
@@ -31,12 +33,22 @@ export interface SseDeps {
   cursors: CursorCodec;
   log: Logger;
   options: SseOptions;
+  sessions?: Sessions;
+  metrics?: Metrics;
 }
 
-export type SseEnd = 'gone' | 'lifetime' | 'expired' | 'shutdown' | 'overflow' | 'store_unavailable';
+export type SseEnd = 'gone' | 'lifetime' | 'expired' | 'shutdown' | 'overflow' | 'store_unavailable' | 'disconnected';
+
+/** Who holds an event stream: its subject, and when its credential expires (ms since the epoch). */
+export interface SseHolder {
+  subject: string;
+  expiresAtMs: number;
+}
 
 /** The last event of a stream whose token expired: the error body of a 401 (docs/PROTOCOL.md). */
 const EXPIRED_EVENT = `event: end\ndata: ${errorBody(toWire(new UnauthorizedError('token expired')))}\n\n`;
+/** The last event of a stream ended by POST /disconnect: the error body of a 403. */
+const DISCONNECTED_EVENT = `event: end\ndata: ${errorBody(toWire(new ForbiddenError('disconnected by the server')))}\n\n`;
 
 function event(name: string | undefined, id: string, data: string): string {
   return `id: ${id}\n${name ? `event: ${name}\n` : ''}data: ${data}\n\n`;
@@ -49,13 +61,18 @@ class SseStream implements FeedSink {
   private lifetime?: NodeJS.Timeout;
   private released = false;
   private readonly onClose = () => this.end('gone');
+  private readonly expiresAtMs: number;
+  private readonly session?: Session;
 
   constructor(
     private readonly hub: SseHub,
     private readonly res: ServerResponse,
-    private readonly expiresAtMs: number,
+    holder: SseHolder,
+    streams: readonly string[],
     private readonly onEnd: (end: SseEnd) => void,
   ) {
+    this.expiresAtMs = holder.expiresAtMs;
+    this.session = hub.deps.sessions?.open(holder.subject, 'sse', streams, () => this.end('disconnected'));
     const o = hub.deps.options;
     // A client that left while the route was still checking its request closed `res` already.
     this.closed = res.destroyed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve()));
@@ -97,6 +114,7 @@ class SseStream implements FeedSink {
   /** Per message `id: <cursor after it>`; a reset or gap is its own event, with the cursor just past it. */
   write(batch: Batch, before: ReadonlyMap<string, Position>): Promise<void> {
     const { cursors } = this.hub.deps;
+    this.hub.deps.metrics?.delivered('sse', batch);
     const running = new Map(before);
     let out = '';
     for (const d of batch.deliveries) {
@@ -128,10 +146,12 @@ class SseStream implements FeedSink {
     this.res.off('close', this.onClose);
     this.feed.close();
     this.hub.release(this);
+    this.session?.end(reason === 'disconnected' || reason === 'expired' || reason === 'shutdown' ? reason : 'closed');
     this.onEnd(reason);
     const socket = this.res.socket;
     if (this.res.writableEnded || this.res.destroyed) return;
     if (reason === 'expired') this.res.write(EXPIRED_EVENT);
+    else if (reason === 'disconnected') this.res.write(DISCONNECTED_EVENT);
     // On shutdown the connection goes too: the browser's reconnect must open a new one, which the
     // load balancer sends to another node, not reuse this one to reach a node that is draining.
     this.res.end(reason === 'shutdown' ? () => socket?.end() : undefined);
@@ -160,12 +180,12 @@ export class SseHub implements ConnectionHub {
   }
 
   /**
-   * Turns `res` into an event stream at these positions, ended at `expiresAtMs` (the token's expiry,
-   * ms since the epoch) at the latest. The caller has validated and authorised everything: from
+   * Turns `res` into an event stream at these positions for `holder` (a session of its subject),
+   * ended at its credential's expiry at the latest. The caller has validated and authorised everything: from
    * here on failures end the stream, they never become HTTP errors.
    */
-  open(res: ServerResponse, positions: ReadonlyMap<string, Position>, expiresAtMs: number, onEnd: (end: SseEnd) => void): void {
-    const stream = new SseStream(this, res, expiresAtMs, onEnd);
+  open(res: ServerResponse, positions: ReadonlyMap<string, Position>, holder: SseHolder, onEnd: (end: SseEnd) => void): void {
+    const stream = new SseStream(this, res, holder, [...positions.keys()], onEnd);
     this.streams.add(stream);
     // One timer for every stream, running only while there are streams.
     this.keepAlive ??= setInterval(() => {

@@ -20,6 +20,8 @@ import type { CapSlot } from '../limits/connection-caps.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { redactUrl, type Logger } from '../log.js';
 import type { Messages } from '../messages.js';
+import type { Metrics } from '../metrics.js';
+import type { Sessions } from '../sessions.js';
 import type { Store } from '../store/store.js';
 import { capHolder, type Subscriptions } from '../subscriptions.js';
 import type { WaiterRegistry } from '../waiters.js';
@@ -40,6 +42,8 @@ export interface WsHubDeps {
   /** New connections per IP (rateLimits.pollsPerIpPerSecond). */
   rateLimits: RateLimits;
   log: Logger;
+  sessions?: Sessions;
+  metrics?: Metrics;
 }
 
 /**
@@ -88,6 +92,8 @@ export class WsHub implements ConnectionHub {
       feed: { store: deps.store, registry: deps.registry },
       heartbeat: this.heartbeat,
       log: deps.log,
+      sessions: deps.sessions,
+      metrics: deps.metrics,
       released: (conn) => this.connections.delete(conn),
     };
   }
@@ -115,7 +121,7 @@ export class WsHub implements ConnectionHub {
         try {
           slot = this.deps.subscriptions.acquire(principal, ip);
         } catch (err) {
-          return refuse(socket, err, this.deps.log);
+          return refuse(socket, err, this.deps.log, this.deps.metrics);
         }
         // The raw socket closes on every path: refused by ws, closed, dropped, or reset by the client.
         socket.once('close', () => slot.release());
@@ -135,7 +141,7 @@ export class WsHub implements ConnectionHub {
       },
       (err: unknown) => {
         this.deps.log.info({ url: redactUrl(req.url ?? ''), origin: req.headers.origin, code: toWire(err).code }, 'websocket handshake refused');
-        refuse(socket, err, this.deps.log);
+        refuse(socket, err, this.deps.log, this.deps.metrics);
       },
     );
   }
@@ -173,9 +179,10 @@ export class WsHub implements ConnectionHub {
 }
 
 /** Answers an upgrade with an HTTP error rendered from toWire() and destroys the socket once written. */
-export function refuse(socket: Duplex, err: unknown, log: Logger): void {
+export function refuse(socket: Duplex, err: unknown, log: Logger, metrics?: Metrics): void {
   if (socket.destroyed) return;
   const wire = toWire(err);
+  metrics?.refused(wire);
   if (wire.unexpected) log.error({ err }, 'websocket handshake failed');
   const body = errorBody(wire);
   const retry = wire.retryAfter !== undefined ? `Retry-After: ${wire.retryAfter}\r\n` : '';

@@ -17,9 +17,11 @@ import type { Batch } from '../delivery.js';
 import { BadRequestError, CLOSE, LimitExceededError, toWire, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Messages } from '../messages.js';
+import type { Metrics } from '../metrics.js';
+import type { Session, SessionEnd, Sessions } from '../sessions.js';
 import { parseStreamList } from '../streams.js';
 import type { Store } from '../store/store.js';
-import { assertCanRead, parseSubscription, type Subscriptions } from '../subscriptions.js';
+import { parseSubscription, type Subscriptions } from '../subscriptions.js';
 import type { WaiterRegistry } from '../waiters.js';
 import { batchJson } from '../wire.js';
 import { Feed, type FeedSink } from './feed.js';
@@ -35,6 +37,9 @@ export interface WsConnectionDeps {
   feed: { store: Store; registry: WaiterRegistry };
   heartbeat: Heartbeat;
   log: Logger;
+  /** Who is connected (presence, POST /disconnect, hooks); the socket is a session once authenticated. */
+  sessions?: Sessions;
+  metrics?: Metrics;
   /** Called once by the connection's cleanup. */
   released(conn: WsConnection): void;
 }
@@ -76,6 +81,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   private inbound: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private released = false;
+  private session?: Session;
   private readonly openedAt = Date.now();
   private readonly log: Logger;
 
@@ -100,10 +106,11 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     // Errors (a frame over maxPayload, a protocol violation) are followed by 'close'.
     this.ws.on('error', (err) => this.log.debug({ err: err.message }, 'websocket error'));
     this.ws.once('close', (code) => {
-      this.release();
+      this.release('closed');
       this.log.info({ sub: this.subject, code, ms: Date.now() - this.openedAt }, 'websocket closed');
     });
     this.deps.heartbeat.add(this);
+    this.openSession();
     if (!this.principal) {
       this.authTimer = setTimeout(() => this.closeWith(new UnauthorizedError('no auth frame in time')), this.deps.options.authTimeoutMs);
     }
@@ -116,27 +123,38 @@ export class WsConnection implements HeartbeatMember, FeedSink {
 
   dead(): void {
     this.log.info({ sub: this.subject }, 'websocket missed pongs: dropped');
-    this.release();
+    this.release('closed');
     // The peer is not answering: a closing handshake would only wait for closeTimeout.
     this.ws.terminate();
   }
 
   /** Starts the closing handshake with a code and reason, releasing everything now. */
-  close(code: number, reason: string): void {
-    this.release();
+  close(code: number, reason: string, end: SessionEnd = code === CLOSE.goingAway ? 'shutdown' : 'closed'): void {
+    this.release(end);
     this.ws.close(code, reasonOf(reason));
   }
 
   /** Closes with the error's close code and message (toWire). */
-  private closeWith(err: unknown): void {
+  private closeWith(err: unknown, end?: SessionEnd): void {
     const wire = toWire(err);
     if (wire.unexpected) this.log.error({ err }, 'websocket closed on an unexpected error');
-    this.close(wire.closeCode, wire.message);
+    this.deps.metrics?.refused(wire);
+    this.close(wire.closeCode, wire.message, end);
+  }
+
+  /** The socket as a session of its subject (lib/sessions.ts), once it has one; a kick closes it (4403). */
+  private openSession(): void {
+    const { sessions } = this.deps;
+    if (!sessions || !this.principal || this.released) return;
+    if (this.session?.subject === this.principal.subject) return;
+    this.session?.end('closed');
+    this.session = sessions.open(this.principal.subject, 'ws', [...this.feed.positions.keys()], (err) => this.closeWith(err, 'disconnected'));
   }
 
   // FeedSink
 
   write(batch: Batch): Promise<void> {
+    this.deps.metrics?.delivered('ws', batch);
     const json = batchJson(batch, this.deps.cursors.encode(batch.positions), '"type":"messages",');
     return new Promise((resolve) => this.ws.send(json, () => resolve()));
   }
@@ -151,9 +169,10 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   }
 
   /** The one cleanup. Idempotent. */
-  private release(): void {
+  private release(end: SessionEnd = 'closed'): void {
     if (this.released) return;
     this.released = true;
+    this.session?.end(end);
     clearTimeout(this.authTimer);
     clearTimeout(this.expiryTimer);
     this.feed.close();
@@ -219,12 +238,14 @@ export class WsConnection implements HeartbeatMember, FeedSink {
       if (typeof frame.token !== 'string' || frame.token === '') throw new UnauthorizedError('auth frame needs a "token" string');
       principal = await this.deps.auth.authenticate(frame.token);
       if (this.released) return;
-      assertCanRead(principal, [...this.feed.positions.keys()]);
+      await this.deps.subscriptions.authorize(principal, [...this.feed.positions.keys()], 'ws');
+      if (this.released) return;
       this.slot.retake(principal);
     } catch (err) {
       return this.closeWith(err);
     }
     this.principal = principal;
+    this.openSession();
     clearTimeout(this.authTimer);
     this.watchExpiry();
     this.sendJson({ type: 'authenticated', subject: principal.subject, ref });
@@ -240,7 +261,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
     const left = (this.principal?.expiresAtMs ?? Infinity) - Date.now();
     if (left === Infinity) return;
     this.expiryTimer = setTimeout(() => {
-      if (this.expired()) this.closeWith(new UnauthorizedError('token expired'));
+      if (this.expired()) this.closeWith(new UnauthorizedError('token expired'), 'expired');
       else this.watchExpiry();
     }, Math.max(0, Math.min(left, MAX_TIMER_MS)));
   }
@@ -248,26 +269,28 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   private async onSubscribe(frame: Frame, ref: Ref): Promise<void> {
     const { maxSubscriptions } = this.deps.options;
     const sub = parseSubscription({ streams: frame.streams, cursor: frame.cursor, since: frame.since }, maxSubscriptions);
-    assertCanRead(this.principal!, sub.streams);
+    await this.deps.subscriptions.authorize(this.principal!, sub.streams, 'ws');
     const fresh = sub.streams.filter((s) => !this.feed.positions.has(s));
     if (this.feed.size + fresh.length > maxSubscriptions) {
       throw new LimitExceededError(`a connection may subscribe to at most ${maxSubscriptions} streams (${this.feed.size} now)`);
     }
     const start = await this.deps.subscriptions.positions({ ...sub, streams: fresh });
     await this.feed.add(start);
+    this.session?.setStreams([...this.feed.positions.keys()]);
     this.sendJson({ type: 'subscribed', streams: sub.streams, cursor: this.deps.cursors.encode(this.feed.positions), ref });
   }
 
   private async onUnsubscribe(frame: Frame, ref: Ref): Promise<void> {
     const streams = parseStreamList(frame.streams, this.deps.options.maxSubscriptions);
     this.feed.remove(streams);
+    this.session?.setStreams([...this.feed.positions.keys()]);
     this.sendJson({ type: 'unsubscribed', streams, cursor: this.deps.cursors.encode(this.feed.positions), ref });
   }
 
   /** The same rules and rate limits as POST /send (lib/messages.ts); one stream per frame. */
   private async onSend(frame: Frame, ref: Ref): Promise<void> {
     const { messages } = this.deps;
-    const [r] = await messages.publish(this.principal!, [messages.parse(frame, 'send', false)]);
+    const [r] = await messages.publish(this.principal!, [messages.parse(frame, 'send', false)], 'ws');
     this.sendJson({ type: 'ack', id: r!.id, seq: r!.seq, stream: r!.stream, duplicate: r!.duplicate || undefined, ref });
   }
 
@@ -275,6 +298,7 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   private sendError(err: unknown, ref?: Ref): void {
     const wire = toWire(err);
     if (wire.unexpected) this.log.error({ err }, 'websocket frame failed');
+    this.deps.metrics?.refused(wire);
     this.sendJson({ type: 'error', code: wire.code, message: wire.message, retryAfter: wire.retryAfter, ref });
   }
 

@@ -32,6 +32,7 @@ const EXPECTED: Record<string, Pick<WireError, 'status' | 'code' | 'closeCode'>>
   RateLimitedError: { status: 429, code: 'rate_limited', closeCode: 4429 },
   OverloadedError: { status: 503, code: 'overloaded', closeCode: 1013 },
   StoreUnavailableError: { status: 503, code: 'store_unavailable', closeCode: 1013 },
+  HookUnavailableError: { status: 503, code: 'hook_unavailable', closeCode: 1013 },
   ShuttingDownError: { status: 503, code: 'shutting_down', closeCode: 1001 },
 };
 

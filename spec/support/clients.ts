@@ -89,6 +89,11 @@ export class WsClient {
     return this.inbox.next((f) => f.type === type && match(f), ms, `a "${type}" frame`);
   }
 
+  /** The first frame answering `ref`, whatever its type (a confirmation, an ack or an error). */
+  reply(ref: string | number, ms = 5000): Promise<Frame> {
+    return this.inbox.next((f) => f.ref === ref, ms, `an answer to ref ${ref}`);
+  }
+
   /** Subscribes and resolves with the confirmation frame. */
   async subscribe(streams: string[], extra: Record<string, unknown> = {}): Promise<Frame> {
     const ref = randomBytes(4).toString('hex');

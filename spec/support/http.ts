@@ -110,3 +110,12 @@ export async function untilParked(url: string, key: string, n: number, timeoutMs
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** expectError for a fetch Response: the status, the code, and the exact error shape. */
+export async function expectFetchError(res: globalThis.Response, status: number, code: string): Promise<void> {
+  const text = await res.text();
+  expect(res.status, text).to.equal(status);
+  const body = JSON.parse(text);
+  expect(Object.keys(body)).to.deep.equal(['error']);
+  expect(body.error.code, text).to.equal(code);
+}

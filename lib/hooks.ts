@@ -1,0 +1,186 @@
+/**
+ * Server hooks: the application's say on who may read and write a stream, and what it is told.
+ * One rule for every transport: Subscriptions asks authorize() for reads (poll, SSE, WebSocket
+ * subscribe, history, presence), Messages for writes (/send, WebSocket send); a refusal is the
+ * usual ForbiddenError. Two sources, never both: an embedder's async callbacks (createGateway
+ * options, lib/index.ts) or, for the standalone server, an HTTP hook (config `hooks.url`) that
+ * the gateway POSTs JSON to. Allow decisions are cached for `hooks.allowCacheSeconds`; refusals
+ * never are. API keys are trusted backends: hooks are not asked about them.
+ */
+import type { Principal } from './auth.js';
+import { ForbiddenError, HookUnavailableError } from './errors.js';
+import type { Logger } from './log.js';
+import { RecentMap } from './recent-map.js';
+
+export type HookAction = 'read' | 'write';
+/** Where a request came from: a long poll, an event stream, a WebSocket, or another HTTP endpoint (/send, /history, /presence). */
+export type HookTransport = 'poll' | 'sse' | 'ws' | 'http';
+
+export interface AuthorizeRequest {
+  subject: string;
+  stream: string;
+  action: HookAction;
+  transport: HookTransport;
+}
+
+/** A message just stored, as onPublish sees it. */
+export interface PublishedMessage {
+  stream: string;
+  seq: number;
+  id: string;
+  /** The sender's subject (`apikey:<n>` for API keys). */
+  subject: string;
+  data: unknown;
+  transport: HookTransport;
+}
+
+/** A client connection opening or ending (a WebSocket, an event stream, a long-poll session). */
+export interface ConnectionEvent {
+  subject: string;
+  transport: 'poll' | 'sse' | 'ws';
+  streams: readonly string[];
+  /** disconnect only: why it ended (`closed`, `disconnected`, `expired`, `shutdown`, `idle`). */
+  reason?: string;
+}
+
+/** The embedder's callbacks: options of createGateway() beside the config keys. Each is optional. */
+export interface GatewayHooks {
+  /** Resolves true to allow; false (or a rejection) refuses with 403 forbidden. Called for client tokens only. */
+  authorize?(request: AuthorizeRequest): boolean | Promise<boolean>;
+  /** After a message is stored (not for duplicates); its errors are logged, never seen by the sender. */
+  onPublish?(message: PublishedMessage): void | Promise<void>;
+  onConnect?(event: ConnectionEvent): void;
+  onDisconnect?(event: ConnectionEvent): void;
+}
+
+export interface HttpHookConfig {
+  /** Empty: no HTTP hook. */
+  url: string;
+  timeoutMs: number;
+  /** true: a hook that times out or fails allows (not cached); false (default): 503 hook_unavailable. */
+  failOpen: boolean;
+  allowCacheSeconds: number;
+}
+
+const ALLOW_CACHE_MAX = 50_000;
+
+/** The HTTP hook's decision: POST {type:"authorize",...}; a 200 with {"allow":true} allows, any other answer refuses. */
+async function askHttpHook(config: HttpHookConfig, request: AuthorizeRequest): Promise<boolean> {
+  const res = await fetch(config.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'authorize', ...request }),
+    signal: AbortSignal.timeout(config.timeoutMs),
+  });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return false;
+  }
+  const reply = (await res.json().catch(() => undefined)) as { allow?: unknown } | undefined;
+  return reply?.allow === true;
+}
+
+export class Hooks {
+  /** `${action}\0${transport}\0${subject}\0${stream}` -> when the allow expires (ms). */
+  private readonly allowed = new RecentMap<string, number>(ALLOW_CACHE_MAX);
+  /** Questions on their way, so a burst of polls asks once. */
+  private readonly asking = new Map<string, Promise<boolean>>();
+  private readonly decide?: (request: AuthorizeRequest) => boolean | Promise<boolean>;
+  /** Hook calls made (cache misses), for tests and the PERFORMANCE.md figures. */
+  calls = 0;
+
+  constructor(private readonly callbacks: GatewayHooks, private readonly http: HttpHookConfig, private readonly log: Logger) {
+    if (callbacks.authorize) this.decide = callbacks.authorize.bind(callbacks);
+    else if (http.url) this.decide = (request) => this.askHttp(request);
+  }
+
+  /** Whether anyone is asked at all: without a hook, authorisation stays the token's patterns. */
+  get active(): boolean {
+    return this.decide !== undefined;
+  }
+
+  /**
+   * Throws ForbiddenError for the first stream the hook refuses, HookUnavailableError (503) when
+   * an HTTP hook failed and fails closed. Resolves at once for API keys and without a hook.
+   */
+  async assertAllowed(principal: Principal, streams: readonly string[], action: HookAction, transport: HookTransport): Promise<void> {
+    if (!this.decide || principal.kind === 'server') return;
+    const verdicts = await Promise.all(streams.map((stream) => this.allows({ subject: principal.subject, stream, action, transport })));
+    const refused = verdicts.indexOf(false);
+    if (refused >= 0) throw new ForbiddenError(`not allowed to ${action === 'read' ? 'read' : 'send to'} stream "${streams[refused]}"`);
+  }
+
+  /** onPublish for each stored message; never throws, never delays the sender. */
+  published(message: () => PublishedMessage[]): void {
+    const onPublish = this.callbacks.onPublish;
+    if (!onPublish) return;
+    for (const m of message()) {
+      try {
+        Promise.resolve(onPublish.call(this.callbacks, m)).catch((err: unknown) => this.log.warn({ err }, 'onPublish hook failed'));
+      } catch (err) {
+        this.log.warn({ err }, 'onPublish hook failed');
+      }
+    }
+  }
+
+  connected(event: ConnectionEvent): void {
+    this.notify('onConnect', event);
+  }
+
+  disconnected(event: ConnectionEvent): void {
+    this.notify('onDisconnect', event);
+  }
+
+  private notify(name: 'onConnect' | 'onDisconnect', event: ConnectionEvent): void {
+    const callback = this.callbacks[name];
+    if (!callback) return;
+    try {
+      callback.call(this.callbacks, event);
+    } catch (err) {
+      this.log.warn({ err }, `${name} hook failed`);
+    }
+  }
+
+  private allows(request: AuthorizeRequest): Promise<boolean> | boolean {
+    const key = `${request.action}\0${request.transport}\0${request.subject}\0${request.stream}`;
+    const until = this.allowed.get(key);
+    if (until !== undefined && Date.now() < until) return true;
+    let pending = this.asking.get(key);
+    if (!pending) {
+      this.calls++;
+      pending = this.ask(request).then(({ allow, cache }) => {
+        if (allow && cache && this.http.allowCacheSeconds > 0) this.allowed.set(key, Date.now() + this.http.allowCacheSeconds * 1000);
+        return allow;
+      });
+      const settled = () => this.asking.delete(key);
+      pending.then(settled, settled);
+      this.asking.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** An embedder's rejection is a refusal; an HTTP hook's failure is decided by failOpen (askHttp). */
+  private async ask(request: AuthorizeRequest): Promise<{ allow: boolean; cache: boolean }> {
+    try {
+      return { allow: (await this.decide!(request)) === true, cache: true };
+    } catch (err) {
+      if (err instanceof HookUnavailableError) {
+        // A timeout or an unreachable HTTP hook is no decision: fail closed (503, the client
+        // retries) unless told to fail open, and then the allow is not remembered.
+        if (this.http.failOpen) return { allow: true, cache: false };
+        throw err;
+      }
+      this.log.warn({ err }, 'authorize hook threw: refused');
+      return { allow: false, cache: true };
+    }
+  }
+
+  private async askHttp(request: AuthorizeRequest): Promise<boolean> {
+    try {
+      return await askHttpHook(this.http, request);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, url: this.http.url }, 'authorize hook failed');
+      throw new HookUnavailableError();
+    }
+  }
+}

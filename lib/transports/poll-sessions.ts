@@ -1,0 +1,122 @@
+/**
+ * Long-poll sessions: a long-polling client has no connection that stays open, so it is a Session
+ * (lib/sessions.ts) while it polls again within `graceMs` of its last answer. A session is one
+ * subject polling with one `conn` id (or, without one, the same streams). One shared sweep timer
+ * ends idle sessions, not a timer per client; it runs only while some session is idle.
+ */
+import type { GatewayError } from '../errors.js';
+import type { Session, Sessions } from '../sessions.js';
+
+interface Entry {
+  session: Session;
+  /** Polls of this session in progress (a newer poll of the same conn may start before the older ends). */
+  active: number;
+  /** When its last poll ended (ms); meaningful while active is 0. */
+  idleSince: number;
+  /** The parked poll's turn, if one is parked: a kick answers it. */
+  parked?: PollTurn;
+}
+
+/** How often idle sessions are looked at (ms): a session ends at most this late after its grace. */
+const SWEEP_MS = 1000;
+
+export class PollSessions {
+  private readonly entries = new Map<string, Entry>();
+  private readonly idle = new Set<Entry>();
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(private readonly sessions: Sessions, private readonly graceMs: number) {}
+
+  /** Open long-poll sessions. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * A poll of `subject` begins: finds or opens its session and sets its streams. Call the returned
+   * `end` once when the poll is answered; `parked` while it is parked, so a kick answers it.
+   */
+  begin(subject: string, conn: string | undefined, streams: readonly string[]): PollTurn {
+    const key = conn === undefined ? `${subject}\0\0${streams.join(',')}` : `${subject}\0${conn}`;
+    let entry = this.entries.get(key);
+    if (!entry || entry.session.ended) {
+      const e: Entry = { active: 0, idleSince: 0, session: undefined! };
+      e.session = this.sessions.open(subject, 'poll', streams, (err) => {
+        e.parked?.kick(err);
+        this.close(key, e, 'disconnected');
+      });
+      this.entries.set(key, (entry = e));
+    } else if (!sameStreams(entry.session.streams, streams)) {
+      entry.session.setStreams(streams);
+    }
+    entry.active++;
+    this.idle.delete(entry);
+    return new PollTurn(this, key, entry);
+  }
+
+  /** Ends every session (shutdown). */
+  closeAll(): void {
+    for (const [key, entry] of [...this.entries]) this.close(key, entry, 'shutdown');
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /** @internal PollTurn's end. */
+  ended(entry: Entry, turn: PollTurn): void {
+    if (entry.parked === turn) entry.parked = undefined;
+    if (--entry.active > 0 || entry.session.ended) return;
+    entry.idleSince = Date.now();
+    this.idle.add(entry);
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), Math.min(SWEEP_MS, Math.max(10, this.graceMs)));
+      this.sweeper.unref();
+    }
+  }
+
+  private close(key: string, entry: Entry, reason: 'disconnected' | 'idle' | 'shutdown'): void {
+    this.idle.delete(entry);
+    if (this.entries.get(key) === entry) this.entries.delete(key);
+    entry.session.end(reason);
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.graceMs;
+    for (const [key, entry] of this.entries) {
+      if (entry.active === 0 && entry.idleSince <= cutoff) this.close(key, entry, 'idle');
+    }
+    if (this.idle.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+}
+
+/** One poll's part in its session. */
+export class PollTurn {
+  private done = false;
+  private kickFn?: (err: GatewayError) => void;
+  constructor(private readonly owner: PollSessions, readonly key: string, private readonly entry: Entry) {}
+
+  /** While parked, a kick (POST /disconnect) answers the poll through `kick`. */
+  parked(kick: (err: GatewayError) => void): void {
+    if (this.done) return;
+    this.kickFn = kick;
+    this.entry.parked = this;
+  }
+
+  kick(err: GatewayError): void {
+    this.kickFn?.(err);
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.owner.ended(this.entry, this);
+  }
+}
+
+function sameStreams(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,207 @@
+/**
+ * Server hooks (lib/hooks.ts): createGateway's authorize callback refuses and allows on every
+ * transport (poll, SSE, WebSocket subscribe and send, /send, /history), onPublish hears stored
+ * messages, onConnect/onDisconnect hear sessions; the standalone HTTP hook (hooks.url) decides the
+ * same way, fails closed with 503 hook_unavailable on a timeout (or open with failOpen), and its
+ * allows are cached for hooks.allowCacheSeconds.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import Koa from 'koa';
+import { createGateway, type Gateway } from '../lib/index.js';
+import type { AuthorizeRequest, ConnectionEvent, PublishedMessage } from '../lib/hooks.js';
+import { startGateway, TEST_API_KEY, TEST_SECRET, type TestGateway } from './support/gateway.js';
+import { SseClient, WsClient, until } from './support/clients.js';
+import { expectFetchError } from './support/http.js';
+
+const json = { 'content-type': 'application/json' };
+
+/** The outcome of one read or write on each transport, as status codes (WebSocket: error code or "ok"). */
+async function onEveryTransport(url: string, token: string, stream: string): Promise<Record<string, string | number>> {
+  const auth = { Authorization: `Bearer ${token}` };
+  const out: Record<string, string | number> = {};
+  out.poll = (await fetch(`${url}/poll?streams=${stream}&timeout=0`, { headers: auth })).status;
+  const sse = await fetch(`${url}/sse?streams=${stream}`, { headers: auth });
+  out.sse = sse.status;
+  await sse.body?.cancel();
+  out.history = (await fetch(`${url}/history?stream=${stream}&last=1`, { headers: auth })).status;
+  out.send = (await fetch(`${url}/send`, { method: 'POST', headers: { ...auth, ...json }, body: JSON.stringify({ stream, data: 1 }) })).status;
+  const ws = await WsClient.open(url, { token });
+  try {
+    ws.send({ type: 'subscribe', streams: [stream], ref: 's' });
+    const sub = await ws.reply('s');
+    out.wsSubscribe = sub.type === 'error' ? sub.code : 'ok';
+    ws.send({ type: 'send', stream, data: 2, ref: 'w' });
+    const sent = await ws.reply('w');
+    out.wsSend = sent.type === 'error' ? sent.code : 'ok';
+  } finally {
+    await ws.close();
+  }
+  return out;
+}
+
+describe('server hooks', () => {
+  describe('embedded (createGateway callbacks)', () => {
+    let gateway: Gateway;
+    let server: Server;
+    let url: string;
+    const asked: AuthorizeRequest[] = [];
+    const published: PublishedMessage[] = [];
+    const events: Array<{ kind: string } & ConnectionEvent> = [];
+
+    before(async () => {
+      gateway = await createGateway({
+        auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET },
+        log: { level: 'silent' },
+        rateLimits: { sendPerSecond: 0 },
+        hooks: { allowCacheSeconds: 0 },
+        async authorize(req) {
+          asked.push(req);
+          return !req.stream.startsWith('secret:');
+        },
+        onPublish: (m) => void published.push(m),
+        onConnect: (e) => void events.push({ kind: 'connect', ...e }),
+        onDisconnect: (e) => void events.push({ kind: 'disconnect', ...e }),
+      });
+      const app = new Koa();
+      app.use(gateway.middleware());
+      server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      gateway.attach(server);
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(async () => {
+      server.close();
+      await gateway.close();
+      server.closeAllConnections();
+    });
+
+    it('refuses with 403 forbidden (close-free error frames on a WebSocket) on every transport when authorize says no', async () => {
+      const token = await gateway.mintToken({ sub: 'eve', streams: ['*'], pub: ['*'], ttlSeconds: 600 });
+      expect(await onEveryTransport(url, token, 'secret:1')).to.deep.equal({ poll: 403, sse: 403, history: 403, send: 403, wsSubscribe: 'forbidden', wsSend: 'forbidden' });
+      const actions = new Set(asked.filter((r) => r.subject === 'eve').map((r) => `${r.action}/${r.transport}`));
+      expect([...actions].sort()).to.deep.equal(['read/http', 'read/poll', 'read/sse', 'read/ws', 'write/http', 'write/ws']);
+    });
+
+    it('allows on every transport when authorize says yes, and never asks about API keys', async () => {
+      const token = await gateway.mintToken({ sub: 'ann', streams: ['*'], pub: ['*'], ttlSeconds: 600 });
+      expect(await onEveryTransport(url, token, 'open:1')).to.deep.equal({ poll: 200, sse: 200, history: 200, send: 200, wsSubscribe: 'ok', wsSend: 'ok' });
+      const before = asked.length;
+      expect((await fetch(`${url}/poll?streams=secret:2&timeout=0`, { headers: { Authorization: `Bearer ${TEST_API_KEY}` } })).status).to.equal(200);
+      expect(asked.length).to.equal(before);
+    });
+
+    it('tells onPublish each stored message (not duplicates), and onConnect/onDisconnect each session', async () => {
+      const token = await gateway.mintToken({ sub: 'pat', streams: ['*'], pub: ['*'], ttlSeconds: 600 });
+      const send = () => fetch(`${url}/send`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, ...json }, body: JSON.stringify({ stream: 'pub:1', data: { n: 1 }, id: 'once' }) });
+      await send();
+      await send();
+      expect(published.filter((m) => m.subject === 'pat')).to.deep.equal([{ stream: 'pub:1', seq: 1, id: 'once', subject: 'pat', data: { n: 1 }, transport: 'http' }]);
+      const es = new SseClient(`${url}/sse?streams=pub:1&token=${token}`);
+      await es.next('ready');
+      expect(events.filter((e) => e.subject === 'pat')).to.deep.equal([{ kind: 'connect', subject: 'pat', transport: 'sse', streams: ['pub:1'] }]);
+      es.close();
+      await until(() => events.some((e) => e.subject === 'pat' && e.kind === 'disconnect'));
+      expect(events.find((e) => e.subject === 'pat' && e.kind === 'disconnect')).to.include({ transport: 'sse', reason: 'closed' });
+    });
+
+    it('refuses options that are not functions, and authorize together with hooks.url', async () => {
+      const base = { auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' as const } };
+      await createGateway({ ...base, authorize: 'yes' as never }).then(() => expect.fail('accepted'), (err: Error) => expect(err.message).to.match(/authorize: must be a function/));
+      await createGateway({ ...base, authorize: () => true, hooks: { url: 'http://127.0.0.1:1/hook' } }).then(
+        () => expect.fail('accepted'),
+        (err: Error) => expect(err.message).to.match(/authorize and hooks.url/),
+      );
+    });
+  });
+
+  describe('standalone (HTTP hook, hooks.url)', () => {
+    let hook: Server;
+    let hookUrl: string;
+    const bodies: any[] = [];
+    /** What the hook does with the next requests. */
+    let behave: 'allow' | 'deny' | 'hang' | 'error' = 'allow';
+    const hanging: Array<() => void> = [];
+
+    before(async () => {
+      hook = createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          bodies.push(JSON.parse(body));
+          if (behave === 'hang') return hanging.push(() => res.end());
+          if (behave === 'error') return res.writeHead(500).end();
+          res.writeHead(200, json).end(JSON.stringify({ allow: behave === 'allow' }));
+        });
+      });
+      await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+      hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/authorize`;
+    });
+    after(async () => {
+      for (const h of hanging.splice(0)) h();
+      hook.closeAllConnections();
+      await new Promise((r) => hook.close(r));
+    });
+
+    async function gatewayWith(hooks: Record<string, unknown>): Promise<TestGateway> {
+      return startGateway({ hooks: { url: hookUrl, ...hooks } });
+    }
+
+    it('POSTs each decision as JSON and answers the client by the reply, on every transport', async () => {
+      const gw = await gatewayWith({ allowCacheSeconds: 0 });
+      try {
+        const token = await gw.token({ sub: 'hal', streams: ['*'], pub: ['*'] });
+        behave = 'deny';
+        expect(await onEveryTransport(gw.url, token, 'h:1')).to.deep.equal({ poll: 403, sse: 403, history: 403, send: 403, wsSubscribe: 'forbidden', wsSend: 'forbidden' });
+        behave = 'allow';
+        expect(await onEveryTransport(gw.url, token, 'h:1')).to.deep.equal({ poll: 200, sse: 200, history: 200, send: 200, wsSubscribe: 'ok', wsSend: 'ok' });
+        expect(bodies.at(-1)).to.deep.equal({ type: 'authorize', subject: 'hal', stream: 'h:1', action: 'write', transport: 'ws' });
+        behave = 'error';
+        expect((await fetch(`${gw.url}/poll?streams=h:1&timeout=0`, { headers: { Authorization: `Bearer ${token}` } })).status).to.equal(403);
+      } finally {
+        await gw.shutdown();
+      }
+    });
+
+    it('fails closed with 503 hook_unavailable and Retry-After after hooks.timeoutMs, or open with failOpen', async () => {
+      behave = 'hang';
+      const closed = await gatewayWith({ timeoutMs: 100 });
+      const open = await gatewayWith({ timeoutMs: 100, failOpen: true });
+      try {
+        const token = await closed.token({ sub: 'tim', streams: ['*'] });
+        const started = Date.now();
+        const res = await fetch(`${closed.url}/poll?streams=t:1&timeout=0`, { headers: { Authorization: `Bearer ${token}` } });
+        expect(Date.now() - started).to.be.within(90, 2000);
+        expect(res.headers.get('retry-after')).to.equal('1');
+        await expectFetchError(res, 503, 'hook_unavailable');
+        const token2 = await open.token({ sub: 'tim', streams: ['*'] });
+        expect((await fetch(`${open.url}/poll?streams=t:1&timeout=0`, { headers: { Authorization: `Bearer ${token2}` } })).status).to.equal(200);
+        // An allow by failing open is not remembered: the next poll asks again.
+        const asked = bodies.length;
+        expect((await fetch(`${open.url}/poll?streams=t:1&timeout=0`, { headers: { Authorization: `Bearer ${token2}` } })).status).to.equal(200);
+        expect(bodies.length).to.equal(asked + 1);
+      } finally {
+        behave = 'allow';
+        for (const h of hanging.splice(0)) h();
+        await Promise.all([closed.shutdown(), open.shutdown()]);
+      }
+    });
+
+    it('remembers an allow for hooks.allowCacheSeconds, and never a refusal', async () => {
+      const gw = await gatewayWith({ allowCacheSeconds: 60 });
+      try {
+        const token = await gw.token({ sub: 'cat', streams: ['*'] });
+        const pollIt = () => fetch(`${gw.url}/poll?streams=c:1&timeout=0`, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.status);
+        behave = 'deny';
+        expect([await pollIt(), await pollIt()]).to.deep.equal([403, 403]);
+        expect(gw.hooks.calls).to.equal(2);
+        behave = 'allow';
+        expect([await pollIt(), await pollIt(), await pollIt()]).to.deep.equal([200, 200, 200]);
+        expect(gw.hooks.calls).to.equal(3);
+      } finally {
+        await gw.shutdown();
+      }
+    });
+  });
+});
