@@ -9,7 +9,8 @@
  * hears at once, re-reads the zset every `disconnect.recheckMs` and whenever its subscriber
  * reconnects, and reads the revocations in force when it starts. So a lost message delays a
  * disconnect by one re-check at most, never forever. Applying an event twice changes nothing: it
- * ends sessions opened before it, and a session opened after it is not touched.
+ * ends sessions opened before it (and, for a revoke, those holding a token it revokes), and a
+ * session opened after it with a newer token is not touched.
  */
 import { ForbiddenError } from './errors.js';
 import type { Logger } from './log.js';
@@ -92,10 +93,14 @@ export class Disconnects {
     await this.bus?.close();
   }
 
-  /** Applies an event here: sessions opened before it end; returns how many. */
+  /**
+   * Applies an event here: sessions opened before it end, and with a revoke in force, also those
+   * opened since with a token it revokes (a node that heard late let them in); returns how many.
+   */
   private apply(event: DisconnectEvent): number {
     this.remember(event);
-    const n = this.sessions.kick(event.sub, event.at, DISCONNECTED());
+    const revoking = event.until > Date.now() ? Math.floor(event.at / 1000) : undefined;
+    const n = this.sessions.kick(event.sub, event.at, DISCONNECTED(), revoking);
     if (n) this.log.info({ sub: event.sub, connections: n }, 'disconnected');
     return n;
   }

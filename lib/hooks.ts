@@ -100,14 +100,19 @@ export class Hooks {
   }
 
   /**
-   * Throws ForbiddenError for the first stream the hook refuses, HookUnavailableError (503) when
-   * an HTTP hook failed and fails closed. Resolves at once for API keys and without a hook.
+   * Rejects with ForbiddenError for the first stream the hook refuses, HookUnavailableError (503)
+   * when an HTTP hook failed and fails closed. Undefined (nothing to await) for API keys, without a
+   * hook, and when every allow is remembered.
    */
-  async assertAllowed(principal: Principal, streams: readonly string[], action: HookAction, transport: HookTransport): Promise<void> {
-    if (!this.decide || principal.kind === 'server') return;
-    const verdicts = await Promise.all(streams.map((stream) => this.allows({ subject: principal.subject, stream, action, transport })));
-    const refused = verdicts.indexOf(false);
-    if (refused >= 0) throw new ForbiddenError(`not allowed to ${action === 'read' ? 'read' : 'send to'} stream "${streams[refused]}"`);
+  assertAllowed(principal: Principal, streams: readonly string[], action: HookAction, transport: HookTransport): Promise<void> | undefined {
+    if (!this.decide || principal.kind === 'server') return undefined;
+    const verdicts = streams.map((stream) => this.allows({ subject: principal.subject, stream, action, transport }));
+    // Every allow remembered: nothing to await (a polling client's usual case: 0.6 us for 3 streams, 1.4 us when awaited; docs/PERFORMANCE.md).
+    if (verdicts.every((v) => v === true)) return undefined;
+    return Promise.all(verdicts).then((settled) => {
+      const refused = settled.indexOf(false);
+      if (refused >= 0) throw new ForbiddenError(`not allowed to ${action === 'read' ? 'read' : 'send to'} stream "${streams[refused]}"`);
+    });
   }
 
   /** onPublish for each stored message; never throws, never delays the sender. */

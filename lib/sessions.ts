@@ -31,6 +31,8 @@ export class Session {
   readonly openedAt = Date.now();
   private current: readonly string[];
   private done = false;
+  /** The `iat` (seconds) of the token the connection holds now; undefined for API keys. A revoke ends it when older. */
+  issuedAt?: number;
 
   constructor(
     private readonly owner: Sessions,
@@ -90,9 +92,13 @@ export class Sessions {
     return this.counts[transport];
   }
 
-  /** A new session reading `streams`; the transport ends it (session.end) when the connection ends. */
-  open(subject: string, transport: SessionTransport, streams: readonly string[], kick: (err: GatewayError) => void): Session {
+  /**
+   * A new session reading `streams`, holding a token issued at `issuedAt` (seconds; undefined for
+   * API keys); the transport ends it (session.end) when the connection ends.
+   */
+  open(subject: string, transport: SessionTransport, streams: readonly string[], kick: (err: GatewayError) => void, issuedAt?: number): Session {
     const session = new Session(this, subject, transport, streams, kick);
+    session.issuedAt = issuedAt;
     let set = this.bySubject.get(subject);
     if (!set) this.bySubject.set(subject, (set = new Set()));
     set.add(session);
@@ -107,11 +113,16 @@ export class Sessions {
     return [...(this.bySubject.get(subject) ?? [])];
   }
 
-  /** Kicks every session of `subject` opened before `before` (ms); returns how many. */
-  kick(subject: string, before: number, err: GatewayError): number {
+  /**
+   * Kicks every session of `subject` opened before `before` (ms) and, when `issuedBefore` (seconds)
+   * is given (a revoke), every one holding a token issued at or before it, wherever it was opened
+   * meanwhile; returns how many.
+   */
+  kick(subject: string, before: number, err: GatewayError, issuedBefore?: number): number {
     let n = 0;
     for (const s of this.of(subject)) {
-      if (s.openedAt > before) continue;
+      const revoked = issuedBefore !== undefined && (s.issuedAt === undefined || s.issuedAt <= issuedBefore);
+      if (s.openedAt > before && !revoked) continue;
       s.kick(err);
       n++;
     }

@@ -9,6 +9,9 @@ import { startGateway, TEST_SECRET, type TestGateway } from './support/gateway.j
 import { handshake, WsClient } from './support/clients.js';
 import { expectFetchError } from './support/http.js';
 import { redisClient, sharedRedis, uniquePrefix } from './support/redis.js';
+import { Disconnects, type DisconnectBus, type DisconnectEvent } from '../lib/disconnect.js';
+import { createLogger } from '../lib/log.js';
+import { Sessions } from '../lib/sessions.js';
 
 async function disconnect(gw: TestGateway, body: unknown, key = gw.apiKey): Promise<globalThis.Response> {
   return fetch(`${gw.url}/disconnect`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -148,6 +151,31 @@ describe('POST /disconnect', () => {
       } finally {
         await c.shutdown();
       }
+    });
+  });
+
+  describe('Disconnects (lib/disconnect.ts), an event heard late', () => {
+    it('ends the sessions opened before it, and for a revoke those opened since with a token it revokes, not those with a newer token', async () => {
+      const sessions = new Sessions();
+      let apply!: (e: DisconnectEvent) => void;
+      const bus: DisconnectBus = { publish: async () => {}, since: async () => [], listen: async (a) => void (apply = a), close: async () => {} };
+      const disconnects = new Disconnects(sessions, bus, { revokeSeconds: 60, recheckMs: 60_000 }, createLogger('silent'));
+      await disconnects.start();
+      const kicked: string[] = [];
+      // Asked 5 s ago on another node; this node hears it only now, and let sessions in meanwhile.
+      const at = Date.now() - 5000;
+      const oldToken = Math.floor(at / 1000) - 10;
+      const newToken = Math.floor(at / 1000) + 2;
+      sessions.open('bob', 'ws', ['a'], () => kicked.push('ws old token'), oldToken);
+      sessions.open('bob', 'sse', ['a'], () => kicked.push('sse new token'), newToken);
+      sessions.open('ann', 'poll', ['a'], () => kicked.push('ann'), oldToken);
+      apply({ sub: 'bob', at, until: 0 });
+      expect(kicked, 'a disconnect without revoke leaves sessions opened after it').to.deep.equal([]);
+      apply({ sub: 'bob', at, until: Date.now() + 60_000 });
+      expect(kicked).to.deep.equal(['ws old token']);
+      expect(disconnects.isRevoked('bob', oldToken)).to.equal(true);
+      expect(disconnects.isRevoked('bob', newToken)).to.equal(false);
+      await disconnects.close();
     });
   });
 });

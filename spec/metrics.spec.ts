@@ -3,6 +3,8 @@
  * pollgate_*, and counters that move when messages are sent, delivered on every transport, and
  * refused. Also the credential-free metrics.port.
  */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { SseClient, WsClient, sendAll } from './support/clients.js';
@@ -88,6 +90,16 @@ describe('GET /metrics', () => {
     } finally {
       await small.shutdown();
     }
+  });
+
+  it('charts in docs/grafana-dashboard.json only metrics the gateway exports', async () => {
+    const dashboard = readFileSync(fileURLToPath(new URL('../../docs/grafana-dashboard.json', import.meta.url)), 'utf8');
+    JSON.parse(dashboard);
+    const used = new Set(dashboard.match(/pollgate_[a-z0-9_]+/g)!.map((n) => n.replace(/_(bucket|count|sum)$/, '')));
+    const res = await fetch(`${gw.url}/metrics`, { headers: { Authorization: `Bearer ${gw.apiKey}` } });
+    const families = new Set([...(await res.text()).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
+    expect(used.size).to.be.above(10);
+    for (const name of used) expect(families.has(name), name).to.equal(true);
   });
 
   it('refuses client tokens (403) and missing credentials (401)', async () => {

@@ -113,7 +113,7 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
     connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
     admit: deps.subscriptions.admission(principal, ip),
     response: ctx.res,
-    session: { subject: principal.subject, conn: p.conn },
+    session: { subject: principal.subject, conn: p.conn, issuedAt: principal.issuedAt },
   };
 }
 

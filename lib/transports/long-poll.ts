@@ -47,7 +47,7 @@ export interface PollRequest {
    */
   admit?: { caps: ConnectionCaps; holder: CapHolder };
   /** Whose long-poll session (lib/transports/poll-sessions.ts) this poll belongs to: presence, disconnect, hooks. */
-  session?: { subject: string; conn?: string };
+  session?: { subject: string; conn?: string; issuedAt?: number };
 }
 
 /** What a parked poll watches of its response (node:http's ServerResponse has it). */
@@ -208,7 +208,7 @@ export class LongPolls implements ConnectionHub {
    */
   async poll(req: PollRequest): Promise<PollOutcome | Parked> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
-    const turn = req.session && this.sessions?.begin(req.session.subject, req.session.conn, [...req.positions.keys()]);
+    const turn = req.session && this.sessions?.begin(req.session.subject, req.session.conn, [...req.positions.keys()], req.session.issuedAt);
     let poll: ParkedPoll | undefined;
     try {
       const batch = await readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes });

@@ -36,7 +36,7 @@ export class PollSessions {
    * A poll of `subject` begins: finds or opens its session and sets its streams. Call the returned
    * `end` once when the poll is answered; `parked` while it is parked, so a kick answers it.
    */
-  begin(subject: string, conn: string | undefined, streams: readonly string[]): PollTurn {
+  begin(subject: string, conn: string | undefined, streams: readonly string[], issuedAt?: number): PollTurn {
     const key = conn === undefined ? `${subject}\0\0${streams.join(',')}` : `${subject}\0${conn}`;
     let entry = this.entries.get(key);
     if (!entry || entry.session.ended) {
@@ -44,11 +44,12 @@ export class PollSessions {
       e.session = this.sessions.open(subject, 'poll', streams, (err) => {
         e.parked?.kick(err);
         this.close(key, e, 'disconnected');
-      });
+      }, issuedAt);
       this.entries.set(key, (entry = e));
     } else if (!sameStreams(entry.session.streams, streams)) {
       entry.session.setStreams(streams);
     }
+    entry.session.issuedAt = issuedAt;
     entry.active++;
     this.idle.delete(entry);
     return new PollTurn(this, key, entry);

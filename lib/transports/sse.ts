@@ -43,6 +43,8 @@ export type SseEnd = 'gone' | 'lifetime' | 'expired' | 'shutdown' | 'overflow' |
 export interface SseHolder {
   subject: string;
   expiresAtMs: number;
+  /** The token's `iat` (seconds), for revokes. */
+  issuedAt?: number;
 }
 
 /** The last event of a stream whose token expired: the error body of a 401 (docs/PROTOCOL.md). */
@@ -72,7 +74,7 @@ class SseStream implements FeedSink {
     private readonly onEnd: (end: SseEnd) => void,
   ) {
     this.expiresAtMs = holder.expiresAtMs;
-    this.session = hub.deps.sessions?.open(holder.subject, 'sse', streams, () => this.end('disconnected'));
+    this.session = hub.deps.sessions?.open(holder.subject, 'sse', streams, () => this.end('disconnected'), holder.issuedAt);
     const o = hub.deps.options;
     // A client that left while the route was still checking its request closed `res` already.
     this.closed = res.destroyed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve()));

@@ -146,9 +146,13 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   private openSession(): void {
     const { sessions } = this.deps;
     if (!sessions || !this.principal || this.released) return;
-    if (this.session?.subject === this.principal.subject) return;
+    if (this.session?.subject === this.principal.subject) {
+      // A fresh token for the same subject: a later revoke judges this one.
+      this.session.issuedAt = this.principal.issuedAt;
+      return;
+    }
     this.session?.end('closed');
-    this.session = sessions.open(this.principal.subject, 'ws', [...this.feed.positions.keys()], (err) => this.closeWith(err, 'disconnected'));
+    this.session = sessions.open(this.principal.subject, 'ws', [...this.feed.positions.keys()], (err) => this.closeWith(err, 'disconnected'), this.principal.issuedAt);
   }
 
   // FeedSink

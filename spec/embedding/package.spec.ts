@@ -121,7 +121,7 @@ describe('the npm package in a host project', function () {
   });
 
   it('packs the compiled library with its declarations, the static files, config and docs, and nothing else', () => {
-    const allowed = /^(README\.md|LICENSE|package\.json|config\/[\w.-]+\.json|docs\/[\w.-]+\.md|static\/[\w.-]+|dist\/lib\/[\w/.-]+\.(js|d\.ts|lua))$/;
+    const allowed = /^(README\.md|LICENSE|package\.json|config\/[\w.-]+\.json|docs\/[\w.-]+\.(md|json)|static\/[\w.-]+|dist\/lib\/[\w/.-]+\.(js|d\.ts|lua))$/;
     expect(packed.filter((p) => !allowed.test(p))).to.deep.equal([]);
     const sources = readdirSync(join(ROOT, 'lib'), { recursive: true, encoding: 'utf8' }).filter((p) => p.endsWith('.ts') || p.endsWith('.lua'));
     for (const source of sources) {
