@@ -204,6 +204,29 @@ describe('loadConfig', function () {
   });
 });
 
+describe('loadConfig: issue 21 keys', function () {
+  it('defaults presence off, metrics.port off, no hook (fail closed, 5 s allow cache) and a 24 h revoke', function () {
+    const c = load();
+    expect(c.presence).to.deep.equal({ streams: [], joinLeave: [], pollGraceSeconds: 5, heartbeatSeconds: 5, ttlSeconds: 15 });
+    expect(c.metrics.port).to.equal(undefined);
+    expect(c.metrics.host).to.equal('127.0.0.1');
+    expect(c.hooks).to.deep.equal({ url: '', timeoutMs: 1000, failOpen: false, allowCacheSeconds: 5 });
+    expect(c.disconnect).to.deep.equal({ revokeSeconds: 86_400, recheckMs: 2000 });
+  });
+
+  it('reads POLLGATE_PRESENCE_STREAMS, POLLGATE_METRICS_PORT and POLLGATE_HOOKS_URL', function () {
+    const c = load({ POLLGATE_PRESENCE_STREAMS: 'room:*, lobby', POLLGATE_METRICS_PORT: '9464', POLLGATE_HOOKS_URL: 'http://auth.internal/hook' });
+    expect(c.presence.streams).to.deep.equal(['room:*', 'lobby']);
+    expect(c.metrics.port).to.equal(9464);
+    expect(c.hooks.url).to.equal('http://auth.internal/hook');
+  });
+
+  it('refuses a hook URL that is not http(s) and a presence ttl under two heartbeats, naming the keys', function () {
+    expect(refusal(() => load({}, { hooks: { url: 'ftp://x/hook' } }))).to.match(/hooks\.url/);
+    expect(refusal(() => load({}, { presence: { heartbeatSeconds: 10, ttlSeconds: 15 } }))).to.match(/presence\.ttlSeconds must be at least twice presence\.heartbeatSeconds/);
+  });
+});
+
 describe('retentionFor', function () {
   const c = load({}, {
     retention: {
