@@ -8,6 +8,7 @@ import type { GatewayError } from '../errors.js';
 import type { Session, Sessions } from '../sessions.js';
 
 interface Entry {
+  key: string;
   session: Session;
   /** Polls of this session in progress (a newer poll of the same conn may start before the older ends). */
   active: number;
@@ -40,7 +41,7 @@ export class PollSessions {
     const key = conn === undefined ? `${subject}\0\0${streams.join(',')}` : `${subject}\0${conn}`;
     let entry = this.entries.get(key);
     if (!entry || entry.session.ended) {
-      const e: Entry = { active: 0, idleSince: 0, session: undefined! };
+      const e: Entry = { key, active: 0, idleSince: 0, session: undefined! };
       e.session = this.sessions.open(subject, 'poll', streams, (err) => {
         e.parked?.kick(err);
         this.close(key, e, 'disconnected');
@@ -80,10 +81,11 @@ export class PollSessions {
     entry.session.end(reason);
   }
 
+  /** Only idle sessions are looked at: a process with 20,000 parked polls sweeps none of them. */
   private sweep(): void {
     const cutoff = Date.now() - this.graceMs;
-    for (const [key, entry] of this.entries) {
-      if (entry.active === 0 && entry.idleSince <= cutoff) this.close(key, entry, 'idle');
+    for (const entry of [...this.idle]) {
+      if (entry.active === 0 && entry.idleSince <= cutoff) this.close(entry.key, entry, 'idle');
     }
     if (this.idle.size === 0) {
       clearInterval(this.sweeper);
