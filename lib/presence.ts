@@ -12,7 +12,7 @@
 import { nanoid } from 'nanoid';
 import type { Logger } from './log.js';
 import type { Session, SessionListener } from './sessions.js';
-import { compilePatterns } from './streams.js';
+import { compilePatterns, isStreamName } from './streams.js';
 import { messageTail, SERVER_SENDER, type Store } from './store/store.js';
 
 /** The companion stream's suffix: `room:1` -> `room:1@presence`; never tracked itself. */
@@ -66,7 +66,9 @@ export class Presence implements SessionListener {
   constructor(config: PresenceConfig, private readonly backend: PresenceBackend, private readonly store: Store, private readonly log: Logger) {
     const tracked = compilePatterns(config.streams);
     this.tracked = (s) => tracked(s) && !s.endsWith(PRESENCE_SUFFIX);
-    this.announced = compilePatterns(config.joinLeave);
+    const announced = compilePatterns(config.joinLeave);
+    // `<stream>@presence` must itself be a stream name a client can subscribe to (200 characters at most).
+    this.announced = (s) => announced(s) && isStreamName(presenceStream(s));
     backend.onChanges((stream, changes) => this.announce(stream, changes));
   }
 
