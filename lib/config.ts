@@ -48,6 +48,8 @@ const schema = z.strictObject({
     commandTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
     /** Use Redis Cluster; url is one seed node (default false). */
     cluster: z.boolean().default(false),
+    /** On a cluster, wake streams by sharded pub/sub, SPUBLISH/SSUBSCRIBE, Redis >= 7.0 (default true); false: classic PUBLISH, carried by every node. */
+    shardedPubSub: z.boolean().default(true),
     /**
      * What a 200 from /send waits for after the append (default none): the primary's memory (none),
      * ackReplicas replicas (replicas: WAIT), or the primary's AOF fsync (aof: WAITAOF, Redis >= 7.2).
@@ -304,6 +306,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
       url: env.REDIS_URL,
       keyPrefix: env.POLLGATE_REDIS_PREFIX,
       cluster: bool('POLLGATE_REDIS_CLUSTER'),
+      shardedPubSub: bool('POLLGATE_REDIS_SHARDED_PUBSUB'),
       ackDurability: env.POLLGATE_REDIS_ACK_DURABILITY || undefined,
     },
     auth: {

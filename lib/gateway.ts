@@ -70,6 +70,7 @@ export async function createStore(config: Config, log: Logger): Promise<Store> {
     url: config.redis.url,
     keyPrefix: config.redis.keyPrefix,
     cluster: config.redis.cluster,
+    shardedPubSub: config.redis.shardedPubSub,
     commandTimeoutMs: config.redis.commandTimeoutMs,
     ack: { durability: config.redis.ackDurability, replicas: config.redis.ackReplicas, timeoutMs: config.redis.ackTimeoutMs },
     retention,

@@ -147,9 +147,16 @@ export class WaiterRegistry implements StoreListener {
     void this.fanOut(stream, entry);
   }
 
-  resync(): void {
-    this.log.info({ waiters: this.all.size }, 'resync: waking every waiter to re-read the log');
-    for (const w of [...this.all]) w.onResync();
+  resync(streams?: readonly string[]): void {
+    if (!streams) {
+      this.log.info({ waiters: this.all.size }, 'resync: waking every waiter to re-read the log');
+      for (const w of [...this.all]) w.onResync();
+      return;
+    }
+    const waiters = new Set<Waiter>();
+    for (const stream of streams) for (const w of this.byStream.get(stream)?.waiters ?? []) waiters.add(w);
+    this.log.info({ streams: streams.length, waiters: waiters.size }, 'resync: waking the waiters of streams whose wake-ups may be lost');
+    for (const w of waiters) w.onResync();
   }
 
   /** Calls fn on every waiter (used at shutdown); waiters remove themselves. */

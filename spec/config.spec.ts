@@ -88,6 +88,8 @@ describe('loadConfig', function () {
         HOST: '127.0.0.1',
         REDIS_URL: 'redis://127.0.0.1:6390',
         POLLGATE_REDIS_PREFIX: 'pgx:',
+        POLLGATE_REDIS_CLUSTER: 'true',
+        POLLGATE_REDIS_SHARDED_PUBSUB: 'false',
         POLLGATE_SECRET: SECRET,
         POLLGATE_API_KEYS: ` ${KEY}, other-api-key-0123456789 ,`,
         POLLGATE_CORS_ORIGINS: 'https://a.example.com,http://localhost:3000',
@@ -100,6 +102,7 @@ describe('loadConfig', function () {
       expect(c.host).to.equal('127.0.0.1');
       expect(c.redis.url).to.equal('redis://127.0.0.1:6390');
       expect(c.redis.keyPrefix).to.equal('pgx:');
+      expect(c.redis).to.include({ cluster: true, shardedPubSub: false });
       expect(c.auth.secret).to.equal(SECRET);
       expect(c.generated.secret).to.equal(false);
       expect(c.auth.apiKeys).to.deep.equal([KEY, 'other-api-key-0123456789']);

@@ -1,7 +1,8 @@
 /**
  * Redis store: one command connection (fails fast: no offline queue, one retry) for the request
- * path and one duplicated subscriber connection for wake-ups. Atomic operations are the Lua
- * scripts in ./lua, one per file.
+ * path, and wake-ups on a subscriber connection of their own (on a Redis Cluster: sharded
+ * pub/sub, one subscriber connection per master that serves a subscribed stream). Atomic
+ * operations are the Lua scripts in ./lua, one per file.
  */
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Config, RetentionRule } from '../config.js';
@@ -11,8 +12,10 @@ import type { Logger } from '../log.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { LuaScript, type Reply } from './lua-script.js';
 import { DurableAcks } from './redis-durability.js';
-import { RedisKeys } from './redis-keys.js';
-import { RedisSubscriptions } from './redis-subscriptions.js';
+import { RedisKeys, streamSlot } from './redis-keys.js';
+import { RedisSubscriptions, type WakeChannels } from './redis-subscriptions.js';
+import { ShardedSubscriber } from './sharded-subscriber.js';
+import type { NodeAddress } from './shard-connection.js';
 import { TailCache } from './tail-cache.js';
 import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
@@ -25,6 +28,8 @@ export interface RedisStoreOptions {
   url: string;
   keyPrefix: string;
   cluster: boolean;
+  /** On a cluster, wake-ups by SPUBLISH/SSUBSCRIBE (default true); false: classic PUBLISH, which every node carries. */
+  shardedPubSub?: boolean;
   commandTimeoutMs: number;
   /** What an append waits for before it resolves (see redis.ackDurability in config.ts). */
   ack?: { durability: 'none' | 'replicas' | 'aof'; replicas: number; timeoutMs: number };
@@ -53,15 +58,25 @@ export type RedisStoreStats = {
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private readonly cmd: Client;
-  private readonly sub: Client;
+  /** The classic subscriber (a single Redis, or a cluster with shardedPubSub false). */
+  private readonly sub?: Client;
+  /** Sharded pub/sub on a cluster. */
+  private readonly sharded?: ShardedSubscriber;
+  /** Streams confirmed again after a shard's loss, whose waiters re-read at the next turn. */
+  private resyncing?: Set<string>;
   /** Appends and their WAIT/WAITAOF, when acknowledgements wait for durability (single Redis only). */
   private readonly acks?: DurableAcks;
   private readonly keys: RedisKeys;
   private readonly deadlines: CommandDeadlines;
   private readonly appendScript = new LuaScript('append-3', 3);
+  /** append-3.lua's ARGV[8]: wake with SPUBLISH (1) or PUBLISH (0). */
+  private readonly publishFlag: '0' | '1';
   private readonly readScript = new LuaScript('read-2', 2);
   private readonly subscriptions: RedisSubscriptions;
-  /** Undefined in cluster mode: a Cluster's subscriber moves between nodes without the events the cache relies on. */
+  /**
+   * Undefined with classic pub/sub on a cluster: ioredis's cluster subscriber moves between nodes
+   * without the events the cache relies on.
+   */
   private readonly tail?: TailCache;
   private redisReads = 0;
   private redisReadBytes = 0;
@@ -92,18 +107,26 @@ export class RedisStore implements Store {
     };
     // The subscriber may wait for Redis to come back; it re-subscribes itself on reconnect.
     const subscriberOptions: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
+    const sharded = options.cluster && options.shardedPubSub !== false;
+    this.publishFlag = sharded ? '1' : '0';
     if (options.cluster) {
-      // Auto-pipelining stays on here: without the tail cache several reads can share a turn of
-      // the event loop, and turning it off was measured on a single Redis only.
-      this.cmd = new Cluster([options.url], { redisOptions: commandOptions, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true });
-      this.sub = new Cluster([options.url], { redisOptions: subscriberOptions, lazyConnect: true });
+      // Auto-pipelining stays on here: several reads that miss the tail cache can share a turn of
+      // the event loop, and turning it off was measured on a single Redis only. The slot map is
+      // refreshed every 5 s: a sharded subscription on a node that lost its slots without telling
+      // us (a partition) is moved within that.
+      this.cmd = new Cluster([options.url], {
+        redisOptions: commandOptions, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true,
+        slotsRefreshInterval: sharded ? 5000 : undefined,
+      });
+      if (sharded) this.sharded = this.shardedSubscriber(this.cmd as Cluster);
+      else this.sub = new Cluster([options.url], { redisOptions: subscriberOptions, lazyConnect: true });
     } else {
       this.cmd = new Redis(options.url, commandOptions);
       this.sub = new Redis(options.url, subscriberOptions);
       const ack = options.ack;
       if (ack && ack.durability !== 'none') this.acks = new DurableAcks(options.url, commandOptions, { ...ack, durability: ack.durability }, options.log);
     }
-    for (const client of [this.cmd, this.sub, ...(this.acks ? [this.acks.client] : [])]) {
+    for (const client of [this.cmd, ...(this.sub ? [this.sub] : []), ...(this.acks ? [this.acks.client] : [])]) {
       // An 'error' event without a listener would crash the process; reconnects are automatic.
       client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'redis connection error'));
     }
@@ -121,29 +144,83 @@ export class RedisStore implements Store {
       });
     }
     this.subscriptions = new RedisSubscriptions(
-      this.sub,
-      this.keys,
-      { lingerMs: (tail?.lingerSeconds ?? 0) * 1000, maxLingering: tail?.maxStreams ?? 0, serial: options.cluster, log: options.log },
+      this.wakeChannels(),
+      { lingerMs: (tail?.lingerSeconds ?? 0) * 1000, maxLingering: tail?.maxStreams ?? 0, serial: this.sub?.isCluster ?? false, log: options.log },
       { confirmed: (stream) => this.tail?.open(stream), released: (stream) => this.tail?.close(stream) },
     );
-    this.sub.on('message', (channel: string, payload: string) => this.onMessage(channel, payload));
-    this.sub.on('ready', () => this.onSubscriberReady());
-    // Wake-ups published while the connection is away are lost: nothing cached may be trusted after.
-    for (const event of ['close', 'end', 'reconnecting', 'error']) this.sub.on(event, () => this.onSubscriberLost());
+    if (this.sub) {
+      this.sub.on('message', (channel: string, payload: string) => this.onMessage(channel, payload));
+      this.sub.on('ready', () => this.onSubscriberReady());
+      // Wake-ups published while the connection is away are lost: nothing cached may be trusted after.
+      for (const event of ['close', 'end', 'reconnecting', 'error']) this.sub.on(event, () => this.onSubscriberLost());
+    }
+  }
+
+  /** Sharded pub/sub on the command client's slot map, with the seed URL's credentials and TLS for every node. */
+  private shardedSubscriber(cluster: Cluster): ShardedSubscriber {
+    const seed = new URL(this.options.url);
+    const credentials = { tls: seed.protocol === 'rediss:', username: decodeURIComponent(seed.username) || undefined, password: decodeURIComponent(seed.password) || undefined };
+    const sharded = new ShardedSubscriber(
+      {
+        topology: {
+          owner: (slot) => cluster.slots[slot]?.[0],
+          refresh: () => new Promise((resolve) => cluster.refreshSlotsCache(() => resolve())),
+        },
+        address: (node): NodeAddress => {
+          const at = node.lastIndexOf(':');
+          return { host: node.slice(0, at), port: Number(node.slice(at + 1)), ...credentials };
+        },
+        connectTimeoutMs: 2000,
+        log: this.options.log,
+      },
+      {
+        message: (channel, payload) => this.onMessage(channel, payload),
+        lost: (channels) => this.onShardLost(channels),
+      },
+    );
+    cluster.on('refresh', () => sharded.checkOwners());
+    return sharded;
+  }
+
+  /** What RedisSubscriptions subscribes through: the classic subscriber, or the cluster's shards. */
+  private wakeChannels(): WakeChannels {
+    const { keys, sharded, sub } = this;
+    if (sharded) {
+      return {
+        subscribe: (stream) => sharded.subscribe(keys.wakeChannel(stream), streamSlot(stream)),
+        unsubscribe: (stream) => sharded.unsubscribe(keys.wakeChannel(stream)),
+        subscribeAll: (streams) => Promise.all(streams.map((s) => sharded.subscribe(keys.wakeChannel(s), streamSlot(s)))),
+      };
+    }
+    return {
+      subscribe: (stream) => sub!.subscribe(keys.wakeChannel(stream)),
+      unsubscribe: (stream) => sub!.unsubscribe(keys.wakeChannel(stream)),
+      subscribeAll: (streams) => sub!.subscribe(...streams.map((s) => keys.wakeChannel(s))),
+    };
   }
 
   /** Connects every client; throws StoreUnavailableError when Redis cannot be reached. */
   async connect(): Promise<void> {
     try {
-      await Promise.all([this.cmd.connect(), this.sub.connect(), this.acks?.client.connect()]);
+      await Promise.all([this.cmd.connect(), this.sub?.connect(), this.acks?.client.connect()]);
     } catch (err) {
       throw new StoreUnavailableError(`cannot connect to Redis: ${(err as Error).message}`);
     }
     try {
+      if (this.sharded) await this.checkShardedPubSub();
       await this.acks?.checkSupport();
     } catch (err) {
       await this.close();
       throw err;
+    }
+  }
+
+  /** Sharded pub/sub needs Redis >= 7.0; refuse to start rather than retry SSUBSCRIBE for ever. */
+  private async checkShardedPubSub(): Promise<void> {
+    const info = String(await this.cmd.info('server'));
+    const version = /^redis_version:(.*)$/m.exec(info)?.[1]?.trim() ?? '';
+    if (Number(version.split('.')[0]) < 7) {
+      throw new Error(`redis.cluster wakes streams by sharded pub/sub (SPUBLISH, Redis >= 7.0); ${this.options.url} runs Redis ${version}. Set redis.shardedPubSub false, or upgrade Redis`);
     }
   }
 
@@ -153,7 +230,7 @@ export class RedisStore implements Store {
     const args: (string | number)[] = [
       this.keys.meta(stream), this.keys.log(stream), this.keys.ids(stream),
       rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, spare,
-      this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES,
+      this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES, this.publishFlag,
     ];
     for (const m of messages) args.push(idempotencyKey(m.sender, m.id), m.tail);
     const client = this.acks?.client ?? this.cmd;
@@ -239,10 +316,11 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.subscriptions.close();
+    this.sharded?.close();
     this.tail?.clear();
-    await Promise.allSettled([this.cmd.quit(), this.sub.quit(), this.acks?.client.quit()]);
+    await Promise.allSettled([this.cmd.quit(), this.sub?.quit(), this.acks?.client.quit()]);
     this.cmd.disconnect();
-    this.sub.disconnect();
+    this.sub?.disconnect();
     this.acks?.client.disconnect();
   }
 
@@ -301,6 +379,33 @@ export class RedisStore implements Store {
   private onSubscriberLost(): void {
     this.subscriptions.lost();
     this.tail?.clear();
+  }
+
+  /**
+   * A cluster shard's subscriptions were lost (its connection dropped, its slots moved): nothing
+   * cached about those streams may be trusted. Subscribe them where their slots are now, then have
+   * their waiters re-read (batched per turn of the event loop).
+   */
+  private onShardLost(channels: string[]): void {
+    const streams: string[] = [];
+    for (const channel of channels) {
+      const stream = this.keys.streamOfChannel(channel);
+      if (stream === undefined) continue;
+      this.tail?.close(stream);
+      streams.push(stream);
+    }
+    this.subscriptions.resubscribeSome(streams).then((again) => {
+      if (!again.length) return;
+      if (!this.resyncing) {
+        this.resyncing = new Set();
+        setImmediate(() => {
+          const batch = [...this.resyncing!];
+          this.resyncing = undefined;
+          this.listener?.resync(batch);
+        });
+      }
+      for (const s of again) this.resyncing.add(s);
+    }, (err: Error) => this.options.log.warn({ err: err.message }, 're-subscribe failed'));
   }
 
   /**

@@ -1,13 +1,12 @@
 /**
- * The Redis store's channel subscriptions on its subscriber connection. A stream unsubscribed by
- * its last waiter lingers (stays subscribed) for a while, so a client that polls again soon costs
- * no SUBSCRIBE/UNSUBSCRIBE and the tail cache keeps following the stream. Tells the owner when a
- * subscription is confirmed on the current connection, when one ends, and when the connection
- * was lost (every confirmation is void then).
+ * The Redis store's wake-up subscriptions, one per stream, on its subscriber connection(s). A
+ * stream unsubscribed by its last waiter lingers (stays subscribed) for a while, so a client that
+ * polls again soon costs no SUBSCRIBE/UNSUBSCRIBE and the tail cache keeps following the stream.
+ * Tells the owner when a subscription is confirmed on a connection that is still up and when one
+ * ends; the owner tells it when confirmations were lost (all of them: the one classic connection
+ * dropped; some: a cluster shard's connection dropped or its slots moved).
  */
-import type { Redis, Cluster } from 'ioredis';
 import type { Logger } from '../log.js';
-import type { RedisKeys } from './redis-keys.js';
 
 export interface SubscriptionOptions {
   /** How long an unsubscribed stream stays subscribed, ms (0: unsubscribe at once). */
@@ -19,6 +18,15 @@ export interface SubscriptionOptions {
   log: Logger;
 }
 
+/** Where a stream's wake-ups are subscribed: the classic subscriber connection, or the cluster's shards. */
+export interface WakeChannels {
+  /** Resolves once the subscription is answered on a connection that is up. */
+  subscribe(stream: string): Promise<unknown>;
+  unsubscribe(stream: string): Promise<unknown>;
+  /** Subscribes every stream again after a reconnect; resolves when all are answered. */
+  subscribeAll(streams: string[]): Promise<unknown>;
+}
+
 export interface SubscriptionEvents {
   /** SUBSCRIBE answered on the connection that is still up: every later wake-up will be seen. */
   confirmed(stream: string): void;
@@ -28,6 +36,8 @@ export interface SubscriptionEvents {
 
 interface Subscription {
   ready: Promise<void>;
+  /** Bumped when this stream's confirmation was lost: an answer to an older SUBSCRIBE is void. */
+  generation: number;
   /** `ready` has resolved: wake-ups flow (as far as any confirmation can say; see lost()). */
   settled: boolean;
   linger?: NodeJS.Timeout;
@@ -43,8 +53,7 @@ export class RedisSubscriptions {
   private closed = false;
 
   constructor(
-    private readonly sub: Redis | Cluster,
-    private readonly keys: RedisKeys,
+    private readonly channels: WakeChannels,
     private readonly options: SubscriptionOptions,
     private readonly events: SubscriptionEvents,
   ) {}
@@ -75,11 +84,11 @@ export class RedisSubscriptions {
       return known.settled ? undefined : known.ready;
     }
     const generation = this.generation;
-    const entry: Subscription = { ready: Promise.resolve(), settled: false };
-    entry.ready = this.send(() => this.sub.subscribe(this.keys.wakeChannel(stream))).then(
+    const entry: Subscription = { ready: Promise.resolve(), settled: false, generation: 0 };
+    entry.ready = this.send(() => this.channels.subscribe(stream)).then(
       () => {
         entry.settled = true;
-        if (this.subs.get(stream) === entry && generation === this.generation) this.events.confirmed(stream);
+        if (this.subs.get(stream) === entry && generation === this.generation && entry.generation === 0) this.events.confirmed(stream);
       },
       (err: Error) => {
         if (this.subs.get(stream) === entry) this.subs.delete(stream);
@@ -117,9 +126,30 @@ export class RedisSubscriptions {
   async resubscribe(): Promise<void> {
     const generation = this.generation;
     const entries = [...this.subs];
-    if (entries.length) await this.sub.subscribe(...entries.map(([stream]) => this.keys.wakeChannel(stream)));
+    if (entries.length) await this.channels.subscribeAll(entries.map(([stream]) => stream));
     if (generation !== this.generation) return;
     for (const [stream, entry] of entries) if (this.subs.get(stream) === entry) this.events.confirmed(stream);
+  }
+
+  /**
+   * These streams' subscriptions were lost (a cluster shard's connection, a moved slot): subscribe
+   * each again and confirm it. Resolves with the streams confirmed again (still subscribed here).
+   */
+  async resubscribeSome(streams: readonly string[]): Promise<string[]> {
+    const again = await Promise.all(streams.map(async (stream) => {
+      const entry = this.subs.get(stream);
+      if (!entry) return undefined;
+      const generation = ++entry.generation;
+      try {
+        await this.channels.subscribe(stream);
+      } catch {
+        return undefined;
+      }
+      if (this.subs.get(stream) !== entry || entry.generation !== generation) return undefined;
+      this.events.confirmed(stream);
+      return stream;
+    }));
+    return again.filter((s): s is string => s !== undefined);
   }
 
   /** Stops every linger timer; later unsubscribes are local only. */
@@ -144,7 +174,7 @@ export class RedisSubscriptions {
     this.subs.delete(stream);
     this.events.released(stream);
     if (this.closed) return;
-    await this.send(() => this.sub.unsubscribe(this.keys.wakeChannel(stream))).catch((err: Error) => this.options.log.debug({ err: err.message }, 'unsubscribe failed'));
+    await this.send(() => this.channels.unsubscribe(stream)).catch((err: Error) => this.options.log.debug({ err: err.message }, 'unsubscribe failed'));
   }
 
   /**

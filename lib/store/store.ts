@@ -71,8 +71,11 @@ export const WAKE_MESSAGES_MAX_BYTES = 16 * 1024;
 export interface StoreListener {
   /** A stream this process subscribed to has new messages. */
   wake(stream: string, hint: WakeHint): void;
-  /** Wake-ups may have been lost (e.g. the subscriber connection dropped): re-read everything. */
-  resync(): void;
+  /**
+   * Wake-ups may have been lost: re-read the given streams, or every stream when none are given
+   * (e.g. the subscriber connection dropped; a cluster shard's connection names only its streams).
+   */
+  resync(streams?: readonly string[]): void;
 }
 
 export interface Store {

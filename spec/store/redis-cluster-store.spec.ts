@@ -1,5 +1,5 @@
 /**
- * The store on a 3-master Redis Cluster (ioredis Cluster): the same contract as a single Redis,
+ * The store on the run's Redis Cluster (3 masters, 3 replicas): the same contract as a single Redis,
  * no CROSSSLOT, and a long-poll woken through the cluster.
  */
 import { expect } from 'chai';
@@ -16,6 +16,11 @@ const clusterFactory: StoreFactory = async (retention) => {
   return redisHarness(cluster.url, true, cluster.client(), retention);
 };
 
+const classicFactory: StoreFactory = async (retention) => {
+  const cluster = await sharedRedisCluster();
+  return redisHarness(cluster.url, true, cluster.client(), retention, false);
+};
+
 describe('Redis Cluster', function () {
   this.timeout(30_000);
   before(async function () {
@@ -24,6 +29,7 @@ describe('Redis Cluster', function () {
   });
 
   storeContract('redis cluster', clusterFactory);
+  storeContract('redis cluster, classic pub/sub (redis.shardedPubSub false)', classicFactory);
 
   describe('long-poll through the cluster', () => {
     let gw: TestGateway;

@@ -14,11 +14,11 @@ import type { StoreHarness } from './contract.js';
 
 const log = createLogger('silent');
 
-export async function redisHarness(url: string, cluster: boolean, admin: Redis | Cluster, retention: (stream: string) => RetentionRule): Promise<StoreHarness> {
+export async function redisHarness(url: string, cluster: boolean, admin: Redis | Cluster, retention: (stream: string) => RetentionRule, shardedPubSub = true): Promise<StoreHarness> {
   const keyPrefix = uniquePrefix();
   const keys = new RedisKeys(keyPrefix);
-  // The tail cache on, as configured by default (it is off in cluster mode whatever the config says).
-  const store = new RedisStore({ url, keyPrefix, cluster, commandTimeoutMs: 2000, retention, tailCache: testConfig().redis.tailCache, log });
+  // The tail cache on, as configured by default (off with classic pub/sub on a cluster whatever the config says).
+  const store = new RedisStore({ url, keyPrefix, cluster, shardedPubSub, commandTimeoutMs: 2000, retention, tailCache: testConfig().redis.tailCache, log });
   await store.connect();
   return {
     store,

@@ -279,11 +279,11 @@ describe('RedisStore tail cache (Redis only)', function () {
         for (const s of ['m:1', 'm:2', 'm:3']) await q.store.unsubscribe(s);
         expect(q.store.stats()).to.include({ lingeringStreams: 2, subscribedStreams: 2 });
         // A PING on the subscriber connection is answered after the UNSUBSCRIBE sent before it.
-        await q.store['sub'].ping();
+        await q.store['sub']!.ping();
         expect(await subscribers('m:1')).to.equal(0);
         expect(await subscribers('m:3')).to.equal(1);
         await waitFor(() => q.store.stats().subscribedStreams === 0, 'the lingering subscriptions to end', 5000);
-        await q.store['sub'].ping();
+        await q.store['sub']!.ping();
         expect(await subscribers('m:2') + (await subscribers('m:3'))).to.equal(0);
         expect(q.store.stats()).to.include({ lingeringStreams: 0, tailStreams: 0 });
       } finally {

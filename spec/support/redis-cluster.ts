@@ -1,7 +1,9 @@
 /**
- * A 3-master Redis Cluster for tests, started once per run on demand (like sharedRedis) and
- * stopped by the root hooks: three redis-server --cluster-enabled yes in temp dirs, joined with
- * redis-cli --cluster create, ready once every node reports cluster_state:ok.
+ * Redis Clusters for tests: 3 masters and (by default) a replica each on free ports, in temp dirs,
+ * joined with redis-cli --cluster create, ready once every node reports cluster_state:ok and every
+ * replica's link to its master is up. The run shares one (started on first use, stopped by the
+ * root hooks); fault tests that kill nodes start their own. Helpers read the live topology, count
+ * commands (INFO commandstats) and migrate a slot by hand.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -14,53 +16,174 @@ const run = promisify(execFile);
 export interface RedisCluster {
   /** One seed node's URL (what redis.url is with redis.cluster true). */
   url: string;
+  /** Every node the harness started, masters first (as created; failovers change the roles). */
   nodes: RedisServer[];
   /** A cluster client for test assertions; the caller disconnects it. */
   client(): Cluster;
+  stop(): Promise<void>;
 }
 
-let shared: Promise<RedisCluster> | undefined;
+export interface ClusterOptions {
+  masters?: number;
+  /** Replicas per master (default 1). */
+  replicas?: number;
+  /** cluster-node-timeout, ms: how long a dead master goes unnoticed (default 2000). */
+  nodeTimeoutMs?: number;
+  /** More redis-server arguments for every node. */
+  extraArgs?: string[];
+}
 
-async function start(): Promise<RedisCluster> {
-  const ports = [await freePort(), await freePort(), await freePort()];
+/** A plain connection to one node for assertions; the caller disconnects it. */
+export function nodeClient(port: number): Redis {
+  return new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: false });
+}
+
+/** Starts a cluster; stop() kills every node. */
+export async function startRedisCluster(options: ClusterOptions = {}): Promise<RedisCluster> {
+  const masters = options.masters ?? 3;
+  const replicas = options.replicas ?? 1;
+  const ports: number[] = [];
+  for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
   const nodes: RedisServer[] = [];
+  const stop = async () => void (await Promise.all(nodes.map((n) => n.stop())));
   try {
-    for (const port of ports) {
-      nodes.push(await startRedisServer({ port, extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'] }));
-    }
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
-    for (const port of ports) {
-      const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
-      try {
-        const deadline = Date.now() + 15_000;
-        while (!/cluster_state:ok/.test(String(await admin.call('CLUSTER', 'INFO')))) {
-          if (Date.now() > deadline) throw new Error(`cluster node ${port} never reported cluster_state:ok`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      } finally {
-        admin.disconnect();
-      }
-    }
+    nodes.push(...(await Promise.all(ports.map((port) => startRedisServer({
+      port,
+      extraArgs: [
+        '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
+        '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 2000),
+        // A replica's first sync would otherwise wait 5 s for more replicas to share it.
+        '--repl-diskless-sync-delay', '0',
+        ...(options.extraArgs ?? []),
+      ],
+    })))));
+    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+    await Promise.all(ports.map((port) => untilNodeReady(port)));
   } catch (err) {
-    await Promise.all(nodes.map((n) => n.stop()));
+    await stop();
     throw err;
   }
   return {
     url: `redis://127.0.0.1:${ports[0]}`,
     nodes,
     client: () => new Cluster([{ host: '127.0.0.1', port: ports[0]! }], { redisOptions: { maxRetriesPerRequest: 1 } }),
+    stop,
   };
 }
 
-/** The run's cluster, started on first use. */
+/** Resolves once the node says the cluster is ok and, if it is a replica, its master link is up. */
+export async function untilNodeReady(port: number, timeoutMs = 15_000): Promise<void> {
+  const admin = nodeClient(port);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [info, replication] = await Promise.all([admin.call('CLUSTER', 'INFO'), admin.info('replication')]);
+      if (/cluster_state:ok/.test(String(info)) && (!/role:slave/.test(replication) || /master_link_status:up/.test(replication))) return;
+      if (Date.now() > deadline) throw new Error(`cluster node ${port} not ready: ${String(info).split('\r\n')[0]}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    admin.disconnect();
+  }
+}
+
+let shared: Promise<RedisCluster> | undefined;
+
+/** The run's cluster (3 masters, 3 replicas), started on first use. Tests must not kill its nodes. */
 export function sharedRedisCluster(): Promise<RedisCluster> {
-  return (shared ??= start());
+  return (shared ??= startRedisCluster());
 }
 
 export async function stopSharedRedisCluster(): Promise<void> {
   const c = shared;
   shared = undefined;
   if (!c) return;
-  const cluster = await c.catch(() => undefined);
-  await Promise.all(cluster?.nodes.map((n) => n.stop()) ?? []);
+  await (await c.catch(() => undefined))?.stop();
+}
+
+export interface ShardInfo {
+  /** The master's port and node id. */
+  port: number;
+  id: string;
+  /** Slot ranges it serves, inclusive. */
+  ranges: [number, number][];
+  replicas: number[];
+}
+
+/** The masters and their slots as the node on `port` sees them (CLUSTER SLOTS). */
+export async function shards(port: number): Promise<ShardInfo[]> {
+  const admin = nodeClient(port);
+  try {
+    const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string], ...[string, number, string][]][];
+    const byId = new Map<string, ShardInfo>();
+    for (const [lo, hi, [, masterPort, id], ...reps] of slots) {
+      const shard = byId.get(id) ?? { port: masterPort, id, ranges: [], replicas: reps.map((r) => r[1]) };
+      shard.ranges.push([lo, hi]);
+      byId.set(id, shard);
+    }
+    return [...byId.values()].sort((a, b) => a.port - b.port);
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** The master serving a slot, as the node on `port` sees it. */
+export async function ownerOf(port: number, slot: number): Promise<ShardInfo> {
+  const found = (await shards(port)).find((s) => s.ranges.some(([lo, hi]) => slot >= lo && slot <= hi));
+  if (!found) throw new Error(`no master serves slot ${slot}`);
+  return found;
+}
+
+/** Calls of each command on one node so far (INFO commandstats; 0 for a command never called). */
+export async function commandCalls(port: number, commands: readonly string[]): Promise<Record<string, number>> {
+  const admin = nodeClient(port);
+  try {
+    const stats = await admin.info('commandstats');
+    return Object.fromEntries(commands.map((c) => [c, Number(new RegExp(`^cmdstat_${c.toLowerCase()}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0)]));
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** The sum over nodes of commandCalls. */
+export async function commandCallsOn(ports: readonly number[], commands: readonly string[]): Promise<Record<string, number>> {
+  const total: Record<string, number> = Object.fromEntries(commands.map((c) => [c, 0]));
+  for (const stats of await Promise.all(ports.map((p) => commandCalls(p, commands)))) for (const c of commands) total[c]! += stats[c]!;
+  return total;
+}
+
+/**
+ * Moves one slot and its keys from one master to another the way redis-cli --cluster reshard
+ * does: IMPORTING on the target, MIGRATING on the source, MIGRATE the keys, SETSLOT NODE on the
+ * target, then on the source (which pushes `sunsubscribe` to the slot's sharded subscribers), then
+ * on every other master. `betweenOwners` runs after the target took the slot and before the source
+ * gave it up: an append then runs on the target (the source answers ASK) while subscribers are
+ * still on the source.
+ */
+export async function migrateSlot(slot: number, from: ShardInfo, to: ShardInfo, others: readonly ShardInfo[], betweenOwners?: () => Promise<void>): Promise<void> {
+  const source = nodeClient(from.port);
+  const target = nodeClient(to.port);
+  try {
+    await target.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id);
+    await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
+    for (;;) {
+      const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+      if (!keys.length) break;
+      await source.call('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys);
+    }
+    await target.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+    await betweenOwners?.();
+    await source.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+    for (const other of others) {
+      const admin = nodeClient(other.port);
+      try {
+        await admin.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+      } finally {
+        admin.disconnect();
+      }
+    }
+  } finally {
+    source.disconnect();
+    target.disconnect();
+  }
 }

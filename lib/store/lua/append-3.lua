@@ -1,18 +1,22 @@
 --[[
   Appends messages to one stream's log, atomically: assign seqs, push, trim, refresh TTLs,
-  record idempotency keys, publish one wake-up (carrying the appended messages when they fit).
+  record idempotency keys, publish one wake-up (carrying the appended messages when they fit):
+  SPUBLISH on a Redis Cluster, so only the shard that owns the stream carries it, else PUBLISH.
   Starts a new epoch when the Redis process that serves the stream is not the one that last
   wrote it (see "Redis restarts" below).
 
-  KEYS[1] meta  hash: e = epoch, s = last seq, r = run_id of the Redis process that last wrote
+  KEYS[1] meta  hash: e = epoch, s = last seq, r = run_id of the Redis process that last wrote,
+                n = its cluster node id ('' outside a cluster)
   KEYS[2] log   list of stored message JSON, oldest first (seq of index i = first + i)
   KEYS[3] ids   sorted set: idempotency key -> seq, trimmed with the log (idempotency window = retained log)
 
   ARGV[1] maxLength        ARGV[2] log TTL (ms)       ARGV[3] meta TTL (ms)
   ARGV[4] epoch to use for a new log, or after a Redis restart
-  ARGV[5] wake-up channel  ARGV[6] stored JSON before the seq
+  ARGV[5] wake-up channel, in the keys' hash slot (it carries their hash tag)
+  ARGV[6] stored JSON before the seq
   ARGV[7] most bytes of messages a wake-up may carry (0: never carry them)
-  ARGV[8], ARGV[9], ...    pairs of (idempotency key, stored JSON after the seq); the key is the
+  ARGV[8] "1": wake with SPUBLISH (sharded pub/sub, Redis >= 7.0), "0": PUBLISH
+  ARGV[9], ARGV[10], ...   pairs of (idempotency key, stored JSON after the seq); the key is the
                            message id scoped by its sender (idempotencyKey in store.ts)
 
   Wake-up payload: "<epoch>:<last seq>", followed by "\n" and the appended messages joined by
@@ -28,13 +32,48 @@
   would drop them as duplicates. run_id changes on every Redis start, so a stream first written
   by a new process gets a new epoch (its seqs go on, its log and ids are kept): every reader is
   told "reset" instead of silently skipping. INFO is callable from scripts; it costs ~10 us.
+
+  Slot migrations: MIGRATE moves a stream's keys from a live master exactly as they are, so a
+  stream last written by another node that is still a healthy master (CLUSTER NODES) came here by
+  migration and keeps its epoch; its readers see nothing happen. Written last by this node in an
+  earlier process (a restart), or by a master that failed or is a replica now (a failover to us,
+  a replica that may have lagged), it starts a new epoch as above.
 ]]
 local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
 local maxLength = tonumber(ARGV[1])
 
-local runId = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
-local state = redis.call('HMGET', meta, 'e', 'r')
+local server = redis.call('INFO', 'server')
+local runId = string.match(server, 'run_id:(%x+)')
+local state = redis.call('HMGET', meta, 'e', 'r', 'n')
 local epoch = state[1]
+
+-- This node's cluster id, '' outside a cluster; asked only when the stream's writer changes.
+local function myNodeId()
+  if string.find(server, 'redis_mode:cluster', 1, true) then
+    return redis.call('CLUSTER', 'MYID')
+  end
+  return ''
+end
+
+-- Whether `node` is another master that is up and connected, as this node sees the cluster.
+local function isHealthyOtherMaster(node, me)
+  if not node or node == '' or node == me then
+    return false
+  end
+  local nodes = '\n' .. redis.call('CLUSTER', 'NODES')
+  local start = string.find(nodes, '\n' .. node .. ' ', 1, true)
+  if not start then
+    return false
+  end
+  local line = string.match(nodes, '[^\n]+', start + 1)
+  local flags, link = string.match(line, '^%S+ %S+ (%S+) %S+ %S+ %S+ %S+ (%S+)')
+  if not flags or link ~= 'connected' then
+    return false
+  end
+  return string.find(',' .. flags .. ',', ',master,', 1, true) ~= nil
+    and not string.find(flags, 'fail', 1, true) and not string.find(flags, 'noaddr', 1, true)
+end
+
 if not epoch then
   -- A new log: whatever survived of an older one must not be served under the new epoch.
   epoch = ARGV[4]
@@ -43,10 +82,15 @@ if not epoch then
   if redis.call('EXISTS', log, ids) > 0 then
     redis.call('DEL', log, ids)
   end
-  redis.call('HSET', meta, 'e', epoch, 's', '0', 'r', runId)
+  redis.call('HSET', meta, 'e', epoch, 's', '0', 'r', runId, 'n', myNodeId())
 elseif state[2] ~= runId then
-  epoch = ARGV[4]
-  redis.call('HSET', meta, 'e', epoch, 'r', runId)
+  local me = myNodeId()
+  if isHealthyOtherMaster(state[3], me) then
+    redis.call('HSET', meta, 'r', runId, 'n', me)
+  else
+    epoch = ARGV[4]
+    redis.call('HSET', meta, 'e', epoch, 'r', runId, 'n', me)
+  end
 end
 
 local last = tonumber(redis.call('HGET', meta, 's'))
@@ -57,7 +101,7 @@ local carry = tonumber(ARGV[7])
 local carried = {}
 local carriedBytes = 0
 
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   local key = ARGV[i]
   local prev = redis.call('ZSCORE', ids, key)
   if prev and tonumber(prev) >= first then
@@ -98,7 +142,11 @@ if appended > 0 then
   if carry > 0 and appended <= maxLength then
     wake = wake .. '\n' .. table.concat(carried, '\n')
   end
-  redis.call('PUBLISH', ARGV[5], wake)
+  if ARGV[8] == '1' then
+    redis.call('SPUBLISH', ARGV[5], wake)
+  else
+    redis.call('PUBLISH', ARGV[5], wake)
+  end
 end
 
 return out
