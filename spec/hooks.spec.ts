@@ -106,6 +106,18 @@ describe('server hooks', () => {
       expect(events.find((e) => e.subject === 'pat' && e.kind === 'disconnect')).to.include({ transport: 'sse', reason: 'closed' });
     });
 
+    it('ends a subject\'s connections with gateway.disconnect(), and tells onDisconnect why', async () => {
+      const token = await gateway.mintToken({ sub: 'kim', streams: ['*'], pub: ['*'], ttlSeconds: 600 });
+      const ws = await WsClient.open(url, { token });
+      await ws.subscribe(['k:1']);
+      expect(await gateway.disconnect('kim')).to.deep.equal({ sub: 'kim', connections: 1 });
+      expect((await ws.closed).code).to.equal(4403);
+      expect(events.filter((e) => e.subject === 'kim').map((e) => [e.kind, e.transport, e.reason])).to.deep.equal([
+        ['connect', 'ws', undefined],
+        ['disconnect', 'ws', 'disconnected'],
+      ]);
+    });
+
     it('refuses options that are not functions, and authorize together with hooks.url', async () => {
       const base = { auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' as const } };
       await createGateway({ ...base, authorize: 'yes' as never }).then(() => expect.fail('accepted'), (err: Error) => expect(err.message).to.match(/authorize: must be a function/));
