@@ -62,7 +62,7 @@ const schema = z.strictObject({
     ackTimeoutMs: z.number().int().min(1).max(60_000).default(500),
     /** Lingering subscriptions and the per-stream tail cache (docs/PERFORMANCE.md, docs/GUARANTEES.md). */
     tailCache: z.strictObject({
-      /** Answer reads at a subscribed stream's head from memory (default true; never in cluster mode). */
+      /** Answer reads at a subscribed stream's head from memory (default true; on a cluster only with shardedPubSub). */
       enabled: z.boolean().default(true),
       /** A stream stays subscribed this long after its last waiter leaves (default 60 s; 0: unsubscribe at once). */
       lingerSeconds: z.number().int().min(0).max(3600).default(60),

@@ -131,7 +131,7 @@ export class RedisStore implements Store {
       client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'redis connection error'));
     }
     const tail = options.tailCache;
-    if (tail?.enabled && !options.cluster) {
+    if (tail?.enabled && !this.sub?.isCluster) {
       this.tail = new TailCache({
         maxMessages: tail.maxMessages,
         maxBytes: tail.maxBytes,
@@ -275,8 +275,21 @@ export class RedisStore implements Store {
     const messages = reply.slice(6) as string[];
     const read: StreamRead = { stream, epoch, lastSeq, firstSeq, after: epoch === '' ? after : Math.max(after, firstSeq - 1), messages };
     if (nextBytes > 0) read.nextBytes = nextBytes;
-    if (ticket) this.tail!.seed(stream, ticket, read, Number(reply[3]));
+    if (ticket && this.readsWhereSubscribed(stream)) this.tail!.seed(stream, ticket, read, Number(reply[3]));
     return read;
+  }
+
+  /**
+   * On a cluster, whether reads of the stream go to the master its subscription is confirmed on. A
+   * MOVED reply re-routes reads before the slot map refresh moves the subscription: a read from the
+   * new owner must not seed a cache that still hears the old one.
+   */
+  private readsWhereSubscribed(stream: string): boolean {
+    if (!this.sharded) return true;
+    const subscribed = this.sharded.confirmedAt(this.keys.wakeChannel(stream));
+    const owner = (this.cmd as Cluster).slots[streamSlot(stream)]?.[0];
+    if (subscribed && owner && subscribed !== owner) this.sharded.checkOwners();
+    return subscribed !== undefined && subscribed === owner;
   }
 
   /** The head the tail cache holds for a subscribed stream, when it could answer a read from memory. */

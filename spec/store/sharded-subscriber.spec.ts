@@ -189,6 +189,39 @@ describe('sharded pub/sub on a Redis Cluster', function () {
     });
   });
 
+  describe('the tail cache in cluster mode', () => {
+    it('does not seed from a read the slot map sent to another master than the one its subscription hears', async () => {
+      const keyPrefix = uniquePrefix();
+      const s = await listeningStore(cluster, keyPrefix);
+      const other = await otherStore(cluster, keyPrefix);
+      try {
+        const stream = 'seed:1';
+        const slot = streamSlot(stream);
+        await s.store.subscribe(stream);
+        await other.append(stream, [msg('a')]);
+        await s.store.read(stream, 0, 10);
+        expect(s.store.stats().tailStreams, 'seeded where it is subscribed').to.equal(1);
+        // Deaf to the move: the old owner's sunsubscribe and the slot map's news are both ignored.
+        const sharded = s.store['sharded']!;
+        sharded['onDropped'] = () => undefined;
+        sharded.checkOwners = () => undefined;
+        const all = await shards(cluster.nodes[0]!.port);
+        const from = all.find((m) => m.ranges.some(([lo, hi]) => slot >= lo && slot <= hi))!;
+        const to = all.find((m) => m !== from)!;
+        await migrateSlot(slot, from, to, all.filter((m) => m !== from && m !== to));
+        s.store['tail']!.forget();
+        // The first read meets MOVED and is answered by the new owner; neither it nor the next seeds.
+        const reads = s.store.stats().redisReads;
+        await s.store.read(stream, 0, 10);
+        await s.store.read(stream, 0, 10);
+        expect(s.store.stats().redisReads - reads).to.equal(2);
+        expect(s.store.stats().tailStreams).to.equal(0);
+      } finally {
+        await Promise.all([s.store.close(), other.close()]);
+      }
+    });
+  });
+
   describe('ShardedSubscriber', () => {
     it('reports a subscription lost, and leaves its node, when the slot map names another owner', async () => {
       const all = await shards(cluster.nodes[0]!.port);
