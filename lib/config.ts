@@ -346,8 +346,6 @@ function checkCombinations(c: Parsed): string[] {
     if (c.redis.ackTimeoutMs >= c.redis.commandTimeoutMs) {
       problems.push('redis.ackTimeoutMs must be below redis.commandTimeoutMs (the confirmation runs inside the command deadline)');
     }
-    // WAIT and WAITAOF confirm the writes of the connection they run on, which in a cluster is one node of many.
-    if (c.redis.cluster) problems.push('redis.ackDurability must be "none" with redis.cluster (WAIT/WAITAOF confirm one node\'s connection)');
   }
   if (c.limits.dataBytes > c.limits.bodyBytes) problems.push('limits.dataBytes must not exceed limits.bodyBytes');
   for (const [i, r] of [c.retention.default, ...c.retention.overrides].entries()) {

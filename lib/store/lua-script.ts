@@ -32,4 +32,16 @@ export class LuaScript {
       return (await client.eval(this.source, this.numberOfKeys, ...args)) as Reply;
     }
   }
+
+  /**
+   * Runs the script on the target of an ASK redirection (a slot being migrated): ASKING, then
+   * EVAL in the same write, since ASKING holds for one command only (an EVALSHA answered NOSCRIPT
+   * would use it up).
+   */
+  async runAsking(client: Redis, args: (string | number)[]): Promise<Reply> {
+    const results = (await client.pipeline().asking().eval(this.source, this.numberOfKeys, ...args).exec()) ?? [];
+    const [, [err, reply] = [new Error('no reply to EVAL after ASKING')]] = results;
+    if (err) throw err;
+    return reply as Reply;
+  }
 }

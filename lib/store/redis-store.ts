@@ -11,18 +11,19 @@ import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { LuaScript, type Reply } from './lua-script.js';
-import { DurableAcks } from './redis-durability.js';
+import { ClusterDurableAppends, SingleDurableAppends, type DurableAppends } from './redis-durability.js';
 import { RedisKeys, streamSlot } from './redis-keys.js';
 import { RedisSubscriptions, type WakeChannels } from './redis-subscriptions.js';
 import { ShardedSubscriber } from './sharded-subscriber.js';
 import type { NodeAddress } from './shard-connection.js';
+import type { SlotOwners } from './redis-durability.js';
 import { TailCache } from './tail-cache.js';
 import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 type Client = Redis | Cluster;
 
 /** Redis replies that mean "not stored, try again" rather than a bug of ours. */
-const TRANSIENT_REPLY = /^(OOM|BUSY|LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MISCONF)\b/;
+const TRANSIENT_REPLY = /^(OOM|BUSY|LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 export interface RedisStoreOptions {
   url: string;
@@ -64,8 +65,8 @@ export class RedisStore implements Store {
   private readonly sharded?: ShardedSubscriber;
   /** Streams confirmed again after a shard's loss, whose waiters re-read at the next turn. */
   private resyncing?: Set<string>;
-  /** Appends and their WAIT/WAITAOF, when acknowledgements wait for durability (single Redis only). */
-  private readonly acks?: DurableAcks;
+  /** Appends and their WAIT/WAITAOF, when acknowledgements wait for durability. */
+  private readonly acks?: DurableAppends;
   private readonly keys: RedisKeys;
   private readonly deadlines: CommandDeadlines;
   private readonly appendScript = new LuaScript('append-3', 3);
@@ -123,10 +124,18 @@ export class RedisStore implements Store {
     } else {
       this.cmd = new Redis(options.url, commandOptions);
       this.sub = new Redis(options.url, subscriberOptions);
-      const ack = options.ack;
-      if (ack && ack.durability !== 'none') this.acks = new DurableAcks(options.url, commandOptions, { ...ack, durability: ack.durability }, options.log);
     }
-    for (const client of [this.cmd, ...(this.sub ? [this.sub] : []), ...(this.acks ? [this.acks.client] : [])]) {
+    const ack = options.ack;
+    if (ack && ack.durability !== 'none') {
+      const acks = { ...ack, durability: ack.durability };
+      this.acks = options.cluster
+        ? new ClusterDurableAppends(this.slotOwners(this.cmd as Cluster), (node) => {
+          const { host, port, tls, username, password } = this.nodeAddress(node);
+          return { ...commandOptions, host, port, username, password, tls: tls ? { servername: host } : undefined };
+        }, acks, options.log)
+        : new SingleDurableAppends(options.url, options.url, commandOptions, acks, options.log);
+    }
+    for (const client of [this.cmd, ...(this.sub ? [this.sub] : []), ...(options.cluster ? [] : this.acks?.clients ?? [])]) {
       // An 'error' event without a listener would crash the process; reconnects are automatic.
       client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'redis connection error'));
     }
@@ -158,18 +167,11 @@ export class RedisStore implements Store {
 
   /** Sharded pub/sub on the command client's slot map, with the seed URL's credentials and TLS for every node. */
   private shardedSubscriber(cluster: Cluster): ShardedSubscriber {
-    const seed = new URL(this.options.url);
-    const credentials = { tls: seed.protocol === 'rediss:', username: decodeURIComponent(seed.username) || undefined, password: decodeURIComponent(seed.password) || undefined };
+    const owners = this.slotOwners(cluster);
     const sharded = new ShardedSubscriber(
       {
-        topology: {
-          owner: (slot) => cluster.slots[slot]?.[0],
-          refresh: () => new Promise((resolve) => cluster.refreshSlotsCache(() => resolve())),
-        },
-        address: (node): NodeAddress => {
-          const at = node.lastIndexOf(':');
-          return { host: node.slice(0, at), port: Number(node.slice(at + 1)), ...credentials };
-        },
+        topology: owners,
+        address: (node) => this.nodeAddress(node),
         connectTimeoutMs: 2000,
         log: this.options.log,
       },
@@ -180,6 +182,28 @@ export class RedisStore implements Store {
     );
     cluster.on('refresh', () => sharded.checkOwners());
     return sharded;
+  }
+
+  /** The command client's slot map. */
+  private slotOwners(cluster: Cluster): SlotOwners {
+    return {
+      owner: (slot) => cluster.slots[slot]?.[0],
+      masters: () => [...new Set(cluster.slots.map((nodes) => nodes[0]!))],
+      refresh: () => new Promise((resolve) => cluster.refreshSlotsCache(() => resolve())),
+    };
+  }
+
+  /** A cluster node ("host:port" from the slot map), with the seed URL's credentials and TLS. */
+  private nodeAddress(node: string): NodeAddress {
+    const seed = new URL(this.options.url);
+    const at = node.lastIndexOf(':');
+    return {
+      host: node.slice(0, at),
+      port: Number(node.slice(at + 1)),
+      tls: seed.protocol === 'rediss:',
+      username: decodeURIComponent(seed.username) || undefined,
+      password: decodeURIComponent(seed.password) || undefined,
+    };
   }
 
   /** What RedisSubscriptions subscribes through: the classic subscriber, or the cluster's shards. */
@@ -202,7 +226,7 @@ export class RedisStore implements Store {
   /** Connects every client; throws StoreUnavailableError when Redis cannot be reached. */
   async connect(): Promise<void> {
     try {
-      await Promise.all([this.cmd.connect(), this.sub?.connect(), this.acks?.client.connect()]);
+      await Promise.all([this.cmd.connect(), this.sub?.connect(), this.acks?.connect()]);
     } catch (err) {
       throw new StoreUnavailableError(`cannot connect to Redis: ${(err as Error).message}`);
     }
@@ -233,10 +257,16 @@ export class RedisStore implements Store {
       this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES, this.publishFlag,
     ];
     for (const m of messages) args.push(idempotencyKey(m.sender, m.id), m.tail);
-    const client = this.acks?.client ?? this.cmd;
     let reply: Reply;
+    let on: Redis | undefined;
     try {
-      reply = await this.call(() => this.appendScript.run(client, args));
+      if (this.acks) {
+        const acks = this.acks;
+        // Where the WAIT that confirms it can follow it: on a cluster, the owner of the stream's slot.
+        ({ reply, on } = await this.call(() => acks.run(streamSlot(stream), (client, asking) => (asking ? this.appendScript.runAsking(client, args) : this.appendScript.run(client, args)))));
+      } else {
+        reply = await this.call(() => this.appendScript.run(this.cmd, args));
+      }
     } catch (err) {
       // It may have run and started a log with the spare epoch: never offer that one again.
       this.spareEpoch = newEpoch();
@@ -249,7 +279,7 @@ export class RedisStore implements Store {
     for (let i = 1; i < reply.length; i += 2) newest = Math.max(newest, Number(reply[i]));
     this.tail?.appended(stream, String(reply[0]), newest);
     // Stored and visible, but not confirmed durable: the sender must treat it as indeterminate.
-    if (this.acks && !(await this.call(() => this.acks!.confirm()))) {
+    if (on && !(await this.call(() => this.acks!.confirm(on)))) {
       throw new StoreUnavailableError(`stored but not confirmed (${this.options.ack!.durability}); retry with the same id`);
     }
     return messages.map((m, i) => ({
@@ -331,10 +361,9 @@ export class RedisStore implements Store {
     this.subscriptions.close();
     this.sharded?.close();
     this.tail?.clear();
-    await Promise.allSettled([this.cmd.quit(), this.sub?.quit(), this.acks?.client.quit()]);
+    await Promise.allSettled([this.cmd.quit(), this.sub?.quit(), this.acks?.close()]);
     this.cmd.disconnect();
     this.sub?.disconnect();
-    this.acks?.client.disconnect();
   }
 
   /**

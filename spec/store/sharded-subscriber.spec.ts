@@ -269,9 +269,11 @@ describe('sharded pub/sub on a Redis Cluster', function () {
         const from = all.find((m) => m.ranges.some(([lo, hi]) => slot >= lo && slot <= hi))!;
         const to = all.find((m) => m !== from)!;
         const target = await commandCallsOn([to.port], ['ssubscribe']);
-        await migrateSlot(slot, from, to, all.filter((m) => m !== from && m !== to), async () => {
-          // Runs on the new owner: the gateway's subscription is still on the old one, so this wake-up is lost.
-          await other.append(stream, [msg('during')]);
+        await migrateSlot(slot, from, to, all.filter((m) => m !== from && m !== to), {
+          betweenOwners: async () => {
+            // Runs on the new owner: the gateway's subscription is still on the old one, so this wake-up is lost.
+            await other.append(stream, [msg('during')]);
+          },
         });
         const r = await pending;
         expect(r.messages.map((m) => m.id)).to.deep.equal(['during']);

@@ -58,7 +58,7 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
       ],
     })))));
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
-    await Promise.all(ports.map((port) => untilNodeReady(port)));
+    await Promise.all(ports.map((port) => untilNodeReady(port, masters * replicas)));
   } catch (err) {
     await stop();
     throw err;
@@ -71,14 +71,18 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
   };
 }
 
-/** Resolves once the node says the cluster is ok and, if it is a replica, its master link is up. */
-export async function untilNodeReady(port: number, timeoutMs = 15_000): Promise<void> {
+/**
+ * Resolves once the node says the cluster is ok, knows `replicas` replicas in all (gossip tells
+ * the others late) and, if it is a replica, its master link is up.
+ */
+export async function untilNodeReady(port: number, replicas: number, timeoutMs = 15_000): Promise<void> {
   const admin = nodeClient(port);
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const [info, replication] = await Promise.all([admin.call('CLUSTER', 'INFO'), admin.info('replication')]);
-      if (/cluster_state:ok/.test(String(info)) && (!/role:slave/.test(replication) || /master_link_status:up/.test(replication))) return;
+      const [info, replication, nodes] = await Promise.all([admin.call('CLUSTER', 'INFO'), admin.info('replication'), admin.call('CLUSTER', 'NODES')]);
+      const known = String(nodes).split('\n').filter((l) => / (myself,)?slave /.test(l)).length;
+      if (/cluster_state:ok/.test(String(info)) && known === replicas && (!/role:slave/.test(replication) || /master_link_status:up/.test(replication))) return;
       if (Date.now() > deadline) throw new Error(`cluster node ${port} not ready: ${String(info).split('\r\n')[0]}`);
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -110,18 +114,25 @@ export interface ShardInfo {
   replicas: number[];
 }
 
-/** The masters and their slots as the node on `port` sees them (CLUSTER SLOTS). */
+/**
+ * The masters, their slots and their replicas as the node on `port` sees them (CLUSTER NODES: CLUSTER
+ * SLOTS leaves out a replica until something was replicated to it).
+ */
 export async function shards(port: number): Promise<ShardInfo[]> {
   const admin = nodeClient(port);
   try {
-    const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string], ...[string, number, string][]][];
-    const byId = new Map<string, ShardInfo>();
-    for (const [lo, hi, [, masterPort, id], ...reps] of slots) {
-      const shard = byId.get(id) ?? { port: masterPort, id, ranges: [], replicas: reps.map((r) => r[1]) };
-      shard.ranges.push([lo, hi]);
-      byId.set(id, shard);
-    }
-    return [...byId.values()].sort((a, b) => a.port - b.port);
+    const lines = String(await admin.call('CLUSTER', 'NODES')).trim().split('\n').map((l) => l.split(' '));
+    const portOf = (addr: string) => Number(addr.split('@')[0]!.split(':').at(-1));
+    const masters = lines.filter((l) => l[2]!.split(',').includes('master') && !l[2]!.includes('fail') && l.length > 8);
+    return masters.map((m) => ({
+      port: portOf(m[1]!),
+      id: m[0]!,
+      ranges: m.slice(8).filter((r) => !r.startsWith('[')).map((r) => {
+        const [lo, hi = lo] = r.split('-').map(Number) as [number, number?];
+        return [lo, hi] as [number, number];
+      }),
+      replicas: lines.filter((l) => l[3] === m[0] && !l[2]!.includes('fail')).map((l) => portOf(l[1]!)),
+    })).sort((a, b) => a.port - b.port);
   } finally {
     admin.disconnect();
   }
@@ -156,11 +167,12 @@ export async function commandCallsOn(ports: readonly number[], commands: readonl
  * Moves one slot and its keys from one master to another the way redis-cli --cluster reshard
  * does: IMPORTING on the target, MIGRATING on the source, MIGRATE the keys, SETSLOT NODE on the
  * target, then on the source (which pushes `sunsubscribe` to the slot's sharded subscribers), then
- * on every other master. `betweenOwners` runs after the target took the slot and before the source
- * gave it up: an append then runs on the target (the source answers ASK) while subscribers are
- * still on the source.
+ * on every other master. Hooks run inside the window: `afterKeysMoved` once the keys are on the
+ * target and before it owns the slot (the source answers ASK for them); `betweenOwners` after the
+ * target took the slot and before the source let go (an append then runs on the target, while
+ * sharded subscribers are still on the source, unless gossip told the source first).
  */
-export async function migrateSlot(slot: number, from: ShardInfo, to: ShardInfo, others: readonly ShardInfo[], betweenOwners?: () => Promise<void>): Promise<void> {
+export async function migrateSlot(slot: number, from: ShardInfo, to: ShardInfo, others: readonly ShardInfo[], hooks: { afterKeysMoved?: () => Promise<void>; betweenOwners?: () => Promise<void> } = {}): Promise<void> {
   const source = nodeClient(from.port);
   const target = nodeClient(to.port);
   try {
@@ -171,8 +183,9 @@ export async function migrateSlot(slot: number, from: ShardInfo, to: ShardInfo, 
       if (!keys.length) break;
       await source.call('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys);
     }
+    await hooks.afterKeysMoved?.();
     await target.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
-    await betweenOwners?.();
+    await hooks.betweenOwners?.();
     await source.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
     for (const other of others) {
       const admin = nodeClient(other.port);
