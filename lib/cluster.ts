@@ -6,6 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { ConfigError, type Config } from './config.js';
+import { usesRedis } from './store/redis-target.js';
 
 /** Parses `--workers N|auto` from argv; 1 (no cluster) when absent. Throws ConfigError. */
 export function workersFromArgv(argv: readonly string[]): number {
@@ -19,7 +20,7 @@ export function workersFromArgv(argv: readonly string[]): number {
 
 /** The memory store lives in one process: workers would each hold a different log. */
 export function assertClusterable(config: Config, workers: number): void {
-  if (workers > 1 && !config.redis.url) {
+  if (workers > 1 && !usesRedis(config.redis)) {
     throw new ConfigError('--workers needs the Redis store (set REDIS_URL): with the memory store each worker would keep its own log, and a message sent to one worker would never reach polls parked on another');
   }
 }

@@ -40,8 +40,15 @@ const schema = z.strictObject({
   /** Path prefix of every endpoint: "/" (default) or e.g. "/rt" for /rt/poll, /rt/send, /rt/ws, /rt/pollgate.js. */
   mount: z.string().regex(/^\/$|^(\/[A-Za-z0-9._~-]+)+$/, 'must be "/" or a path such as "/rt" (no trailing slash)').default('/'),
   redis: z.strictObject({
-    /** Empty (default) means the in-memory store: single process, not durable. */
+    /** Empty (default) means the in-memory store: single process, not durable (unless sentinels are set). */
     url: z.string().default(''),
+    /**
+     * Sentinels ("host:port") that know where the primary of `name` is (default none). With them the
+     * gateway asks Sentinel for the primary and follows a failover; url may still give credentials.
+     */
+    sentinels: z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be "host:port"')).default([]),
+    /** The Sentinel master group name (Sentinel's "sentinel monitor <name> ..."; required with sentinels). */
+    name: z.string().default(''),
     /** Prefix of every key and channel, so several deployments can share one Redis (default "pg:"). */
     keyPrefix: z.string().max(64).regex(/^[A-Za-z0-9_:.-]*$/).default('pg:'),
     /** A command that gets no answer in this time fails the request with 503 (default 2000 ms). */
@@ -307,6 +314,8 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
       keyPrefix: env.POLLGATE_REDIS_PREFIX,
       cluster: bool('POLLGATE_REDIS_CLUSTER'),
       shardedPubSub: bool('POLLGATE_REDIS_SHARDED_PUBSUB'),
+      sentinels: env.POLLGATE_REDIS_SENTINELS ? list(env.POLLGATE_REDIS_SENTINELS) : undefined,
+      name: env.POLLGATE_REDIS_NAME || undefined,
       ackDurability: env.POLLGATE_REDIS_ACK_DURABILITY || undefined,
     },
     auth: {
@@ -341,6 +350,12 @@ function checkCombinations(c: Parsed): string[] {
   // The server must never cut its own parked polls.
   if (c.poll.maxTimeoutSeconds * 1000 + 5000 > c.server.requestTimeoutMs) {
     problems.push('server.requestTimeoutMs must exceed poll.maxTimeoutSeconds by at least 5 s');
+  }
+  if (c.redis.sentinels.length) {
+    if (!c.redis.name) problems.push('redis.name must name the Sentinel master group when redis.sentinels are set');
+    if (c.redis.cluster) problems.push('redis.sentinels and redis.cluster cannot be combined (a cluster fails over by itself)');
+  } else if (c.redis.name) {
+    problems.push('redis.name is the Sentinel master group: it needs redis.sentinels');
   }
   if (c.redis.ackDurability !== 'none') {
     if (c.redis.ackTimeoutMs >= c.redis.commandTimeoutMs) {

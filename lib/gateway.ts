@@ -30,6 +30,7 @@ import { MemoryStore } from './store/memory-store.js';
 import { RedisControl } from './store/redis-control.js';
 import { RedisPresence } from './store/redis-presence.js';
 import { RedisStore } from './store/redis-store.js';
+import { usesRedis } from './store/redis-target.js';
 import type { Store } from './store/store.js';
 import { Subscriptions } from './subscriptions.js';
 import { LongPolls } from './transports/long-poll.js';
@@ -59,15 +60,17 @@ type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => v
 
 const STATIC_DIR = fileURLToPath(new URL('../../static', import.meta.url));
 
-/** The store the config asks for: memory when redis.url is empty, else Redis (connected). */
+/** The store the config asks for: memory when neither redis.url nor redis.sentinels is set, else Redis (connected). */
 export async function createStore(config: Config, log: Logger): Promise<Store> {
   const retention = (stream: string) => retentionFor(config, stream);
-  if (!config.redis.url) {
+  if (!usesRedis(config.redis)) {
     log.warn('memory store: single process and not durable; set redis.url (REDIS_URL) for durable or multi-node use');
     return new MemoryStore(retention);
   }
   const store = new RedisStore({
     url: config.redis.url,
+    sentinels: config.redis.sentinels,
+    name: config.redis.name,
     keyPrefix: config.redis.keyPrefix,
     cluster: config.redis.cluster,
     shardedPubSub: config.redis.shardedPubSub,
@@ -113,11 +116,11 @@ export class GatewayCore {
   static async create(config: Config, parts: GatewayParts = {}): Promise<GatewayCore> {
     const log = parts.log ?? createLogger(config.log.level);
     const store = parts.store ?? (await createStore(config, log));
-    const rateLimits = new RateLimits(config.rateLimits, log.child({ module: 'rate-limits' }), store.kind === 'redis' && config.redis.url ? config.redis : undefined);
+    const rateLimits = new RateLimits(config.rateLimits, log.child({ module: 'rate-limits' }), store.kind === 'redis' && usesRedis(config.redis) ? config.redis : undefined);
     await rateLimits.connect();
     let control: RedisControl | undefined;
-    if (store.kind === 'redis' && config.redis.url) {
-      control = new RedisControl({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, cluster: config.redis.cluster, commandTimeoutMs: config.redis.commandTimeoutMs, log: log.child({ module: 'control' }) });
+    if (store.kind === 'redis' && usesRedis(config.redis)) {
+      control = new RedisControl({ url: config.redis.url, sentinels: config.redis.sentinels, name: config.redis.name, keyPrefix: config.redis.keyPrefix, cluster: config.redis.cluster, commandTimeoutMs: config.redis.commandTimeoutMs, log: log.child({ module: 'control' }) });
       await control.connect();
     }
     const gateway = new GatewayCore(config, log, store, rateLimits, await loadStaticFiles(STATIC_DIR), parts.hooks ?? {}, control);

@@ -45,6 +45,7 @@ describe('assertClusterable', () => {
     expect(() => assertClusterable(testConfig(), 2)).to.throw(ConfigError, /REDIS_URL/);
     expect(() => assertClusterable(testConfig(), 1)).not.to.throw();
     expect(() => assertClusterable(testConfig({ redis: { url: 'redis://127.0.0.1:1' } }), 2)).not.to.throw();
+    expect(() => assertClusterable(testConfig({ redis: { sentinels: ['127.0.0.1:1'], name: 'm' } }), 2)).not.to.throw();
   });
 });
 

@@ -150,6 +150,15 @@ describe('loadConfig', function () {
       expect(refusal(() => load({}, { redis: { keyPrefix: 'a b' } }))).to.include('redis.keyPrefix');
     });
 
+    it('takes Sentinel as sentinels and a name, and refuses them half given or with a cluster', function () {
+      const c = load({ POLLGATE_REDIS_SENTINELS: '10.0.0.1:26379, 10.0.0.2:26379', POLLGATE_REDIS_NAME: 'mymaster' });
+      expect(c.redis).to.deep.include({ sentinels: ['10.0.0.1:26379', '10.0.0.2:26379'], name: 'mymaster', url: '' });
+      expect(refusal(() => load({}, { redis: { sentinels: ['10.0.0.1:26379'] } }))).to.include('redis.name must name the Sentinel master group');
+      expect(refusal(() => load({}, { redis: { name: 'mymaster' } }))).to.include('redis.name is the Sentinel master group: it needs redis.sentinels');
+      expect(refusal(() => load({}, { redis: { sentinels: ['10.0.0.1:26379'], name: 'm', cluster: true } }))).to.include('redis.sentinels and redis.cluster cannot be combined');
+      expect(refusal(() => load({}, { redis: { sentinels: ['10.0.0.1'], name: 'm' } }))).to.include('redis.sentinels.0');
+    });
+
     it('names every bad key at once', function () {
       const message = refusal(() => load({}, { port: -1, poll: { maxLimit: 0 } }));
       expect(message).to.include('port').and.to.include('poll.maxLimit');

@@ -10,6 +10,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 import type { Principal } from '../auth.js';
 import { BadRequestError, RateLimitedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { connectRedis } from '../store/redis-target.js';
 
 export interface RateLimitSettings {
   /** Messages appended per second via /send per client-token subject (a fan-out to n streams counts n); 0 disables. */
@@ -22,6 +23,9 @@ export interface RateLimitSettings {
 
 export interface RateLimitRedis {
   url: string;
+  /** Sentinels ("host:port") and the master group name, when Sentinel names the primary. */
+  sentinels?: readonly string[];
+  name?: string;
   keyPrefix: string;
   cluster: boolean;
   commandTimeoutMs: number;
@@ -49,7 +53,7 @@ export class RateLimits {
       const options = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout, connectTimeout: 2000 };
       this.client = redis.cluster
         ? new Cluster([redis.url], { redisOptions: options, enableOfflineQueue: false, lazyConnect: true })
-        : new Redis(redis.url, options);
+        : connectRedis(redis, options);
       this.client.on('error', (err: Error) => log.warn({ err: err.message }, 'rate-limit redis connection error'));
     }
     const make = (name: string, points: number): Limiter => {

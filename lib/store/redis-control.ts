@@ -7,9 +7,13 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { connectRedis } from './redis-target.js';
 
 export interface RedisControlOptions {
   url: string;
+  /** Sentinels ("host:port") and the master group name, when Sentinel names the primary. */
+  sentinels?: readonly string[];
+  name?: string;
   keyPrefix: string;
   cluster: boolean;
   commandTimeoutMs: number;
@@ -27,8 +31,8 @@ export class RedisControl {
     const common: RedisOptions = { lazyConnect: true, connectTimeout: 2000, retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000) };
     const cmd: RedisOptions = { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: options.commandTimeoutMs };
     const sub: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
-    this.cmd = options.cluster ? new Cluster([options.url], { redisOptions: cmd, enableOfflineQueue: false, lazyConnect: true }) : new Redis(options.url, cmd);
-    this.sub = options.cluster ? new Cluster([options.url], { redisOptions: sub, lazyConnect: true }) : new Redis(options.url, sub);
+    this.cmd = options.cluster ? new Cluster([options.url], { redisOptions: cmd, enableOfflineQueue: false, lazyConnect: true }) : connectRedis(options, cmd);
+    this.sub = options.cluster ? new Cluster([options.url], { redisOptions: sub, lazyConnect: true }) : connectRedis(options, sub);
     for (const client of [this.cmd, this.sub]) client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'control redis connection error'));
     this.sub.on('message', (channel: string, payload: string) => this.handlers.get(channel)?.(payload));
     this.sub.on('ready', () => {

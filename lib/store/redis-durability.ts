@@ -81,11 +81,10 @@ export class SingleDurableAppends implements DurableAppends {
   private readonly client: Redis;
   private readonly commits: GroupCommit;
 
-  /** `target` is a redis:// URL, or options that name the server (host and port, or Sentinel's). */
-  constructor(private readonly where: string, target: string | RedisOptions, options: RedisOptions, private readonly ack: AckOptions, private readonly log: Logger) {
-    const own = { ...options, enableAutoPipelining: false };
-    this.client = typeof target === 'string' ? new Redis(target, own) : new Redis({ ...target, ...own });
-    this.commits = new GroupCommit(this.client, ack);
+  /** `client` is a connection of its own (lazyConnect, no auto-pipelining) to the server or primary `where` names. */
+  constructor(private readonly where: string, client: Redis, private readonly ack: AckOptions, private readonly log: Logger) {
+    this.client = client;
+    this.commits = new GroupCommit(client, ack);
   }
 
   get clients(): readonly Redis[] {

@@ -17,6 +17,7 @@ import { RedisSubscriptions, type WakeChannels } from './redis-subscriptions.js'
 import { ShardedSubscriber } from './sharded-subscriber.js';
 import type { NodeAddress } from './shard-connection.js';
 import type { SlotOwners } from './redis-durability.js';
+import { connectRedis, describeTarget } from './redis-target.js';
 import { TailCache } from './tail-cache.js';
 import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
@@ -26,7 +27,11 @@ type Client = Redis | Cluster;
 const TRANSIENT_REPLY = /^(OOM|BUSY|LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 export interface RedisStoreOptions {
+  /** A server, a cluster seed node, or (with sentinels) only credentials, database and TLS. */
   url: string;
+  /** Sentinels ("host:port") to ask for the primary of `name` (not with cluster). */
+  sentinels?: readonly string[];
+  name?: string;
   keyPrefix: string;
   cluster: boolean;
   /** On a cluster, wake-ups by SPUBLISH/SSUBSCRIBE (default true); false: classic PUBLISH, which every node carries. */
@@ -122,8 +127,8 @@ export class RedisStore implements Store {
       if (sharded) this.sharded = this.shardedSubscriber(this.cmd as Cluster);
       else this.sub = new Cluster([options.url], { redisOptions: subscriberOptions, lazyConnect: true });
     } else {
-      this.cmd = new Redis(options.url, commandOptions);
-      this.sub = new Redis(options.url, subscriberOptions);
+      this.cmd = connectRedis(options, commandOptions);
+      this.sub = connectRedis(options, subscriberOptions);
     }
     const ack = options.ack;
     if (ack && ack.durability !== 'none') {
@@ -133,7 +138,7 @@ export class RedisStore implements Store {
           const { host, port, tls, username, password } = this.nodeAddress(node);
           return { ...commandOptions, host, port, username, password, tls: tls ? { servername: host } : undefined };
         }, acks, options.log)
-        : new SingleDurableAppends(options.url, options.url, commandOptions, acks, options.log);
+        : new SingleDurableAppends(describeTarget(options), connectRedis(options, { ...commandOptions, enableAutoPipelining: false }), acks, options.log);
     }
     for (const client of [this.cmd, ...(this.sub ? [this.sub] : []), ...(options.cluster ? [] : this.acks?.clients ?? [])]) {
       // An 'error' event without a listener would crash the process; reconnects are automatic.

@@ -18,7 +18,7 @@ const clusterFactory: StoreFactory = async (retention) => {
 
 const classicFactory: StoreFactory = async (retention) => {
   const cluster = await sharedRedisCluster();
-  return redisHarness(cluster.url, true, cluster.client(), retention, false);
+  return redisHarness(cluster.url, true, cluster.client(), retention, { shardedPubSub: false });
 };
 
 describe('Redis Cluster', function () {

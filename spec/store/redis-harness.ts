@@ -7,18 +7,18 @@ import type { Redis, Cluster } from 'ioredis';
 import type { RetentionRule } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { RedisKeys } from '../../lib/store/redis-keys.js';
-import { RedisStore } from '../../lib/store/redis-store.js';
+import { RedisStore, type RedisStoreOptions } from '../../lib/store/redis-store.js';
 import { testConfig } from '../support/gateway.js';
 import { uniquePrefix } from '../support/redis.js';
 import type { StoreHarness } from './contract.js';
 
 const log = createLogger('silent');
 
-export async function redisHarness(url: string, cluster: boolean, admin: Redis | Cluster, retention: (stream: string) => RetentionRule, shardedPubSub = true): Promise<StoreHarness> {
+export async function redisHarness(url: string, cluster: boolean, admin: Redis | Cluster, retention: (stream: string) => RetentionRule, more: Partial<RedisStoreOptions> = {}): Promise<StoreHarness> {
   const keyPrefix = uniquePrefix();
   const keys = new RedisKeys(keyPrefix);
   // The tail cache on, as configured by default (off with classic pub/sub on a cluster whatever the config says).
-  const store = new RedisStore({ url, keyPrefix, cluster, shardedPubSub, commandTimeoutMs: 2000, retention, tailCache: testConfig().redis.tailCache, log });
+  const store = new RedisStore({ url, keyPrefix, cluster, commandTimeoutMs: 2000, retention, tailCache: testConfig().redis.tailCache, log, ...more });
   await store.connect();
   return {
     store,

@@ -1,0 +1,168 @@
+/**
+ * A Sentinel-managed Redis for tests: a primary, a replica and 3 sentinels on free ports in temp
+ * dirs. The sentinels are told about each other and the replica up front (fixed ids, known-sentinel
+ * and known-replica lines), so the group is complete at once instead of after Sentinel's 2 s
+ * hello round. stop() kills every process.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from './ports.js';
+import { startRedisServer, type RedisServer } from './redis.js';
+
+export const SENTINEL_NAME = 'pgmaster';
+
+export interface RedisSentinelGroup {
+  name: string;
+  /** The sentinels as "host:port" (redis.sentinels). */
+  sentinels: string[];
+  /** Data nodes as started: [first primary, first replica] (a failover swaps the roles). */
+  nodes: RedisServer[];
+  sentinelServers: RedisServer[];
+  /** The port Sentinel names as the primary now. */
+  primaryPort(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface SentinelOptions {
+  /** Sentinel's down-after-milliseconds: how long a silent primary goes unnoticed (default 1000). */
+  downAfterMs?: number;
+  /** More redis-server arguments for the data nodes. */
+  extraArgs?: string[];
+}
+
+const sentinelId = (i: number) => String(i + 1).repeat(40);
+
+/** Starts redis-server in Sentinel mode with a config file of its own, resolving once it listens. */
+async function startSentinel(port: number, config: string): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'pollgate-sentinel-'));
+  const file = join(dir, 'sentinel.conf');
+  writeFileSync(file, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nlogfile ""\n${config}`);
+  const child = spawn('redis-server', [file, '--sentinel'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/Sentinel ID is|Ready to accept connections/.test(output)) {
+        child.stdout!.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`sentinel exited with ${code}: ${output.slice(-500)}`)));
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    owned: true,
+    process: child,
+    dir,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startRedisSentinelGroup(options: SentinelOptions = {}): Promise<RedisSentinelGroup> {
+  const stoppable: RedisServer[] = [];
+  const stop = async () => void (await Promise.all(stoppable.map((s) => s.stop())));
+  try {
+    const extra = ['--repl-diskless-sync-delay', '0', ...(options.extraArgs ?? [])];
+    const primary = await startRedisServer({ extraArgs: extra });
+    stoppable.push(primary);
+    const replica = await startRedisServer({ extraArgs: [...extra, '--replicaof', '127.0.0.1', String(primary.port)] });
+    stoppable.push(replica);
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const sentinels = await Promise.all(ports.map((port, i) => startSentinel(port, [
+      `sentinel myid ${sentinelId(i)}`,
+      `sentinel monitor ${SENTINEL_NAME} 127.0.0.1 ${primary.port} 2`,
+      `sentinel down-after-milliseconds ${SENTINEL_NAME} ${options.downAfterMs ?? 1000}`,
+      `sentinel failover-timeout ${SENTINEL_NAME} 5000`,
+      `sentinel known-replica ${SENTINEL_NAME} 127.0.0.1 ${replica.port}`,
+      ...ports.flatMap((other, j) => (j === i ? [] : [`sentinel known-sentinel ${SENTINEL_NAME} 127.0.0.1 ${other} ${sentinelId(j)}`])),
+    ].join('\n') + '\n')));
+    stoppable.push(...sentinels);
+    await untilReplicated(primary.port, 1);
+    const group: RedisSentinelGroup = {
+      name: SENTINEL_NAME,
+      sentinels: ports.map((p) => `127.0.0.1:${p}`),
+      nodes: [primary, replica],
+      sentinelServers: sentinels,
+      async primaryPort() {
+        const admin = new Redis(ports[0]!, '127.0.0.1', { maxRetriesPerRequest: 1 });
+        try {
+          return Number(((await admin.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_NAME)) as [string, string])[1]);
+        } finally {
+          admin.disconnect();
+        }
+      },
+      stop,
+    };
+    return group;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Resolves once the primary on `port` has `replicas` replicas online. */
+export async function untilReplicated(port: number, replicas: number, timeoutMs = 15_000): Promise<void> {
+  const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await admin.info('replication');
+      if ((info.match(/^slave\d+:.*state=online/gm) ?? []).length >= replicas) return;
+      if (Date.now() > deadline) throw new Error(`primary ${port} has no ${replicas} online replica(s)`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** Asks Sentinel for a failover now (SENTINEL FAILOVER) and resolves once it names another primary. */
+export async function failOver(group: RedisSentinelGroup, timeoutMs = 15_000): Promise<number> {
+  const before = await group.primaryPort();
+  const admin = new Redis(Number(group.sentinels[0]!.split(':')[1]), '127.0.0.1', { maxRetriesPerRequest: 1 });
+  try {
+    await admin.call('SENTINEL', 'FAILOVER', group.name);
+  } finally {
+    admin.disconnect();
+  }
+  return untilPrimaryMoves(group, before, timeoutMs);
+}
+
+/** Resolves with the new primary's port once Sentinel names another than `from`. */
+export async function untilPrimaryMoves(group: RedisSentinelGroup, from: number, timeoutMs = 15_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = await group.primaryPort();
+    if (now !== from) return now;
+    if (Date.now() > deadline) throw new Error(`Sentinel still names ${from} as the primary`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Resolves once the server on `port` reports the role (INFO replication). */
+export async function untilRole(port: number, role: 'master' | 'slave', timeoutMs = 15_000): Promise<void> {
+  const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (!new RegExp(`^role:${role}`, 'm').test(await admin.info('replication'))) {
+      if (Date.now() > deadline) throw new Error(`${port} is not ${role}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    admin.disconnect();
+  }
+}
