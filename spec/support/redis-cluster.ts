@@ -6,6 +6,9 @@
  * commands (INFO commandstats) and migrate a slot by hand.
  */
 import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { freePort } from './ports.js';
@@ -20,6 +23,10 @@ export interface RedisCluster {
   nodes: RedisServer[];
   /** A cluster client for test assertions; the caller disconnects it. */
   client(): Cluster;
+  /** SIGKILLs the node on `port` (its directory, and so its nodes.conf, stays). */
+  kill(port: number): Promise<void>;
+  /** Starts the node on `port` again from its directory: it rejoins the cluster as the same node. */
+  restart(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,10 +52,17 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
   const ports: number[] = [];
   for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
   const nodes: RedisServer[] = [];
-  const stop = async () => void (await Promise.all(nodes.map((n) => n.stop())));
-  try {
-    nodes.push(...(await Promise.all(ports.map((port) => startRedisServer({
+  const base = mkdtempSync(join(tmpdir(), 'pollgate-cluster-'));
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    rmSync(base, { recursive: true, force: true });
+  };
+  const startNode = (port: number) => {
+    const dir = join(base, String(port));
+    mkdirSync(dir, { recursive: true });
+    return startRedisServer({
       port,
+      dir,
       extraArgs: [
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
         '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 2000),
@@ -56,7 +70,10 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
         '--repl-diskless-sync-delay', '0',
         ...(options.extraArgs ?? []),
       ],
-    })))));
+    });
+  };
+  try {
+    nodes.push(...(await Promise.all(ports.map(startNode))));
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
     await Promise.all(ports.map((port) => untilNodeReady(port, masters * replicas)));
   } catch (err) {
@@ -67,6 +84,12 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
     url: `redis://127.0.0.1:${ports[0]}`,
     nodes,
     client: () => new Cluster([{ host: '127.0.0.1', port: ports[0]! }], { redisOptions: { maxRetriesPerRequest: 1 } }),
+    kill: async (port) => nodes.find((n) => n.port === port)?.stop(),
+    async restart(port) {
+      const i = nodes.findIndex((n) => n.port === port);
+      await nodes[i]!.stop();
+      nodes[i] = await startNode(port);
+    },
     stop,
   };
 }

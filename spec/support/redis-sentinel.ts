@@ -23,6 +23,10 @@ export interface RedisSentinelGroup {
   sentinelServers: RedisServer[];
   /** The port Sentinel names as the primary now. */
   primaryPort(): Promise<number>;
+  /** SIGKILLs the data node on `port`. */
+  kill(port: number): Promise<void>;
+  /** Starts a fresh (empty) data node on `port` again; Sentinel makes it a replica of the primary. */
+  restart(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -97,6 +101,13 @@ export async function startRedisSentinelGroup(options: SentinelOptions = {}): Pr
       sentinels: ports.map((p) => `127.0.0.1:${p}`),
       nodes: [primary, replica],
       sentinelServers: sentinels,
+      kill: async (port) => group.nodes.find((n) => n.port === port)?.stop(),
+      async restart(port) {
+        const i = group.nodes.findIndex((n) => n.port === port);
+        await group.nodes[i]!.stop();
+        group.nodes[i] = await startRedisServer({ port, extraArgs: extra });
+        stoppable.push(group.nodes[i]!);
+      },
       async primaryPort() {
         const admin = new Redis(ports[0]!, '127.0.0.1', { maxRetriesPerRequest: 1 });
         try {
