@@ -8,6 +8,7 @@
  *   --quick            smaller sizes, for a smoke run (about a minute)
  *   --stores=memory    only these stores (memory,redis)
  *   --profile          only targeted throughput, with the gateway under --cpu-prof; prints where the time goes
+ *   --scaling          only the Redis Cluster scaling bench (bench/scaling.ts, docs/SCALING.md)
  *   --out=DIR          results directory (default bench/results)
  */
 import { spawn } from 'node:child_process';
@@ -20,6 +21,7 @@ import { latencyChart } from './chart.js';
 import { readerToken, Violations } from './client.js';
 import { hasTaskset } from './gateway.js';
 import { summarizeProfile } from './profile.js';
+import { runScaling } from './scaling.js';
 import { machine, printReport, type StoreResults } from './report.js';
 import { withGateway as withGatewayOf, type ScenarioContext } from './scenarios/context.js';
 import { connectedMemory, type ConnectedResult } from './scenarios/connected.js';
@@ -179,6 +181,8 @@ const violations = new Violations();
 let token = '';
 
 async function main(): Promise<void> {
+  // Several Redis processes and the stores in this one: nothing to pin.
+  if (flag('scaling')) return runScaling();
   if (!process.env.POLLGATE_BENCH_CHILD) return reexecPinned();
   token = await readerToken();
   mkdirSync(OUT, { recursive: true });

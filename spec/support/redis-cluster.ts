@@ -68,13 +68,22 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
         '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 2000),
         // A replica's first sync would otherwise wait 5 s for more replicas to share it.
         '--repl-diskless-sync-delay', '0',
+        // A lone master never learns its address from a peer and would announce "" in CLUSTER SLOTS.
+        '--cluster-announce-ip', '127.0.0.1',
         ...(options.extraArgs ?? []),
       ],
     });
   };
   try {
     nodes.push(...(await Promise.all(ports.map(startNode))));
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+    if (masters >= 3) {
+      await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+    } else {
+      if (masters !== 1 || replicas !== 0) throw new Error('redis-cli --cluster create needs 3 masters; below that only 1 master without replicas');
+      // What create does for one node: every slot on it.
+      const admin = nodeClient(ports[0]!);
+      await admin.call('CLUSTER', 'ADDSLOTSRANGE', 0, 16383).finally(() => admin.disconnect());
+    }
     await Promise.all(ports.map((port) => untilNodeReady(port, masters * replicas)));
   } catch (err) {
     await stop();
