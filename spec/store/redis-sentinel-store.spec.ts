@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { poll, send, untilParked } from '../support/http.js';
-import { startRedisSentinelGroup, untilPrimaryMoves, type RedisSentinelGroup } from '../support/redis-sentinel.js';
+import { startRedisSentinelGroup, untilCaughtUp, untilPrimaryMoves, type RedisSentinelGroup } from '../support/redis-sentinel.js';
 import { uniquePrefix } from '../support/redis.js';
 import { storeContract, type StoreFactory } from './contract.js';
 import { redisHarness } from './redis-harness.js';
@@ -44,6 +44,8 @@ describe('Redis through Sentinel', function () {
       const parked = poll(gw.url, gw.apiKey, { streams: 'sn:1', cursor: start.cursor, timeout: 25 });
       await untilParked(gw.url, gw.apiKey, 1);
       const oldPrimary = await group.primaryPort();
+      // Without ackDurability the replica may lag: make sure 'before' survives the failover.
+      await untilCaughtUp(oldPrimary, group.nodes.find((n) => n.port !== oldPrimary)!.port);
       // SIGKILL, not SENTINEL FAILOVER: a demoted primary that is still up takes writes until
       // Sentinel reconfigures it (its next INFO check, up to 10 s later), which the new primary never
       // has; that window is the fault suite's, with ackDurability replicas.

@@ -177,3 +177,21 @@ export async function untilRole(port: number, role: 'master' | 'slave', timeoutM
     admin.disconnect();
   }
 }
+
+/** Resolves once the replica on `replica` has everything the primary on `primary` had written when called. */
+export async function untilCaughtUp(primary: number, replica: number, timeoutMs = 15_000): Promise<void> {
+  const offset = (info: string, field: string) => Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(info)?.[1] ?? -1);
+  const p = new Redis(primary, '127.0.0.1', { maxRetriesPerRequest: 1 });
+  const r = new Redis(replica, '127.0.0.1', { maxRetriesPerRequest: 1 });
+  try {
+    const target = offset(await p.info('replication'), 'master_repl_offset');
+    const deadline = Date.now() + timeoutMs;
+    while (offset(await r.info('replication'), 'slave_repl_offset') < target) {
+      if (Date.now() > deadline) throw new Error(`replica ${replica} is behind primary ${primary}`);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  } finally {
+    p.disconnect();
+    r.disconnect();
+  }
+}
