@@ -1,23 +1,20 @@
 /**
- * Redis store: one command connection (fails fast: no offline queue, one retry) for the request
- * path, and wake-ups on a subscriber connection of their own (on a Redis Cluster: sharded
- * pub/sub, one subscriber connection per master that serves a subscribed stream). Atomic
- * operations are the Lua scripts in ./lua, one per file.
+ * Redis store: appends, reads and wake-ups over the connections of redis-connections.ts (a single
+ * Redis, Sentinel or a Redis Cluster with sharded pub/sub), lingering subscriptions and the tail
+ * cache. Atomic operations are the Lua scripts in ./lua, one per file.
  */
-import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { Redis, Cluster } from 'ioredis';
 import type { Config, RetentionRule } from '../config.js';
 import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CommandDeadlines } from './command-deadlines.js';
 import { LuaScript, type Reply } from './lua-script.js';
-import { ClusterDurableAppends, SingleDurableAppends, type DurableAppends } from './redis-durability.js';
+import { openRedisConnections, type RedisConnections } from './redis-connections.js';
+import type { DurableAppends } from './redis-durability.js';
 import { RedisKeys, streamSlot } from './redis-keys.js';
-import { RedisSubscriptions, type WakeChannels } from './redis-subscriptions.js';
-import { ShardedSubscriber } from './sharded-subscriber.js';
-import type { NodeAddress } from './shard-connection.js';
-import type { SlotOwners } from './redis-durability.js';
-import { connectRedis, describeTarget } from './redis-target.js';
+import { RedisSubscriptions } from './redis-subscriptions.js';
+import type { ShardedSubscriber } from './sharded-subscriber.js';
 import { TailCache } from './tail-cache.js';
 import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
@@ -63,6 +60,7 @@ export type RedisStoreStats = {
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
+  private readonly connections: RedisConnections;
   private readonly cmd: Client;
   /** The classic subscriber (a single Redis, or a cluster with shardedPubSub false). */
   private readonly sub?: Client;
@@ -94,56 +92,12 @@ export class RedisStore implements Store {
   constructor(private readonly options: RedisStoreOptions) {
     this.keys = new RedisKeys(options.keyPrefix);
     this.deadlines = new CommandDeadlines(options.commandTimeoutMs);
-    const common: RedisOptions = {
-      lazyConnect: true,
-      connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-    };
-    // The request path must fail fast during an outage: no offline queue, a bounded wait.
-    const commandOptions: RedisOptions = {
-      ...common,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: options.commandTimeoutMs,
-      // Off: each request sends one command per turn of the event loop, so an auto-pipeline held
-      // one command and cost a Pipeline, its promises and its queue on every call (a Redis /send
-      // ran 16% fewer instructions without it; docs/PERFORMANCE.md). Commands written while the
-      // socket is still busy with an earlier write leave together in one writev anyway.
-      enableAutoPipelining: false,
-    };
-    // The subscriber may wait for Redis to come back; it re-subscribes itself on reconnect.
-    const subscriberOptions: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
-    const sharded = options.cluster && options.shardedPubSub !== false;
-    this.publishFlag = sharded ? '1' : '0';
-    if (options.cluster) {
-      // Auto-pipelining stays on here: several reads that miss the tail cache can share a turn of
-      // the event loop, and turning it off was measured on a single Redis only. The slot map is
-      // refreshed every 5 s: a sharded subscription on a node that lost its slots without telling
-      // us (a partition) is moved within that.
-      this.cmd = new Cluster([options.url], {
-        redisOptions: commandOptions, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true,
-        slotsRefreshInterval: sharded ? 5000 : undefined,
-      });
-      if (sharded) this.sharded = this.shardedSubscriber(this.cmd as Cluster);
-      else this.sub = new Cluster([options.url], { redisOptions: subscriberOptions, lazyConnect: true });
-    } else {
-      this.cmd = connectRedis(options, commandOptions);
-      this.sub = connectRedis(options, subscriberOptions);
-    }
-    const ack = options.ack;
-    if (ack && ack.durability !== 'none') {
-      const acks = { ...ack, durability: ack.durability };
-      this.acks = options.cluster
-        ? new ClusterDurableAppends(this.slotOwners(this.cmd as Cluster), (node) => {
-          const { host, port, tls, username, password } = this.nodeAddress(node);
-          return { ...commandOptions, host, port, username, password, tls: tls ? { servername: host } : undefined };
-        }, acks, options.log)
-        : new SingleDurableAppends(describeTarget(options), connectRedis(options, { ...commandOptions, enableAutoPipelining: false }), acks, options.log);
-    }
-    for (const client of [this.cmd, ...(this.sub ? [this.sub] : []), ...(options.cluster ? [] : this.acks?.clients ?? [])]) {
-      // An 'error' event without a listener would crash the process; reconnects are automatic.
-      client.on('error', (err: Error) => options.log.warn({ err: err.message }, 'redis connection error'));
-    }
+    this.publishFlag = options.cluster && options.shardedPubSub !== false ? '1' : '0';
+    this.connections = openRedisConnections(options, this.keys, {
+      message: (channel, payload) => this.onMessage(channel, payload),
+      lost: (channels) => this.onShardLost(channels),
+    });
+    ({ cmd: this.cmd, sub: this.sub, sharded: this.sharded, acks: this.acks } = this.connections);
     const tail = options.tailCache;
     if (tail?.enabled && !this.sub?.isCluster) {
       this.tail = new TailCache({
@@ -158,7 +112,7 @@ export class RedisStore implements Store {
       });
     }
     this.subscriptions = new RedisSubscriptions(
-      this.wakeChannels(),
+      this.connections.channels,
       { lingerMs: (tail?.lingerSeconds ?? 0) * 1000, maxLingering: tail?.maxStreams ?? 0, serial: this.sub?.isCluster ?? false, log: options.log },
       { confirmed: (stream) => this.tail?.open(stream), released: (stream) => this.tail?.close(stream) },
     );
@@ -170,86 +124,14 @@ export class RedisStore implements Store {
     }
   }
 
-  /** Sharded pub/sub on the command client's slot map, with the seed URL's credentials and TLS for every node. */
-  private shardedSubscriber(cluster: Cluster): ShardedSubscriber {
-    const owners = this.slotOwners(cluster);
-    const sharded = new ShardedSubscriber(
-      {
-        topology: owners,
-        address: (node) => this.nodeAddress(node),
-        connectTimeoutMs: 2000,
-        log: this.options.log,
-      },
-      {
-        message: (channel, payload) => this.onMessage(channel, payload),
-        lost: (channels) => this.onShardLost(channels),
-      },
-    );
-    cluster.on('refresh', () => sharded.checkOwners());
-    return sharded;
-  }
-
-  /** The command client's slot map. */
-  private slotOwners(cluster: Cluster): SlotOwners {
-    return {
-      owner: (slot) => cluster.slots[slot]?.[0],
-      masters: () => [...new Set(cluster.slots.map((nodes) => nodes[0]!))],
-      refresh: () => new Promise((resolve) => cluster.refreshSlotsCache(() => resolve())),
-    };
-  }
-
-  /** A cluster node ("host:port" from the slot map), with the seed URL's credentials and TLS. */
-  private nodeAddress(node: string): NodeAddress {
-    const seed = new URL(this.options.url);
-    const at = node.lastIndexOf(':');
-    return {
-      host: node.slice(0, at),
-      port: Number(node.slice(at + 1)),
-      tls: seed.protocol === 'rediss:',
-      username: decodeURIComponent(seed.username) || undefined,
-      password: decodeURIComponent(seed.password) || undefined,
-    };
-  }
-
-  /** What RedisSubscriptions subscribes through: the classic subscriber, or the cluster's shards. */
-  private wakeChannels(): WakeChannels {
-    const { keys, sharded, sub } = this;
-    if (sharded) {
-      return {
-        subscribe: (stream) => sharded.subscribe(keys.wakeChannel(stream), streamSlot(stream)),
-        unsubscribe: (stream) => sharded.unsubscribe(keys.wakeChannel(stream)),
-        subscribeAll: (streams) => Promise.all(streams.map((s) => sharded.subscribe(keys.wakeChannel(s), streamSlot(s)))),
-      };
-    }
-    return {
-      subscribe: (stream) => sub!.subscribe(keys.wakeChannel(stream)),
-      unsubscribe: (stream) => sub!.unsubscribe(keys.wakeChannel(stream)),
-      subscribeAll: (streams) => sub!.subscribe(...streams.map((s) => keys.wakeChannel(s))),
-    };
-  }
-
   /** Connects every client; throws StoreUnavailableError when Redis cannot be reached. */
   async connect(): Promise<void> {
     try {
-      await Promise.all([this.cmd.connect(), this.sub?.connect(), this.acks?.connect()]);
+      await this.connections.connect();
     } catch (err) {
-      throw new StoreUnavailableError(`cannot connect to Redis: ${(err as Error).message}`);
-    }
-    try {
-      if (this.sharded) await this.checkShardedPubSub();
-      await this.acks?.checkSupport();
-    } catch (err) {
-      await this.close();
+      // Reached but refused (a Redis too old for a setting): nothing of ours may stay open.
+      if (!(err instanceof StoreUnavailableError)) await this.close();
       throw err;
-    }
-  }
-
-  /** Sharded pub/sub needs Redis >= 7.0; refuse to start rather than retry SSUBSCRIBE for ever. */
-  private async checkShardedPubSub(): Promise<void> {
-    const info = String(await this.cmd.info('server'));
-    const version = /^redis_version:(.*)$/m.exec(info)?.[1]?.trim() ?? '';
-    if (Number(version.split('.')[0]) < 7) {
-      throw new Error(`redis.cluster wakes streams by sharded pub/sub (SPUBLISH, Redis >= 7.0); ${this.options.url} runs Redis ${version}. Set redis.shardedPubSub false, or upgrade Redis`);
     }
   }
 
@@ -364,11 +246,8 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.subscriptions.close();
-    this.sharded?.close();
     this.tail?.clear();
-    await Promise.allSettled([this.cmd.quit(), this.sub?.quit(), this.acks?.close()]);
-    this.cmd.disconnect();
-    this.sub?.disconnect();
+    await this.connections.close();
   }
 
   /**
