@@ -19,6 +19,7 @@ import { CONN_ID } from '../streams.js';
 import { parseSubscription, type Subscription, type Subscriptions } from '../subscriptions.js';
 import type { LongPolls, PollOutcome, PollRequest } from '../transports/long-poll.js';
 import { batchJson } from '../wire.js';
+import type { Batch } from '../delivery.js';
 import type { Metrics } from '../metrics.js';
 import { requestHeader, setHeader } from '../http/headers.js';
 
@@ -76,13 +77,14 @@ export interface PollDeps {
 }
 
 export function pollRoute(deps: PollDeps) {
+  const render = answerRenderer(deps.cursors);
   return async function poll(ctx: Context): Promise<void> {
     const request = await pollRequest(ctx, deps);
     const now = await deps.longPolls.poll(request);
-    if (!('whenDone' in now)) return answer(ctx, deps, now);
+    if (!('whenDone' in now)) return answer(ctx, deps, now, render);
     // Parked: the route returns now, and the answer is written when the poll ends.
     deps.later.defer(ctx);
-    now.whenDone((outcome) => deps.later.finish(ctx, () => answer(ctx, deps, outcome)));
+    now.whenDone((outcome) => deps.later.finish(ctx, () => answer(ctx, deps, outcome, render)));
   };
 }
 
@@ -117,8 +119,25 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
   };
 }
 
+/**
+ * A batch's JSON with its signed cursor, rendered once for answers in a row with the same batch:
+ * the polls of a broadcast parked at the same position share one batch (SharedAnswer in
+ * transports/long-poll.ts), so thousands of answers cost one rendering. Batches are immutable.
+ */
+export function answerRenderer(cursors: Pick<CursorCodec, 'encode'>): (batch: Batch) => string {
+  let last: Batch | undefined;
+  let json = '';
+  return (batch) => {
+    if (batch !== last) {
+      json = batchJson(batch, cursors.encode(batch.positions));
+      last = batch;
+    }
+    return json;
+  };
+}
+
 /** `{"messages","cursor",...}`, or the JSONP call carrying it. */
-function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome): void {
+function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome, render: (batch: Batch) => string): void {
   // Set with the answer, not before the poll parks: a parked poll holds every header set so far.
   noStore(ctx);
   ctx.state.pollEnd = outcome.end;
@@ -126,7 +145,7 @@ function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome): void {
   if (outcome.error) throw outcome.error;
   deps.metrics?.delivered('poll', outcome.batch);
   if (outcome.end === 'shutdown') setHeader(ctx, 'connection', 'close');
-  const json = batchJson(outcome.batch, deps.cursors.encode(outcome.batch.positions));
+  const json = render(outcome.batch);
   if (ctx.state.jsonpCallback) {
     setHeader(ctx, 'content-type', 'application/javascript; charset=utf-8');
     ctx.body = jsonpBody(ctx.state.jsonpCallback, json);

@@ -68,6 +68,35 @@ function emptyBatch(positions: Map<string, Position>): Batch {
   return { deliveries: [], positions, count: 0 };
 }
 
+/**
+ * The answer a one-stream poll gets from a shared snapshot, built once per snapshot, position and
+ * limit: a broadcast hands one read to thousands of polls parked at the same position, one after
+ * the other, and each would otherwise resolve it and build the same batch (and, in the route,
+ * render the same JSON and cursor: routes/poll.ts renders the last batch once). One entry, the
+ * last answer built: that is what a broadcast repeats, and a miss costs three comparisons.
+ * Batches are never mutated once built. Only polls of one stream share: a batch's positions are
+ * the whole poll's.
+ */
+export class SharedAnswer {
+  private read?: StreamRead;
+  private epoch = '';
+  private seq = -1;
+  private limit = 0;
+  private batch?: Batch;
+
+  get(read: StreamRead, pos: Position, limit: number): Batch | undefined {
+    return read === this.read && pos.seq === this.seq && pos.epoch === this.epoch && limit === this.limit ? this.batch : undefined;
+  }
+
+  set(read: StreamRead, pos: Position, limit: number, batch: Batch): void {
+    this.read = read;
+    this.epoch = pos.epoch;
+    this.seq = pos.seq;
+    this.limit = limit;
+    this.batch = batch;
+  }
+}
+
 class ParkedPoll implements Waiter, Parked {
   readonly streams: readonly string[];
   private done = false;
@@ -148,11 +177,17 @@ class ParkedPoll implements Waiter, Parked {
   onRead(read: StreamRead): void {
     const pos = this.req.positions.get(read.stream);
     if (this.done || !pos) return;
+    const alone = this.streams.length === 1;
+    const shared = alone ? this.hub.sharedAnswer.get(read, pos, this.req.limit) : undefined;
+    if (shared) return this.finish('messages', shared);
     const r = resolve(pos, read, this.req.limit);
     const budget = this.budget;
     if (!('reread' in r)) {
       const batch = makeBatch(this.req.positions, [r], budget);
-      if (hasNews(batch)) return this.finish('messages', batch);
+      if (hasNews(batch)) {
+        if (alone) this.hub.sharedAnswer.set(read, pos, this.req.limit, batch);
+        return this.finish('messages', batch);
+      }
       // Only a message larger than the answer's bytes is waiting: the read that sends it alone.
       if (!r.more) return;
     }
@@ -192,6 +227,7 @@ export class LongPolls implements ConnectionHub {
   private readonly parked = new Set<ParkedPoll>();
   private readonly byConn = new Map<string, ParkedPoll>();
   private draining = false;
+  readonly sharedAnswer = new SharedAnswer();
 
   constructor(readonly store: Store, readonly registry: WaiterRegistry, readonly log: Logger, readonly sessions?: PollSessions) {}
 

@@ -81,4 +81,19 @@ describe('parked poll: its outcome', function () {
     expect((await parked.outcome).end).to.equal('shutdown');
     expect(polls.size).to.equal(0);
   });
+
+  it('gives the polls of a broadcast parked at the same position one batch (SharedAnswer)', async function () {
+    const one = [await park(request('b1')), await park(request('b1')), await park(request('b1'))];
+    const other = await park({ ...request('b1'), limit: 5 });
+    const two = await park({ ...request('b1'), positions: new Map<string, Position>([['b1', { epoch: '', seq: 0 }], ['b2', { epoch: '', seq: 0 }]]) });
+    await store.append('b1', [{ id: 'm1', sender: SERVER_SENDER, tail: messageTail('m1', 1, '1') }]);
+    const [a, b, c, d, e] = await Promise.all([...one, other, two].map((p) => p.outcome));
+    for (const o of [a, b, c, d, e]) expect(o!.batch.count).to.equal(1);
+    expect(b!.batch).to.equal(a!.batch);
+    expect(c!.batch).to.equal(a!.batch);
+    // Another limit, or a poll of two streams (its cursor holds both), gets a batch of its own.
+    expect(d!.batch).to.not.equal(a!.batch);
+    expect(e!.batch).to.not.equal(a!.batch);
+    expect([...e!.batch.positions.keys()]).to.deep.equal(['b1', 'b2']);
+  });
 });
