@@ -6,7 +6,7 @@
  * minutes; run one at a time with 1,000 clients, or their polls time out).
  *
  *   node dist/bench/instructions.js [--store=memory|redis] [--n=2000] [--warmup=5000] [--clients=1000] [--node-flags=a,b] [--only=floor,send,delivery] [--keep]
- *                                   [--long-poll-floor]
+ *                                   [--long-poll-floor] [--config=FILE]
  *
  * Each measure warms up with `warmup` operations, zeroes the counters (`callgrind_control -z`), runs n
  * operations one at a time (no batching, no concurrency: the same work every run), dumps the
@@ -40,6 +40,8 @@ const keep = args.includes('--keep');
 /** e.g. --node-flags=--trace-gc,--max-semi-space-size=32 (the gateway's log file gets --trace-gc's lines). */
 const nodeFlags = option('node-flags', '').split(',').filter(Boolean);
 const longPollFloor = args.includes('--long-poll-floor');
+/** The gateway's POLLGATE_CONFIG instead of bench/gateway-config.json (bench/rate-limits-on.json: rate limits measured on). */
+const config = option('config', '');
 /**
  * Clients taking turns, each parked on its own stream: by the time a client's turn comes round
  * again its next poll has long parked. 1,000 as in the bench's targeted scenario, so each parked
@@ -150,7 +152,7 @@ async function floor(): Promise<Count> {
 
 async function withGatewayUnderValgrind<T>(redis: RedisServer | undefined, fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
   const gw = await GatewayProcess.start({
-    redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000, extraEnv: VGDB_ENV, nodeFlags,
+    redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000, extraEnv: { ...VGDB_ENV, ...(config ? { POLLGATE_CONFIG: config } : {}) }, nodeFlags,
     script: longPollFloor ? LONG_POLL_FLOOR : undefined,
     onSpawn: (child) => underValgrind.add(child),
   });

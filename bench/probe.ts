@@ -5,6 +5,8 @@
  *   node dist/bench/probe.js [--store=memory|redis] [--clients=N] [--seconds=S] [--prof=DIR] [--only=send,targeted]
  *                            [--transport=poll|ws|sse] [--node-options=...] [--node-flags=a,b]
  *                            [--long-poll-floor]  (targeted only: bench/long-poll-floor-server.ts in the gateway's place)
+ *                            [--config=FILE]  the gateway's POLLGATE_CONFIG instead of bench/gateway-config.json
+ *                                             (bench/rate-limits-on.json: the default rate limits, measured on)
  */
 import { readerToken, Violations } from './client.js';
 import { sendOnly } from './scenarios/send-only.js';
@@ -38,7 +40,10 @@ async function main(): Promise<void> {
   const setup = {
     store, redis, violations, token: await readerToken(), maxClients: 15000,
     logLevel: option('log', 'warn'), logFile: join(tmpdir(), 'probe-gateway.log'), cpuProfDir: prof || undefined,
-    extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : undefined,
+    extraEnv: {
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+      ...(option('config', '') ? { POLLGATE_CONFIG: option('config', '') } : {}),
+    },
     nodeFlags,
     script: args.includes('--long-poll-floor') ? LONG_POLL_FLOOR : undefined,
   };
