@@ -38,9 +38,10 @@ export const bayeuxDriver: PeerDriver = {
   subscribe(conn, stream, h, signal) {
     const ready = deferred();
     const done = (async () => {
+      let clientId = '';
       try {
         const hello = { channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'] };
-        const clientId = successful(await exchange(conn, hello, signal), '/meta/handshake').clientId!;
+        clientId = successful(await exchange(conn, hello, signal), '/meta/handshake').clientId!;
         successful(await exchange(conn, { channel: '/meta/subscribe', clientId, subscription: channelOf(stream) }, signal), '/meta/subscribe');
         ready.resolve();
         const connect = { channel: '/meta/connect', clientId, connectionType: 'long-polling' };
@@ -55,6 +56,10 @@ export const bayeuxDriver: PeerDriver = {
         ready.reject(err as Error);
         if (!signal.aborted) h.onProblem(`${stream}: ${(err as Error).message}`);
       }
+      // Faye keeps a client whose held connect was dropped until its engine times it out:
+      // say goodbye, so its sessions do not pile up over the runs (Engine.IO and pollgate end
+      // a session whose poll connection closes).
+      if (clientId) await exchange(conn, { channel: '/meta/disconnect', clientId }).catch(() => undefined);
     })();
     return { ready: ready.promise, done };
   },
