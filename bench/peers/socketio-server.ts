@@ -21,8 +21,11 @@ const server = createServer((req, res) => {
   answerJson(res, 404, { error: 'not found' });
 });
 
-// Defaults otherwise (ping every 25 s, 20 s to answer), as a deployment would run it.
-const io = new Server(server, { transports: ['polling'], serveClient: false });
+// Socket.IO's defaults otherwise, as a deployment would run it: a ping every 25 s
+// and 20 s to answer it (PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS: shorter, to check the driver answers).
+const pingInterval = Number(process.env.PEER_PING_INTERVAL_MS ?? 25_000);
+const pingTimeout = Number(process.env.PEER_PING_TIMEOUT_MS ?? 20_000);
+const io = new Server(server, { transports: ['polling'], serveClient: false, pingInterval, pingTimeout });
 const heldPolls = countHeldPolls(server, (req) => req.method === 'GET' && (req.url ?? '').startsWith('/socket.io/') && (req.url ?? '').includes('sid='));
 
 let redis: Redis[] = [];
