@@ -3,7 +3,7 @@
  * the in-memory engine. Backends publish the Bayeux way: POST /bayeux with a publish message
  * `{channel, data, ext: {key}}` and no clientId (Faye's server accepts a publish without a
  * client); an incoming extension rejects any publish whose ext.key is not the API key, which is
- * how Faye deployments authorise publishers. Channels are `/s/<stream>`.
+ * how Faye deployments authorise publishers, and strips the key. Channels are `/s/<stream>`.
  * GET /stats and /healthz as bench/peers/peer-http.ts; PORT, HOST and POLLGATE_API_KEYS from the environment.
  */
 import { createServer } from 'node:http';
@@ -23,6 +23,8 @@ bayeux.addExtension({
   incoming(message, callback) {
     const isPublish = !message.channel.startsWith('/meta/');
     if (isPublish && message.ext?.key !== apiKey) message.error = '403::publishing needs the API key';
+    // Faye passes a publish's ext on to every subscriber: the key must not go with it.
+    if (isPublish) delete message.ext;
     callback(message);
   },
 });
