@@ -2,13 +2,16 @@
  * `npm run bench`: the gateway in its own process pinned to core 0, this load generator pinned to
  * core 1, real HTTP over loopback. Runs every scenario against the memory store, then Redis (a
  * private redis-server), checks every delivery, prints a table, writes bench/results/latest.json
- * and the latency chart; the same targeted, fan-out and memory measures over WebSocket and SSE.
+ * and the latency chart; the same targeted, fan-out and memory measures over WebSocket and SSE;
+ * last, the same four figures against Socket.IO and Faye (bench/peers/).
  * Exits non-zero if any message was lost, duplicated or reordered.
  *
  *   --quick            smaller sizes, for a smoke run (about a minute)
  *   --stores=memory    only these stores (memory,redis)
  *   --profile          only targeted throughput, with the gateway under --cpu-prof; prints where the time goes
  *   --scaling          only the Redis Cluster scaling bench (bench/scaling.ts, docs/SCALING.md)
+ *   --peers            only the comparison with Socket.IO and Faye (bench/peers/run.ts; with --quick: smaller sizes);
+ *                      its results go under `peers` in latest.json (quick.json), the rest of the file kept
  *   --out=DIR          results directory (default bench/results)
  */
 import { spawn } from 'node:child_process';
@@ -23,6 +26,8 @@ import { hasTaskset } from './gateway.js';
 import { summarizeProfile } from './profile.js';
 import { runScaling } from './scaling.js';
 import { machine, printReport, type StoreResults } from './report.js';
+import { printPeers } from './peers/report.js';
+import { runPeers, type PeersReport } from './peers/run.js';
 import { withGateway as withGatewayOf, type ScenarioContext } from './scenarios/context.js';
 import { connectedMemory, type ConnectedResult } from './scenarios/connected.js';
 import { fanout } from './scenarios/fanout.js';
@@ -177,6 +182,30 @@ async function profile(store: StoreKind, redis: RedisServer | undefined, tmp: st
   return { store, targeted: result, summary: summarizeProfile(join(dir, file)) };
 }
 
+/** The peer comparison on `redis` (or a redis-server of its own). */
+async function peers(redis: RedisServer | undefined, tmp: string): Promise<PeersReport> {
+  const own = redis ? undefined : await startRedisServer();
+  try {
+    return await runPeers({ quick: QUICK, redis: (redis ?? own)!, violations, token, logDir: tmp, maxClients: Math.max(100, openFileLimit() - 1000) });
+  } finally {
+    await own?.stop();
+  }
+}
+
+/** `--peers`: only the comparison, written under `peers` in the results file (the rest of it kept). */
+async function peersOnly(redis: RedisServer | undefined, tmp: string): Promise<void> {
+  const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, ...(await peers(redis, tmp)) };
+  const file = join(OUT, QUICK ? 'quick.json' : 'latest.json');
+  let results: Record<string, unknown> = {};
+  try {
+    results = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    // no earlier results: the file holds the comparison only
+  }
+  writeFileSync(file, JSON.stringify({ ...results, peers: report }, null, 2) + '\n');
+  printPeers(report);
+}
+
 const violations = new Violations();
 let token = '';
 
@@ -190,7 +219,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const redis = STORES.includes('redis') ? await startRedisServer() : undefined;
   try {
-    if (PROFILE) {
+    if (flag('peers')) {
+      await peersOnly(redis, tmp);
+    } else if (PROFILE) {
       const profiles = [];
       for (const s of STORES) profiles.push(await profile(s, redis, tmp));
       writeFileSync(join(OUT, 'profile.json'), JSON.stringify({ machine: machine(), profiles }, null, 2) + '\n');
@@ -224,7 +255,9 @@ async function main(): Promise<void> {
         infoLog = { warn: results.memory!.max, info };
       }
       await calibrate();
-      const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, seconds: Math.round((Date.now() - started) / 1000), floors, longPollFloors, fanoutFloors, results, infoLog, violations: violations.list };
+      process.stderr.write('[peers] pollgate beside Socket.IO and Faye\n');
+      const peerResults = await peers(redis, tmp);
+      const report = { machine: machine(), date: new Date().toISOString(), quick: QUICK, seconds: Math.round((Date.now() - started) / 1000), floors, longPollFloors, fanoutFloors, results, infoLog, peers: peerResults, violations: violations.list };
       writeFileSync(join(OUT, QUICK ? 'quick.json' : 'latest.json'), JSON.stringify(report, null, 2) + '\n');
       const colours: Record<StoreKind, string> = { memory: '#1f77b4', redis: '#d62728' };
       const series = STORES.map((s) => ({
@@ -234,6 +267,7 @@ async function main(): Promise<void> {
       }));
       writeFileSync(join(OUT, QUICK ? 'quick.svg' : 'latency-vs-load.svg'), latencyChart(`pollgate long-poll: latency vs load (${TARGETED_CLIENTS} clients, 1 core)`, series));
       printReport(report);
+      printPeers(peerResults);
     }
   } finally {
     await redis?.stop();
