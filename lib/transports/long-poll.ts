@@ -69,6 +69,22 @@ function emptyBatch(positions: Map<string, Position>): Batch {
 }
 
 /**
+ * Every stream's head, as the store knows it without I/O (the memory store always, the Redis
+ * store's tail cache while its wake-ups flow), is the poll's position: a read would bring
+ * nothing, no gap and no reset. A poller that is caught up, the usual long-poll, parks without a
+ * read when it arrives and again once subscribed.
+ */
+export function atKnownHeads(store: Store, positions: ReadonlyMap<string, Position>): boolean {
+  if (!store.knownHead) return false;
+  for (const [stream, pos] of positions) {
+    const head = store.knownHead(stream);
+    // Seq 0 matches any epoch (no log yet); a real position must be in the head's epoch.
+    if (!head || head.lastSeq !== pos.seq || (pos.seq > 0 && head.epoch !== pos.epoch)) return false;
+  }
+  return true;
+}
+
+/**
  * The answer a one-stream poll gets from a shared snapshot, built once per snapshot, position and
  * limit: a broadcast hands one read to thousands of polls parked at the same position, one after
  * the other, and each would otherwise resolve it and build the same batch (and, in the route,
@@ -159,19 +175,7 @@ class ParkedPoll implements Waiter, Parked {
    * woke nobody. Not needed when the store knows, without I/O, that no stream moved.
    */
   private subscribed(): void {
-    if (!this.done && !this.atKnownHeads()) void this.check(() => readBatch(this.hub.store, this.req.positions, this.budget));
-  }
-
-  /** Every stream's head, as the store knows it now, is this poll's position: a read would bring nothing. */
-  private atKnownHeads(): boolean {
-    const store = this.hub.store;
-    if (!store.knownHead) return false;
-    for (const [stream, pos] of this.req.positions) {
-      const head = store.knownHead(stream);
-      // Seq 0 matches any epoch (no log yet); a real position must be in the head's epoch.
-      if (!head || head.lastSeq !== pos.seq || (pos.seq > 0 && head.epoch !== pos.epoch)) return false;
-    }
-    return true;
+    if (!this.done && !atKnownHeads(this.hub.store, this.req.positions)) void this.check(() => readBatch(this.hub.store, this.req.positions, this.budget));
   }
 
   onRead(read: StreamRead): void {
@@ -247,7 +251,7 @@ export class LongPolls implements ConnectionHub {
     const turn = req.session && this.sessions?.begin(req.session.subject, req.session.conn, [...req.positions.keys()], req.session.issuedAt);
     let poll: ParkedPoll | undefined;
     try {
-      const batch = await readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes });
+      const batch = atKnownHeads(this.store, req.positions) ? emptyBatch(req.positions) : await readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes });
       if (hasNews(batch)) return { batch, end: 'messages' };
       if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
       if (this.draining) return { batch, end: 'shutdown' };

@@ -96,4 +96,19 @@ describe('parked poll: its outcome', function () {
     expect(e!.batch).to.not.equal(a!.batch);
     expect([...e!.batch.positions.keys()]).to.deep.equal(['b1', 'b2']);
   });
+
+  it('parks a caught-up poll without reading the store, and reads for one behind the head (atKnownHeads)', async function () {
+    const [appended] = await store.append('c1', [{ id: 'm1', sender: SERVER_SENDER, tail: messageTail('m1', 1, '1') }]);
+    const epoch = store.knownHead('c1').epoch;
+    let reads = 0;
+    const read = store.read.bind(store);
+    store.read = (...args: Parameters<MemoryStore['read']>) => (reads++, read(...args));
+    const atHead = await park({ ...request('c1'), positions: new Map([['c1', { epoch, seq: appended!.seq }]]) });
+    expect(reads).to.equal(0);
+    const behind = await polls.poll({ ...request('c1'), positions: new Map([['c1', { epoch, seq: 0 }]]) });
+    expect(reads).to.equal(1);
+    expect('whenDone' in behind ? 'parked' : behind.batch.count).to.equal(1);
+    await store.append('c1', [{ id: 'm2', sender: SERVER_SENDER, tail: messageTail('m2', 2, '2') }]);
+    expect((await atHead.outcome).batch.deliveries[0]!.messages).to.have.length(1);
+  });
 });
