@@ -43,7 +43,8 @@ describe('a client that left before its request was handed over', function () {
   it('does not park the poll', async function () {
     await leaveDuringFirstRead('/poll?streams=left:1&since=earliest');
     release();
-    await waitFor(() => hooked.reads >= 2, 'the poll to read again and try to park');
+    // Its stream is empty, a head the store knows: it tries to park with no second read.
+    await waitFor(() => hooked.reads >= 2 || hooked.headChecks >= 1, 'the poll to check the head and try to park');
     await new Promise((r) => setImmediate(r));
     expect(gw.longPolls.size).to.equal(0);
     expect(gw.caps.size).to.equal(0);
