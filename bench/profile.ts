@@ -14,16 +14,20 @@ interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
+  /** Monotonic clock (µs) of the profile's start: timeDeltas count from it. */
+  startTime: number;
 }
 
 export interface ProfileSummary {
   totalMs: number;
   busyMs: number;
   areas: { area: string; pct: number }[];
+  /** Busy µs by area, every area (not only the top ones). */
+  areaUs: Record<string, number>;
   functions: { fn: string; where: string; pct: number }[];
 }
 
-function areaOf(url: string, fn: string): string {
+export function areaOf(url: string, fn: string): string {
   if (fn === '(idle)') return '(idle)';
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(program)') return '(program: native, not attributed)';
@@ -37,12 +41,21 @@ function areaOf(url: string, fn: string): string {
   return url;
 }
 
-/** Self time (µs) of each node, from the sample stream. */
-export function summarizeProfile(path: string, top = 25): ProfileSummary {
+/**
+ * Self time (µs) of each node, from the sample stream; with `window` (monotonic µs, the clock of
+ * process.hrtime), only the samples taken inside it.
+ */
+export function summarizeProfile(path: string, top = 25, window?: { fromUs: number; toUs: number }): ProfileSummary {
   const prof = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  prof.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+  let at = prof.startTime;
+  prof.samples.forEach((id, i) => {
+    const delta = prof.timeDeltas[i] ?? 0;
+    at += delta;
+    if (window && (at < window.fromUs || at > window.toUs)) return;
+    self.set(id, (self.get(id) ?? 0) + delta);
+  });
   let total = 0;
   let idle = 0;
   const areas = new Map<string, number>();
@@ -69,6 +82,7 @@ export function summarizeProfile(path: string, top = 25): ProfileSummary {
     totalMs: Math.round(total / 1000),
     busyMs: Math.round(busy / 1000),
     areas: [...areas].sort((a, b) => b[1] - a[1]).slice(0, top).map(([area, us]) => ({ area, pct: pct(us) })),
+    areaUs: Object.fromEntries(areas),
     functions: [...fns.values()].sort((a, b) => b.us - a.us).slice(0, top).map((f) => ({ fn: f.fn, where: f.where, pct: pct(f.us) })),
   };
 }

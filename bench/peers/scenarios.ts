@@ -9,7 +9,7 @@
 import { percentile, pool, round } from '../client.js';
 import { procCpuMicros, sleep } from '../gateway.js';
 import type { Payload } from './driver.js';
-import { closedLoop, Deliveries, subscribeAll, type PeerContext } from './subscribers.js';
+import { closedLoop, Deliveries, pacedLoop, subscribeAll, type PeerContext } from './subscribers.js';
 
 /** Publishes in flight at once (closed loop), in the delivery and publish scenarios. */
 export const IN_FLIGHT = 64;
@@ -26,6 +26,18 @@ export interface DeliveryResult {
   p99Ms: number;
   /** Payloads per response that carried any. */
   perResponse: number;
+  /** The measured window on the monotonic clock (µs), which a V8 CPU profile's timestamps also use. */
+  window: MonotonicWindow;
+}
+
+export interface MonotonicWindow {
+  fromUs: number;
+  toUs: number;
+}
+
+/** CLOCK_MONOTONIC in µs: the clock of process.hrtime and of V8's CPU profile timestamps. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 let runs = 0;
@@ -39,7 +51,8 @@ async function cpuNow(ctx: PeerContext): Promise<{ server: number; redis: number
   return { server: await ctx.target.gw.cpuMicros(), redis: ctx.target.redisPid ? procCpuMicros(ctx.target.redisPid) : 0 };
 }
 
-export async function delivery(ctx: PeerContext, clients: number, warmupS: number, seconds: number): Promise<DeliveryResult> {
+/** `rate` 0: the closed loop (IN_FLIGHT publishes outstanding); else that many publishes a second (pacedLoop). */
+export async function delivery(ctx: PeerContext, clients: number, warmupS: number, seconds: number, rate = 0): Promise<DeliveryResult> {
   const name = `peers ${ctx.target.name} delivery`;
   const streams = streamNames(ctx, 'd', clients);
   const got = new Deliveries(name, streams, ctx.violations);
@@ -77,9 +90,10 @@ export async function delivery(ctx: PeerContext, clients: number, warmupS: numbe
     await drain('warm-up');
     const cpu0 = await cpuNow(ctx);
     const d0 = got.count;
+    const fromUs = monotonicUs();
     const t0 = performance.now();
     measuring = true;
-    await closedLoop(clients, IN_FLIGHT, seconds, publishOne, order);
+    await (rate > 0 ? pacedLoop(clients, IN_FLIGHT, seconds, rate, publishOne, order) : closedLoop(clients, IN_FLIGHT, seconds, publishOne, order));
     await drain('measured window');
     const window = (performance.now() - t0) / 1000;
     const cpu1 = await cpuNow(ctx);
@@ -98,6 +112,7 @@ export async function delivery(ctx: PeerContext, clients: number, warmupS: numbe
       p50Ms: round(percentile(latencies, 50), 2),
       p99Ms: round(percentile(latencies, 99), 2),
       perResponse: round(delivered / Math.max(responses, 1), 2),
+      window: { fromUs, toUs: monotonicUs() },
     };
   } finally {
     await Promise.all([subs.close(), pub.destroy()]);
@@ -110,6 +125,7 @@ export interface PublishResult {
   cpuUsPerPublish: number;
   serverCpuPct: number;
   redisCpuUsPerPublish?: number;
+  window: MonotonicWindow;
 }
 
 /** Publishes round-robin over `streamCount` streams nobody subscribes to, IN_FLIGHT at once. */
@@ -129,6 +145,7 @@ export async function publishOnly(ctx: PeerContext, streamCount: number, warmupS
     const order = { k: 0 };
     await closedLoop(streamCount, IN_FLIGHT, warmupS, publishOne, order);
     const cpu0 = await cpuNow(ctx);
+    const fromUs = monotonicUs();
     const t0 = performance.now();
     const publishes = await closedLoop(streamCount, IN_FLIGHT, seconds, publishOne, order);
     const window = (performance.now() - t0) / 1000;
@@ -139,6 +156,7 @@ export async function publishOnly(ctx: PeerContext, streamCount: number, warmupS
       cpuUsPerPublish: round((cpu1.server - cpu0.server) / Math.max(publishes, 1)),
       serverCpuPct: Math.round(((cpu1.server - cpu0.server) / 1e6 / window) * 100),
       ...(ctx.target.redisPid ? { redisCpuUsPerPublish: round((cpu1.redis - cpu0.redis) / Math.max(publishes, 1)) } : {}),
+      window: { fromUs, toUs: monotonicUs() },
     };
   } finally {
     await pub.destroy();

@@ -111,3 +111,27 @@ export async function closedLoop(count: number, inFlight: number, seconds: numbe
   }));
   return start.k - k0;
 }
+
+/**
+ * Publishes round-robin at `rate` per second (open loop, a 2 ms tick) for `seconds`, never more
+ * than `inFlight` outstanding: every target then does the same work per second, so CPU per
+ * operation compares without the load generator's saturation (a busy receiver makes loopback
+ * writes cheaper for the sender). Returns how many were issued.
+ */
+export async function pacedLoop(count: number, inFlight: number, seconds: number, rate: number, publishOne: (i: number) => Promise<void>, start = { k: 0 }): Promise<number> {
+  const t0 = performance.now();
+  const total = Math.round(rate * seconds);
+  const pending = new Set<Promise<void>>();
+  let issued = 0;
+  while (issued < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
+    while (issued < due && pending.size < inFlight) {
+      issued++;
+      const p: Promise<void> = publishOne(start.k++ % count).finally(() => pending.delete(p));
+      pending.add(p);
+    }
+    await sleep(2);
+  }
+  await Promise.all(pending);
+  return issued;
+}

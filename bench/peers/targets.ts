@@ -41,13 +41,15 @@ export interface TargetSetup {
   /** A pollgate client token that may read every stream. */
   token: string;
   logDir: string;
+  /** Each target writes a V8 CPU profile here (a directory of its own name) when it stops. */
+  cpuProfDir?: string;
 }
 
 /** Starts `name` and resolves once it answers /healthz; the caller stops `gw`. */
 export async function startTarget(name: TargetName, o: TargetSetup): Promise<PeerTarget> {
   const usesRedis = name === 'pollgate-redis' || name === 'socketio-redis';
   const script = name.startsWith('socketio') ? SOCKETIO : name === 'faye' ? FAYE : undefined;
-  const gw = await GatewayProcess.start({ redisUrl: usesRedis ? o.redis.url : '', logLevel: 'warn', logFile: join(o.logDir, `peer-${name}.log`), script });
+  const gw = await GatewayProcess.start({ redisUrl: usesRedis ? o.redis.url : '', logLevel: 'warn', logFile: join(o.logDir, `peer-${name}.log`), script, cpuProfDir: o.cpuProfDir && join(o.cpuProfDir, name) });
   const driver = name.startsWith('pollgate') ? pollgateDriver(o.token) : name === 'faye' ? bayeuxDriver : socketIoDriver;
   return { name, gw, driver, redisPid: usesRedis ? o.redis.process?.pid : undefined };
 }
