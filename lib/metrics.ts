@@ -6,9 +6,10 @@
  * three transports' deliveries, Messages.publish, and the error renderers (HTTP, frames, handshakes).
  * docs/grafana-dashboard.json charts them.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Batch } from './delivery.js';
 import type { WireError } from './errors.js';
+import { FixedHistogram } from './metrics-histogram.js';
 
 export type MetricsTransport = 'poll' | 'sse' | 'ws';
 
@@ -27,18 +28,38 @@ export function storedTs(message: string): number {
   return at < 0 ? NaN : parseInt(message.slice(at + 5, at + 25), 10);
 }
 
+/**
+ * A counter with one label bumped on every delivery or send: the bumps add up in a plain map and
+ * reach prom-client (which hashes and validates the labels on every inc) once per scrape, in its
+ * collect(). Returns the bump.
+ */
+function pendingCounter(o: { name: string; help: string; labelName: string; registers: Registry[] }): (labelValue: string, n: number) => void {
+  const pending = new Map<string, number>();
+  new Counter({
+    name: o.name, help: o.help, labelNames: [o.labelName], registers: o.registers,
+    collect() {
+      for (const [value, n] of pending) {
+        if (n === 0) continue;
+        this.inc({ [o.labelName]: value }, n);
+        pending.set(value, 0);
+      }
+    },
+  });
+  return (labelValue, n) => pending.set(labelValue, (pending.get(labelValue) ?? 0) + n);
+}
+
 export class Metrics {
   readonly registry = new Registry();
-  private readonly deliveredTotal: Counter<'transport'>;
+  private readonly addDelivered: (transport: string, n: number) => void;
   private readonly gapsTotal: Counter<'transport'>;
   private readonly resetsTotal: Counter<'transport'>;
-  private readonly sendsTotal: Counter<'transport'>;
+  private readonly addSends: (transport: string, n: number) => void;
   private readonly errorsTotal: Counter<'code'>;
   private readonly rateLimitedTotal: Counter;
   private readonly authFailuresTotal: Counter;
   private readonly storeErrorsTotal: Counter;
-  private readonly sendSeconds: Histogram;
-  private readonly deliverySeconds: Histogram<'transport'>;
+  private readonly sendSeconds: FixedHistogram;
+  private readonly deliverySeconds: FixedHistogram;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -60,24 +81,24 @@ export class Metrics {
         this.set(sources.parkedPolls());
       },
     });
-    this.deliveredTotal = new Counter({ name: 'pollgate_messages_delivered_total', help: 'Messages written to clients', labelNames: ['transport'], registers });
+    this.addDelivered = pendingCounter({ name: 'pollgate_messages_delivered_total', help: 'Messages written to clients', labelName: 'transport', registers });
     this.gapsTotal = new Counter({ name: 'pollgate_gaps_total', help: 'Gaps reported to clients (messages no longer retained)', labelNames: ['transport'], registers });
     this.resetsTotal = new Counter({ name: 'pollgate_resets_total', help: 'Resets reported to clients (a stream log restarted)', labelNames: ['transport'], registers });
-    this.sendsTotal = new Counter({ name: 'pollgate_sends_total', help: 'Messages appended (a fan-out to n streams counts n)', labelNames: ['transport'], registers });
+    this.addSends = pendingCounter({ name: 'pollgate_sends_total', help: 'Messages appended (a fan-out to n streams counts n)', labelName: 'transport', registers });
     this.errorsTotal = new Counter({ name: 'pollgate_errors_total', help: 'Requests, frames and handshakes refused, by error code', labelNames: ['code'], registers });
     this.rateLimitedTotal = new Counter({ name: 'pollgate_rate_limited_total', help: 'Requests, frames and handshakes refused with rate_limited', registers });
     this.authFailuresTotal = new Counter({ name: 'pollgate_auth_failures_total', help: 'Requests, frames and handshakes refused with unauthorized', registers });
     this.storeErrorsTotal = new Counter({ name: 'pollgate_store_errors_total', help: 'Requests and frames that failed with store_unavailable', registers });
-    this.sendSeconds = new Histogram({
+    this.sendSeconds = new FixedHistogram({
       name: 'pollgate_send_duration_seconds',
       help: 'From a send being authorised to every append confirmed by the store',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    this.deliverySeconds = new Histogram({
+    this.deliverySeconds = new FixedHistogram({
       name: 'pollgate_delivery_latency_seconds',
       help: "From a message's ts (the sending gateway's clock at publish) to its delivery by this gateway; newest message of each stream per batch",
-      labelNames: ['transport'],
+      labelName: 'transport',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
@@ -85,7 +106,7 @@ export class Metrics {
 
   /** A batch written to a client. Costs a counter bump per batch and one ts parse per stream delivered. */
   delivered(transport: MetricsTransport, batch: Batch): void {
-    if (batch.count > 0) this.deliveredTotal.inc({ transport }, batch.count);
+    if (batch.count > 0) this.addDelivered(transport, batch.count);
     const now = Date.now();
     for (const d of batch.deliveries) {
       if (d.gap) this.gapsTotal.inc({ transport });
@@ -93,13 +114,13 @@ export class Metrics {
       const newest = d.messages[d.messages.length - 1];
       if (newest === undefined) continue;
       const ts = storedTs(newest);
-      if (ts > 0) this.deliverySeconds.observe({ transport }, Math.max(0, now - ts) / 1000);
+      if (ts > 0) this.deliverySeconds.observe(Math.max(0, now - ts) / 1000, transport);
     }
   }
 
   /** `appends` stored for one send, which took `ms` from authorised to confirmed. */
   sent(transport: 'http' | 'ws', appends: number, ms: number): void {
-    this.sendsTotal.inc({ transport }, appends);
+    this.addSends(transport, appends);
     this.sendSeconds.observe(ms / 1000);
   }
 
