@@ -4,7 +4,6 @@
  * soon as the limit is crossed (or at once from Content-Length), never buffered whole.
  */
 import { isUtf8 } from 'node:buffer';
-import type { IncomingMessage } from 'node:http';
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
 import type { Context } from 'koa';
 import { requestHeader, setHeader } from './headers.js';
@@ -24,9 +23,8 @@ export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: 
     setHeader(ctx, 'connection', 'close');
     throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
   }
-  const raw = bufferedBody(ctx.req, limitBytes) ?? (await readCapped(ctx, limitBytes, timeoutMs));
-  // Validated whole, then decoded without replacement characters (simdutf, in one pass each):
-  // a fatal TextDecoder did the same several times slower.
+  const raw = await readCapped(ctx, limitBytes, timeoutMs);
+  // Validated whole, then decoded: no replacement characters can slip in.
   if (!isUtf8(raw)) throw new BadRequestError('request body is not valid UTF-8');
   const text = raw.toString('utf8');
   try {
@@ -36,19 +34,6 @@ export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: 
     if (text.trim() === '') throw new BadRequestError('request body is empty: send a JSON object');
     throw new BadRequestError('request body is not valid JSON');
   }
-}
-
-/**
- * A body that arrived whole with its headers (a small POST usually does: one TCP segment) is
- * taken from the request's buffer at once, with no listeners, timer or promise per request, which
- * readCapped needs for a body still on its way. Undefined when it is not all here, or over the limit
- * (readCapped refuses that one with 413).
- */
-export function bufferedBody(req: IncomingMessage, limitBytes: number): Buffer | undefined {
-  if (!req.complete || req.readableFlowing || req.readableLength > limitBytes) return undefined;
-  // read() returns everything buffered at once (null for an empty body), and 'end' follows.
-  const body = req.read() as Buffer | null;
-  return body ?? Buffer.alloc(0);
 }
 
 /**

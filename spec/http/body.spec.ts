@@ -1,13 +1,13 @@
 /**
- * Request bodies: one that arrived whole with its headers is taken from the request's buffer
- * (bufferedBody: no listeners, timer or promise); one still on its way is read as it comes; an
- * empty or whitespace body and bytes that are not UTF-8 get their own 400s either way.
+ * Request bodies: one that arrived whole with its headers and one still on its way are read
+ * alike; an empty or whitespace body, one that is not JSON and bytes that are not UTF-8 get their
+ * own 400s.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'chai';
 import type { Context } from 'koa';
-import { bufferedBody, readJsonBody } from '../../lib/http/body.js';
+import { readJsonBody } from '../../lib/http/body.js';
 
 /** What the handler saw of one request. */
 interface Seen {
@@ -67,12 +67,11 @@ describe('request bodies', function () {
   }
   const head = (length: number) => `POST /send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
 
-  it('takes a body that arrived with its headers from the buffer, with no data listener', async function () {
+  it('reads a body that arrived with its headers', async function () {
     const body = JSON.stringify({ stream: 'a', data: 'é' });
     open().write(head(Buffer.byteLength(body)) + body);
     const s = await seen;
     expect(s.completeAtStart).to.equal(true);
-    expect(s.dataListeners).to.equal(0);
     expect(s.result).to.deep.equal({ stream: 'a', data: 'é' });
   });
 
@@ -87,32 +86,6 @@ describe('request bodies', function () {
     expect(s.completeAtStart).to.equal(false);
     expect(s.dataListeners).to.equal(1);
     expect(s.result).to.deep.equal({ stream: 'b', data: 2 });
-  });
-
-  it('bufferedBody: all of it, an empty Buffer for an empty body, nothing when over the limit', async function () {
-    const reqs: IncomingMessage[] = [];
-    server.removeAllListeners('request');
-    const got = new Promise<void>((resolve) =>
-      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-        reqs.push(req);
-        void (async () => {
-          for (let i = 0; i < 3 && !req.complete; i++) await new Promise((r) => setImmediate(r));
-          const limit = req.url === '/small-limit' ? 4 : 1024;
-          const b = bufferedBody(req, limit);
-          res.setHeader('x-got', b === undefined ? 'none' : `${b.length}:${b.toString()}`);
-          res.end();
-          if (reqs.length === 3) resolve();
-        })();
-      }),
-    );
-    const answers: string[] = [];
-    for (const [path, body] of [['/a', '{"x":1}'], ['/empty', ''], ['/small-limit', '{"x":1}']] as const) {
-      const s = open();
-      s.write(head(body.length).replace('/send', path) + body);
-      answers.push(await new Promise<string>((r) => s.once('data', (c) => r(/x-got: ([^\r]*)/.exec(c.toString())![1]!))));
-    }
-    await got;
-    expect(answers).to.deep.equal(['7:{"x":1}', '0:', 'none']);
   });
 
   it('400s: empty, whitespace only, not JSON, not UTF-8', async function () {
