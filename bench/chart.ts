@@ -65,3 +65,54 @@ function niceCeil(v: number): number {
 function escape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 }
+
+/** One figure of a ratio chart: pollgate ÷ its peer for each store (below 1: pollgate wins). */
+export interface RatioRow {
+  label: string;
+  memory?: number;
+  redis?: number;
+}
+
+/**
+ * Horizontal bars of pollgate ÷ best peer per figure on a log scale, the memory store's and the
+ * Redis store's side by side, with the 1.0 line where pollgate and the peer are even.
+ */
+export function ratioChart(title: string, rows: RatioRow[]): string {
+  const w = 760;
+  const bar = 12;
+  const left = 300;
+  const right = 40;
+  const top = 60;
+  const rowH = 2 * bar + 12;
+  const h = top + rows.length * rowH + 40;
+  const lo = 0.25;
+  const hi = 8;
+  const px = (v: number) => left + ((Math.log(Math.min(Math.max(v, lo), hi)) - Math.log(lo)) / (Math.log(hi) - Math.log(lo))) * (w - left - right);
+  const colours = { memory: '#1f77b4', redis: '#d62728' } as const;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${w}" height="${h}" fill="white"/>`,
+    `<text x="${w / 2}" y="22" text-anchor="middle" font-size="14">${escape(title)}</text>`,
+    `<rect x="${left + 10}" y="32" width="12" height="10" fill="${colours.memory}"/><text x="${left + 28}" y="41">memory store ÷ better of Socket.IO polling and Faye</text>`,
+    `<rect x="${left + 10}" y="46" width="12" height="10" fill="${colours.redis}"/><text x="${left + 28}" y="55">Redis store ÷ Socket.IO + redis-adapter</text>`,
+  ];
+  for (const t of [0.25, 0.5, 1, 2, 4, 8]) {
+    out.push(`<line x1="${px(t)}" y1="${top}" x2="${px(t)}" y2="${h - 30}" stroke="${t === 1 ? '#333' : '#eee'}" stroke-width="${t === 1 ? 1.5 : 1}"/>`);
+    out.push(`<text x="${px(t)}" y="${h - 14}" text-anchor="middle">${t}x</text>`);
+  }
+  rows.forEach((r, i) => {
+    const y = top + i * rowH + 4;
+    out.push(`<text x="${left - 8}" y="${y + bar + 4}" text-anchor="end">${escape(r.label)}</text>`);
+    (['memory', 'redis'] as const).forEach((store, k) => {
+      const v = r[store];
+      if (v === undefined) return;
+      const y0 = y + k * bar;
+      const x0 = px(1);
+      const x1 = px(v);
+      out.push(`<rect x="${Math.min(x0, x1).toFixed(1)}" y="${y0}" width="${Math.abs(x1 - x0).toFixed(1)}" height="${bar - 2}" fill="${colours[store]}"/>`);
+      out.push(`<text x="${(v >= 1 ? x1 + 4 : x1 - 4).toFixed(1)}" y="${y0 + bar - 3}" text-anchor="${v >= 1 ? 'start' : 'end'}" font-size="10">${v}x</text>`);
+    });
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

@@ -26,7 +26,7 @@ import { hasTaskset } from './gateway.js';
 import { summarizeProfile } from './profile.js';
 import { runScaling } from './scaling.js';
 import { machine, printReport, type StoreResults } from './report.js';
-import { printPeers } from './peers/report.js';
+import { peersChart, printPeers } from './peers/report.js';
 import { runPeers, type PeersReport } from './peers/run.js';
 import { withGateway as withGatewayOf, type ScenarioContext } from './scenarios/context.js';
 import { connectedMemory, type ConnectedResult } from './scenarios/connected.js';
@@ -203,6 +203,7 @@ async function peersOnly(redis: RedisServer | undefined, tmp: string): Promise<v
     // no earlier results: the file holds the comparison only
   }
   writeFileSync(file, JSON.stringify({ ...results, peers: report }, null, 2) + '\n');
+  writeFileSync(join(OUT, QUICK ? 'quick-peers.svg' : 'peers.svg'), peersChart(report));
   printPeers(report);
 }
 
@@ -266,6 +267,7 @@ async function main(): Promise<void> {
         points: results[s]!.levels.map((l) => ({ x: l.deliveriesPerSec, p50: l.p50Ms, p90: l.p90Ms, p99: l.p99Ms })),
       }));
       writeFileSync(join(OUT, QUICK ? 'quick.svg' : 'latency-vs-load.svg'), latencyChart(`pollgate long-poll: latency vs load (${TARGETED_CLIENTS} clients, 1 core)`, series));
+      writeFileSync(join(OUT, QUICK ? 'quick-peers.svg' : 'peers.svg'), peersChart(peerResults));
       printReport(report);
       printPeers(peerResults);
     }

@@ -3,6 +3,7 @@
  * best peer (the memory store against the better of Socket.IO polling and Faye; the Redis store
  * against Socket.IO + redis-adapter). Every ratio figure is lower-is-better: below 1 pollgate wins.
  */
+import { ratioChart } from '../chart.js';
 import type { PeersReport, TargetFigures } from './run.js';
 import { TARGET_LABELS, TARGET_NAMES, type TargetName } from './targets.js';
 
@@ -75,4 +76,11 @@ export function printPeers(r: PeersReport): void {
     if (t.deliveryRuns.length > 1) console.log(`  ${name}: µs per delivery by round ${t.deliveryRuns.map((d) => d.cpuUsPerDelivery).join(' / ')}; per publish ${t.publishRuns.map((p) => p.cpuUsPerPublish).join(' / ')}`);
   }
   for (const n of r.notes) console.log(`note: ${n}`);
+}
+
+/** The ratio figures as a chart (bench/results/peers.svg). */
+export function peersChart(r: PeersReport): string {
+  const ratios = peerRatios(r);
+  const rows = figures(r).filter((f) => f.ratio && ratios[f.key] && (ratios[f.key]!.memory !== undefined || ratios[f.key]!.redis !== undefined));
+  return ratioChart(`pollgate ÷ best peer, lower is better (${r.sizes.clients} subscribers, 1 core)`, rows.map((f) => ({ label: f.label.trim().replace(/ \(.*\)$/, ''), ...ratios[f.key] })));
 }
