@@ -27,16 +27,18 @@ export async function readerToken(): Promise<string> {
   return auth.mintToken({ sub: 'bench-reader', streams: ['*'], ttlSeconds: 3600 });
 }
 
+/** Every load-generator connection: keep-alive, no pipelining, and timeouts longer than any hold. */
+export const CONNECTION_OPTIONS = {
+  pipelining: 1,
+  keepAliveTimeout: 120_000,
+  keepAliveMaxTimeout: 120_000,
+  headersTimeout: 120_000,
+  bodyTimeout: 120_000,
+  connect: { timeout: 30_000 },
+} as const;
+
 export function pool(url: string, connections: number): Pool {
-  return new Pool(url, {
-    connections,
-    pipelining: 1,
-    keepAliveTimeout: 120_000,
-    keepAliveMaxTimeout: 120_000,
-    headersTimeout: 120_000,
-    bodyTimeout: 120_000,
-    connect: { timeout: 30_000 },
-  });
+  return new Pool(url, { connections, ...CONNECTION_OPTIONS });
 }
 
 /** An AbortController whose signal may be shared by thousands of requests without a warning. */

@@ -4,6 +4,7 @@
  * long-polling), all over undici from the client side.
  */
 import { Client, type Dispatcher } from 'undici';
+import { CONNECTION_OPTIONS } from '../client.js';
 
 /** What every publish carries: `n` counts up from 0 per stream, `t` is performance.now() (ms) at publish. */
 export interface Payload {
@@ -34,14 +35,7 @@ export interface PeerDriver {
 
 /** One keep-alive connection to `url`, for one subscriber. */
 export function connection(url: string): Client {
-  return new Client(url, {
-    pipelining: 1,
-    keepAliveTimeout: 120_000,
-    keepAliveMaxTimeout: 120_000,
-    headersTimeout: 120_000,
-    bodyTimeout: 120_000,
-    connect: { timeout: 30_000 },
-  });
+  return new Client(url, CONNECTION_OPTIONS);
 }
 
 /** One request whose body is read as text; throws unless the status is 200. */
