@@ -10,7 +10,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 import type { Principal } from '../auth.js';
 import { BadRequestError, RateLimitedError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { connectRedis } from '../store/redis-target.js';
+import { connectRedis, type RedisTarget } from '../store/redis-target.js';
 
 export interface RateLimitSettings {
   /** Messages appended per second via /send per client-token subject (a fan-out to n streams counts n); 0 disables. */
@@ -21,11 +21,7 @@ export interface RateLimitSettings {
   pollsPerIpPerSecond: number;
 }
 
-export interface RateLimitRedis {
-  url: string;
-  /** Sentinels ("host:port") and the master group name, when Sentinel names the primary. */
-  sentinels?: readonly string[];
-  name?: string;
+export interface RateLimitRedis extends RedisTarget {
   keyPrefix: string;
   cluster: boolean;
   commandTimeoutMs: number;

@@ -17,9 +17,14 @@ export class LuaScript {
   readonly sha: string;
   private readonly source: string;
 
-  /** `file` is the name in `dir` (default ./lua) without `.lua`; the first `numberOfKeys` arguments are keys. */
-  constructor(file: string, private readonly numberOfKeys: number, dir = new URL('./lua/', import.meta.url)) {
-    this.source = readFileSync(fileURLToPath(new URL(`${file}.lua`, dir)), 'utf8');
+  /**
+   * `file` is the name in `dir` (default ./lua) without `.lua`; the first `numberOfKeys` arguments
+   * are keys. `prelude` names a file of `dir` whose source goes first: Redis runs every script on
+   * its own, so code several scripts share is joined to each here, not copied into each file.
+   */
+  constructor(file: string, private readonly numberOfKeys: number, dir = new URL('./lua/', import.meta.url), prelude?: string) {
+    const read = (name: string) => readFileSync(fileURLToPath(new URL(`${name}.lua`, dir)), 'utf8');
+    this.source = prelude ? `${read(prelude)}\n${read(file)}` : read(file);
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 

@@ -7,13 +7,9 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { connectRedis } from './redis-target.js';
+import { connectRedis, type RedisTarget } from './redis-target.js';
 
-export interface RedisControlOptions {
-  url: string;
-  /** Sentinels ("host:port") and the master group name, when Sentinel names the primary. */
-  sentinels?: readonly string[];
-  name?: string;
+export interface RedisControlOptions extends RedisTarget {
   keyPrefix: string;
   cluster: boolean;
   commandTimeoutMs: number;

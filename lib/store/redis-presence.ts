@@ -28,9 +28,9 @@ function changesOf(flat: readonly unknown[]): PresenceChange[] {
 }
 
 export class RedisPresence implements PresenceBackend {
-  private readonly addScript = new LuaScript('presence-add-2', 2, DIR);
-  private readonly removeScript = new LuaScript('presence-remove-2', 2, DIR);
-  private readonly listScript = new LuaScript('presence-list-2', 2, DIR);
+  private readonly addScript = new LuaScript('presence-add-2', 2, DIR, 'presence-expire');
+  private readonly removeScript = new LuaScript('presence-remove-2', 2, DIR, 'presence-expire');
+  private readonly listScript = new LuaScript('presence-list-2', 2, DIR, 'presence-expire');
   /** This node's members, by stream: what each heartbeat writes again. */
   private readonly mine = new Map<string, Map<string, string>>();
   private readonly heartbeat: NodeJS.Timeout;

@@ -4,13 +4,12 @@
  * and known-replica lines), so the group is complete at once instead of after Sentinel's 2 s
  * hello round. stop() kills every process.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { startRedisServer, type RedisServer } from './redis.js';
+import { spawnRedis, startRedisServer, type RedisServer } from './redis.js';
 
 export const SENTINEL_NAME = 'pgmaster';
 
@@ -44,36 +43,7 @@ async function startSentinel(port: number, config: string): Promise<RedisServer>
   const dir = mkdtempSync(join(tmpdir(), 'pollgate-sentinel-'));
   const file = join(dir, 'sentinel.conf');
   writeFileSync(file, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nlogfile ""\n${config}`);
-  const child = spawn('redis-server', [file, '--sentinel'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (/Sentinel ID is|Ready to accept connections/.test(output)) {
-        child.stdout!.off('data', onData);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`sentinel exited with ${code}: ${output.slice(-500)}`)));
-  });
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    owned: true,
-    process: child,
-    dir,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return spawnRedis([file, '--sentinel'], { port, dir, ownsDir: true, ready: /Sentinel ID is|Ready to accept connections/, what: 'sentinel' });
 }
 
 export async function startRedisSentinelGroup(options: SentinelOptions = {}): Promise<RedisSentinelGroup> {

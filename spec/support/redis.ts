@@ -35,36 +35,45 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', options.appendonly ? 'yes' : 'no', '--logfile', '', ...(options.extraArgs ?? []),
   ];
+  return spawnRedis(args, { port, dir, ownsDir: !options.dir, ready: /Ready to accept connections/, what: 'redis-server' });
+}
+
+/**
+ * Spawns redis-server with `args` (a data node, or a Sentinel given its config file) and resolves
+ * once its log says `ready`; its stop() SIGKILLs it and, when `ownsDir`, removes its directory.
+ */
+export async function spawnRedis(
+  args: string[], o: { port: number; dir: string; ownsDir: boolean; ready: RegExp; what: string },
+): Promise<RedisServer> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
+      if (o.ready.test(output)) {
         child.stdout!.off('data', onData);
         resolve();
       }
     };
     child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output.slice(-500)}`)));
+    child.once('exit', (code) => reject(new Error(`${o.what} exited with ${code}: ${output.slice(-500)}`)));
     child.once('error', reject);
   });
   child.stdout!.resume();
   child.stderr!.resume();
-  const ownsDir = !options.dir;
   return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
+    url: `redis://127.0.0.1:${o.port}`,
+    port: o.port,
     owned: true,
     process: child,
-    dir,
+    dir: o.dir,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGKILL');
         await exited;
       }
-      if (ownsDir) rmSync(dir, { recursive: true, force: true });
+      if (o.ownsDir) rmSync(o.dir, { recursive: true, force: true });
     },
   };
 }

@@ -4,17 +4,7 @@
 -- ARGV[1] now (ms); ARGV[2] the members' new expiry (ms); ARGV[3] both keys' TTL (ms)
 -- ARGV[4..] member, subject, member, subject, ... (a member already there only gets its expiry moved)
 -- Returns the joins and leaves it caused, flat: {"leave", sub, "join", sub, ...}, expiries first.
-local changes = {}
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for _, m in ipairs(dead) do
-  local sub = string.match(m, '^[^|]*|[^|]*|(.*)$')
-  if redis.call('HINCRBY', KEYS[2], sub, -1) <= 0 then
-    redis.call('HDEL', KEYS[2], sub)
-    changes[#changes + 1] = 'leave'
-    changes[#changes + 1] = sub
-  end
-end
-if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end
+-- `changes` holds the leaves of the members that expired (presence-expire.lua, run first).
 for i = 4, #ARGV, 2 do
   if redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i]) == 1 then
     if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then

@@ -3,17 +3,7 @@
 -- KEYS[2] counts:  hash, subject -> members of that subject
 -- ARGV[1] now (ms); ARGV[2..] member, subject, member, subject, ...
 -- Returns the leaves it caused, flat: {"leave", sub, ...}.
-local changes = {}
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for _, m in ipairs(dead) do
-  local sub = string.match(m, '^[^|]*|[^|]*|(.*)$')
-  if redis.call('HINCRBY', KEYS[2], sub, -1) <= 0 then
-    redis.call('HDEL', KEYS[2], sub)
-    changes[#changes + 1] = 'leave'
-    changes[#changes + 1] = sub
-  end
-end
-if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end
+-- `changes` holds the leaves of the members that expired (presence-expire.lua, run first).
 for i = 2, #ARGV, 2 do
   if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
     if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], -1) <= 0 then
