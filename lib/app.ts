@@ -120,8 +120,8 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
   router.all(mount + '/ws', () => {
     throw new BadRequestError('GET /ws needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)');
   });
-  route('/history', { GET: historyRoute({ auth: deps.auth, store: deps.store, cursors: deps.cursors, subscriptions: deps.subscriptions, maxLimit: config.poll.maxLimit, answerBytes: config.limits.answerBytes }) });
-  route('/presence', { GET: presenceRoute({ auth: deps.auth, presence: deps.presence, subscriptions: deps.subscriptions }) });
+  route('/history', { GET: historyRoute({ auth: deps.auth, rateLimits: deps.rateLimits, trustProxyHops: hops, store: deps.store, cursors: deps.cursors, subscriptions: deps.subscriptions, maxLimit: config.poll.maxLimit, answerBytes: config.limits.answerBytes }) });
+  route('/presence', { GET: presenceRoute({ auth: deps.auth, rateLimits: deps.rateLimits, trustProxyHops: hops, presence: deps.presence, subscriptions: deps.subscriptions }) });
   route('/disconnect', { POST: disconnectRoute({ auth: deps.auth, disconnects: deps.disconnects, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });
   route('/metrics', { GET: metricsRoute({ auth: deps.auth, metrics: deps.metrics }) });
   route('/healthz', { GET: healthRoute() });

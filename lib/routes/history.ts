@@ -9,6 +9,7 @@ import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import { NO_POSITION, type CursorCodec } from '../cursor.js';
 import { BadRequestError } from '../errors.js';
+import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { requestHeader, setHeader } from '../http/headers.js';
 import { single } from '../http/params.js';
@@ -16,9 +17,13 @@ import { noStore } from '../http/request-log.js';
 import { HEAD_ONLY, type Store } from '../store/store.js';
 import { assertStreamName } from '../streams.js';
 import type { Subscriptions } from '../subscriptions.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 
 export interface HistoryDeps {
   auth: Auth;
+  /** A read like a poll: the same per-IP rate (rateLimits.pollsPerIpPerSecond), checked first. */
+  rateLimits: RateLimits;
+  trustProxyHops: number;
   store: Store;
   cursors: CursorCodec;
   subscriptions: Subscriptions;
@@ -38,6 +43,7 @@ export function historyRoute(deps: HistoryDeps) {
     noStore(ctx);
     const query = ctx.query as Record<string, unknown>;
     if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
+    await deps.rateLimits.checkPoll(clientIp(ctx.req, deps.trustProxyHops));
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(query, 'token')));
     const stream = assertStreamName(single(query, 'stream'));
     const last = lastParam(single(query, 'last'), deps.maxLimit);

@@ -6,6 +6,7 @@
 import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import { BadRequestError } from '../errors.js';
+import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { requestHeader } from '../http/headers.js';
 import { single } from '../http/params.js';
@@ -13,9 +14,13 @@ import { noStore } from '../http/request-log.js';
 import type { Presence } from '../presence.js';
 import { assertStreamName } from '../streams.js';
 import type { Subscriptions } from '../subscriptions.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 
 export interface PresenceRouteDeps {
   auth: Auth;
+  /** A read like a poll: the same per-IP rate (rateLimits.pollsPerIpPerSecond), checked first. */
+  rateLimits: RateLimits;
+  trustProxyHops: number;
   presence: Presence;
   subscriptions: Subscriptions;
 }
@@ -25,6 +30,7 @@ export function presenceRoute(deps: PresenceRouteDeps) {
     noStore(ctx);
     const query = ctx.query as Record<string, unknown>;
     if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
+    await deps.rateLimits.checkPoll(clientIp(ctx.req, deps.trustProxyHops));
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(query, 'token')));
     const stream = assertStreamName(single(query, 'stream'));
     await deps.subscriptions.authorize(principal, [stream], 'http');

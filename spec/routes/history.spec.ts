@@ -54,3 +54,30 @@ for (const store of ['memory', 'redis'] as const) {
     });
   });
 }
+
+describe('GET /history and GET /presence: the per-IP poll rate', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway({ rateLimits: { pollsPerIpPerSecond: 2 }, presence: { streams: ['pr:*'] } });
+  });
+  after(() => gw.shutdown());
+
+  it('refuses a read over rateLimits.pollsPerIpPerSecond with 429 before reading the store', async () => {
+    await sendOk(gw.url, gw.apiKey, { stream: 'h:rate', data: 1 });
+    const reads: string[] = [];
+    const read = gw.store.read.bind(gw.store);
+    gw.store.read = (stream, ...rest) => (reads.push(stream), read(stream, ...rest));
+    // 2 a second: within a few quick requests one is refused (a window may turn between them).
+    let refused = false;
+    for (let i = 0; i < 10 && !refused; i++) {
+      const before = reads.length;
+      const status = (await history(gw, 'stream=h:rate&last=1')).status;
+      refused = status === 429;
+      expect(reads.length - before, `reads of answer ${i} (${status})`).to.equal(refused ? 0 : 2);
+    }
+    expect(refused).to.equal(true);
+    const presence = await fetch(`${gw.url}/presence?stream=pr:1`, { headers: { Authorization: `Bearer ${gw.apiKey}` } });
+    expect(presence.status).to.equal(429);
+    expect(((await presence.json()) as { error: { code: string } }).error.code).to.equal('rate_limited');
+  });
+});
