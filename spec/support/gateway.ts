@@ -66,8 +66,8 @@ const keepTail = (s: string) => (s.length > OUTPUT_KEPT ? s.slice(-OUTPUT_KEPT) 
 const CLI = fileURLToPath(new URL('../../lib/cli.js', import.meta.url));
 
 /** Spawns `node dist/lib/cli.js [args]` on a free port and resolves once it logs that it listens. */
-export async function spawnGateway(env: Record<string, string>, args: string[] = []): Promise<ChildGateway> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+export async function spawnGateway(env: Record<string, string>, args: string[] = [], nodeFlags: string[] = []): Promise<ChildGateway> {
+  const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', POLLGATE_SECRET: TEST_SECRET, POLLGATE_API_KEYS: TEST_API_KEY, ...env, LOG_LEVEL: env.LOG_LEVEL === 'debug' ? 'debug' : 'info' },
     // (info at least: the harness learns the port from the "listening" log line)
     stdio: ['ignore', 'pipe', 'pipe'],
