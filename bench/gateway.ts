@@ -16,6 +16,18 @@ const BENCH_CONFIG = fileURLToPath(new URL('../../bench/gateway-config.json', im
 
 export const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
 
+/**
+ * The node flags of package.json's start script (`node <flags> dist/lib/cli.js`): the gateway is
+ * measured as `npm start` runs it, and every peer server runs with the same flags, so no target
+ * gets a runtime tuning the others lack (docs/PERFORMANCE.md, "The young generation").
+ */
+export function startScriptFlags(packageJson = readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')): string[] {
+  const start = (JSON.parse(packageJson) as { scripts: { start: string } }).scripts.start.trim().split(/\s+/);
+  if (start[0] !== 'node') throw new Error(`package.json's start script does not run node: ${start.join(' ')}`);
+  return start.slice(1, -1).filter((a) => a.startsWith('--'));
+}
+export const START_FLAGS = startScriptFlags();
+
 export interface GatewayOptions {
   redisUrl: string;
   logLevel: string;
@@ -24,7 +36,7 @@ export interface GatewayOptions {
   /** Directory for a V8 CPU profile written when the gateway exits. */
   cpuProfDir?: string;
   extraEnv?: Record<string, string>;
-  /** Extra node (V8) flags for the gateway, e.g. --trace-gc. */
+  /** Extra node (V8) flags for the gateway, e.g. --trace-gc; after the start script's, so one of them can be overridden. */
   nodeFlags?: string[];
   /** A command the gateway runs under (e.g. valgrind), instead of the core pinning. */
   wrapper?: string[];
@@ -56,7 +68,7 @@ export class GatewayProcess {
 
   static async start(o: GatewayOptions): Promise<GatewayProcess> {
     const port = await freePort();
-    const node = [process.execPath, '--expose-gc', ...(o.nodeFlags ?? []), ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), o.script ?? CLI];
+    const node = [process.execPath, '--expose-gc', ...START_FLAGS, ...(o.nodeFlags ?? []), ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), o.script ?? CLI];
     const pin = o.wrapper ? '' : hasTaskset ? 'taskset -c 0 ' : '';
     const quoted = [...(o.wrapper ?? []), ...node].map((a) => `'${a}'`).join(' ');
     const out = openSync(o.logFile, 'a');

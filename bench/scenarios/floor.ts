@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'undici';
 import { percentile, pool, round } from '../client.js';
-import { hasTaskset, sleep } from '../gateway.js';
+import { hasTaskset, sleep, START_FLAGS } from '../gateway.js';
 import { freePort } from '../../spec/support/ports.js';
 
 const SERVER = fileURLToPath(new URL('../floor-server.js', import.meta.url));
@@ -31,7 +31,7 @@ export interface FloorServerOptions {
 /** Starts bench/floor-server.ts on a free port and resolves once it listens. */
 export async function startFloorServer(server: 'http' | 'koa', o: FloorServerOptions = {}): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const cmd = [...(o.wrapper ?? (hasTaskset ? ['taskset', '-c', '0'] : [])), process.execPath, '--expose-gc', SERVER];
+  const cmd = [...(o.wrapper ?? (hasTaskset ? ['taskset', '-c', '0'] : [])), process.execPath, '--expose-gc', ...START_FLAGS, SERVER];
   const child = spawn(cmd[0]!, cmd.slice(1), {
     env: { PATH: process.env.PATH ?? '', PORT: String(port), FLOOR: server, ...o.env },
     stdio: ['ignore', 'pipe', o.wrapper ? 'ignore' : 'inherit'],
