@@ -33,6 +33,7 @@ function figures(r: PeersReport): Figure[] {
     { key: 'broadcastP99Ms', label: '  ms until 99% (t99)', value: (t) => t.broadcast?.p99Ms, ratio: true },
     { key: 'broadcastLoopP99Ms', label: '  event-loop delay p99 ms during it', value: (t) => t.broadcast?.loopDelayP99Ms, ratio: true },
     { key: 'broadcastCpuMs', label: '  server CPU ms for it', value: (t) => t.broadcast?.serverCpuMs, ratio: true },
+    { key: 'broadcastLoadGeneratorCpuMs', label: '  load generator CPU ms for it', value: (t) => t.broadcast?.loadGeneratorCpuMs, ratio: false },
     { key: 'kbPerParked', label: `KB RSS per parked poll (${s.parked})`, value: (t) => t.parked?.kbPerParked, ratio: true },
     { key: 'kbHeapPerParked', label: '  KB heap per parked poll', value: (t) => t.parked?.kbHeapPerParked, ratio: true },
   ];
@@ -55,6 +56,21 @@ export function peerRatios(r: PeersReport): Record<string, { memory?: number; re
     };
   }
   return out;
+}
+
+/**
+ * Broadcasts that kept the load generator busy for most of their t100. The one load-generator
+ * core then paced every arrival: t100 says how fast the clients parsed answers and sent their
+ * next polls, as much as how fast the server answered. That was every target's case on
+ * 2026-12-07 (docs/PERFORMANCE.md).
+ */
+export function loadGeneratorBound(targets: Partial<Record<TargetName, TargetFigures>>, share = 0.9): string[] {
+  return TARGET_NAMES.flatMap((n) => {
+    const b = targets[n]?.broadcast;
+    if (!b || !(b.loadGeneratorCpuMs >= share * b.p100Ms)) return [];
+    const pct = Math.round((100 * b.loadGeneratorCpuMs) / b.p100Ms);
+    return [`${TARGET_LABELS[n]} broadcast: the load generator was busy for ${pct}% of t100, so that t100 is bounded by the clients' work, not only the server's`];
+  });
 }
 
 export function printPeers(r: PeersReport): void {

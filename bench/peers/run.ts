@@ -8,7 +8,7 @@
 import type { RedisServer } from '../../spec/support/redis.js';
 import type { Violations } from '../client.js';
 import { broadcast, delivery, parked, publishOnly, type BroadcastResult, type DeliveryResult, type ParkedPeerResult, type PublishResult } from './scenarios.js';
-import { peerRatios } from './report.js';
+import { loadGeneratorBound, peerRatios } from './report.js';
 import type { PeerContext } from './subscribers.js';
 import { startTarget, TARGET_NAMES, type PeerTarget, type TargetName } from './targets.js';
 
@@ -119,6 +119,7 @@ export async function runPeers(o: PeerRunOptions): Promise<PeersReport> {
     t.delivery = median(t.deliveryRuns, (d) => d.cpuUsPerDelivery);
     t.publish = median(t.publishRuns, (p) => p.cpuUsPerPublish);
   }
+  notes.push(...loadGeneratorBound(targets));
   const report: PeersReport = { sizes, seconds: Math.round((Date.now() - started) / 1000), targets, notes };
   return { ...report, ratios: peerRatios(report) };
 }

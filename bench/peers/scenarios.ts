@@ -171,6 +171,12 @@ export interface BroadcastResult {
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
   serverCpuMs: number;
+  /**
+   * The load generator's own CPU over the same window (its one process, every thread). Close to
+   * t100, the receiving side was busy the whole time: the figure is bounded by the clients'
+   * work (parsing each answer, sending the next poll), not only by the server's.
+   */
+  loadGeneratorCpuMs: number;
 }
 
 /** `clients` subscribers parked on one stream, one publish: time until 50/99/100% have it. */
@@ -189,10 +195,12 @@ export async function broadcast(ctx: PeerContext, clients: number): Promise<Broa
   try {
     await ctx.target.gw.stats(true);
     const cpu0 = await ctx.target.gw.cpuMicros();
+    const ownCpu0 = process.cpuUsage();
     t0 = performance.now();
     await ctx.target.driver.publish(pub, stream!, { n: 0, t: t0 });
     const deadline = Date.now() + 30_000;
     while (arrivals.length < clients && Date.now() < deadline) await sleep(5);
+    const ownCpu = process.cpuUsage(ownCpu0);
     const after = await ctx.target.gw.stats(true);
     if (arrivals.length !== clients) ctx.violations.add(name, `${clients - arrivals.length} subscribers never got the message`);
     arrivals.sort((a, b) => a - b);
@@ -204,6 +212,7 @@ export async function broadcast(ctx: PeerContext, clients: number): Promise<Broa
       loopDelayP99Ms: after.eventLoopDelayMs.p99,
       loopDelayMaxMs: after.eventLoopDelayMs.max,
       serverCpuMs: round((after.cpuMicros.user + after.cpuMicros.system - cpu0) / 1000),
+      loadGeneratorCpuMs: round((ownCpu.user + ownCpu.system) / 1000),
     };
   } finally {
     await Promise.all([subs.close(), pub.destroy()]);
