@@ -1,14 +1,15 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env node
 /**
  * `pollgate` / `npm start`: load config (files and environment), start the standalone server
  * (lib/server.ts, a thin user of the gateway library), announce, and drain on SIGTERM/SIGINT.
  * `pollgate --workers N|auto` runs N such processes on one port (lib/cluster.ts; Redis store only).
  *
- * Node runs with a 32 MB young generation (the line above and package.json's start script, kept
- * equal by spec/start-flags.spec.ts): at V8's default of 16 MB a scavenge came often enough that
- * every in-flight request and parked poll was copied and promoted, and GC cost 28 µs a /send
- * against 4 at 32 MB (docs/PERFORMANCE.md, "The young generation"). V8 reads the size only at
- * start, so it is a flag; a host app sets it with NODE_OPTIONS.
+ * `npm start` runs Node with a 32 MB young generation (package.json's start script; checked by
+ * spec/start-flags.spec.ts): at V8's default of 16 MB a scavenge came often enough that every
+ * in-flight request and parked poll was copied and promoted, and GC cost 28 µs a /send against
+ * 4 at 32 MB (docs/PERFORMANCE.md, "The young generation"). V8 reads the size only at start, so
+ * it is a flag. The bin cannot carry it: `#!/usr/bin/env -S node ...` fails where env is
+ * BusyBox's (Alpine images), which has no -S. The bin and host apps set it with NODE_OPTIONS.
  */
 import { assertClusterable, isPrimary, runPrimary, workersFromArgv } from './cluster.js';
 import { ConfigError, loadConfig } from './config.js';

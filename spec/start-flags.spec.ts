@@ -16,11 +16,10 @@ describe('node flags of the standalone gateway', () => {
     expect(startScriptFlags(PACKAGE_JSON)).to.include('--max-semi-space-size=32');
   });
 
-  it('the pollgate bin runs node with the same flags as npm start', () => {
-    const shebang = readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
-    // `env -S` splits the rest of the line into node and its flags (GNU coreutils 8.30+, BSD, macOS).
-    expect(shebang.startsWith('#!/usr/bin/env -S node')).to.equal(true, shebang);
-    expect(shebang.slice('#!/usr/bin/env -S node'.length).trim().split(/\s+/).filter(Boolean)).to.deep.equal(startScriptFlags(PACKAGE_JSON));
+  it('the pollgate bin starts through a plain `env node`, which BusyBox (Alpine) runs too', () => {
+    // Flags on a shebang need `env -S`, which BusyBox's env refuses: the bin would not start at all.
+    // The bin gets the flags from NODE_OPTIONS (README, "Operations").
+    expect(readFileSync(CLI, 'utf8').split('\n', 1)[0]).to.equal('#!/usr/bin/env node');
   });
 
   it('reads the flags between node and the script, and refuses a start script that is not node', () => {
