@@ -96,6 +96,19 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[i]!;
 }
 
+/** Milliseconds from one publish until 50, 99 and 100% of the receivers had it. */
+export interface ArrivalTimes {
+  p50Ms: number;
+  p99Ms: number;
+  p100Ms: number;
+}
+
+/** The arrival percentiles of a broadcast, rounded (`arrivals` in any order; it is sorted in place). */
+export function arrivalTimes(arrivals: number[]): ArrivalTimes {
+  arrivals.sort((a, b) => a - b);
+  return { p50Ms: round(percentile(arrivals, 50)), p99Ms: round(percentile(arrivals, 99)), p100Ms: round(arrivals[arrivals.length - 1] ?? NaN) };
+}
+
 /** Collected correctness violations: any one fails the whole run. */
 export class Violations {
   readonly list: string[] = [];

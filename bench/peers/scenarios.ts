@@ -6,7 +6,7 @@
  *   parked     RSS and heap per parked subscriber
  * Every delivery is checked (per stream: n 0, 1, 2, ... exactly once) into the run's Violations.
  */
-import { percentile, pool, round } from '../client.js';
+import { arrivalTimes, percentile, pool, round, type ArrivalTimes } from '../client.js';
 import { procCpuMicros, sleep } from '../gateway.js';
 import type { Payload } from './driver.js';
 import { closedLoop, Deliveries, pacedLoop, subscribeAll, type PeerContext } from './subscribers.js';
@@ -163,11 +163,8 @@ export async function publishOnly(ctx: PeerContext, streamCount: number, warmupS
   }
 }
 
-export interface BroadcastResult {
+export interface BroadcastResult extends ArrivalTimes {
   clients: number;
-  p50Ms: number;
-  p99Ms: number;
-  p100Ms: number;
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
   serverCpuMs: number;
@@ -203,12 +200,9 @@ export async function broadcast(ctx: PeerContext, clients: number): Promise<Broa
     const ownCpu = process.cpuUsage(ownCpu0);
     const after = await ctx.target.gw.stats(true);
     if (arrivals.length !== clients) ctx.violations.add(name, `${clients - arrivals.length} subscribers never got the message`);
-    arrivals.sort((a, b) => a - b);
     return {
       clients,
-      p50Ms: round(percentile(arrivals, 50)),
-      p99Ms: round(percentile(arrivals, 99)),
-      p100Ms: round(arrivals[arrivals.length - 1] ?? NaN),
+      ...arrivalTimes(arrivals),
       loopDelayP99Ms: after.eventLoopDelayMs.p99,
       loopDelayMaxMs: after.eventLoopDelayMs.max,
       serverCpuMs: round((after.cpuMicros.user + after.cpuMicros.system - cpu0) / 1000),

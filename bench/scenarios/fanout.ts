@@ -3,17 +3,14 @@
  * one /send, time until 50/99/100% of them have the message; event-loop delay during the
  * fan-out; store script calls it cost (Redis).
  */
-import { percentile, poll, pool, round, send, type Message } from '../client.js';
+import { arrivalTimes, poll, pool, round, send, type ArrivalTimes, type Message } from '../client.js';
 import { openInChunks, openStream, type StreamClient, type Transport } from '../stream-client.js';
 import type { ScenarioContext } from './context.js';
 import { parkInChunks, redisScriptCalls } from './context.js';
 
-export interface FanoutResult {
+export interface FanoutResult extends ArrivalTimes {
   transport: Transport;
   clients: number;
-  p50Ms: number;
-  p99Ms: number;
-  p100Ms: number;
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
   serverCpuMs: number;
@@ -72,14 +69,11 @@ export async function fanout(ctx: ScenarioContext, clients: number, transport: T
   const calls1 = await redisScriptCalls(ctx);
   for (const c of open) c.close();
   await Promise.all([p.destroy(), pub.destroy()]);
-  arrivals.sort((a, b) => a - b);
   if (arrivals.length !== clients) ctx.violations.add(name, `${clients - arrivals.length} clients never got the message`);
   return {
     transport,
     clients,
-    p50Ms: round(percentile(arrivals, 50)),
-    p99Ms: round(percentile(arrivals, 99)),
-    p100Ms: round(arrivals[arrivals.length - 1] ?? NaN),
+    ...arrivalTimes(arrivals),
     loopDelayP99Ms: after.eventLoopDelayMs.p99,
     loopDelayMaxMs: after.eventLoopDelayMs.max,
     serverCpuMs: round((after.cpuMicros.user + after.cpuMicros.system - cpu0) / 1000),

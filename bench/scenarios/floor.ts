@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'undici';
-import { percentile, pool, round } from '../client.js';
+import { arrivalTimes, pool, round, type ArrivalTimes } from '../client.js';
 import { hasTaskset, sleep, START_FLAGS } from '../gateway.js';
 import { freePort } from '../../spec/support/ports.js';
 
@@ -73,11 +73,8 @@ export async function floor(server: 'http' | 'koa', requests: number): Promise<F
   return { server, requests, cpuUsPerRequest: round((c1 - c0) / requests), requestsPerSec: Math.round(requests / seconds) };
 }
 
-export interface FanoutFloorResult {
+export interface FanoutFloorResult extends ArrivalTimes {
   clients: number;
-  p50Ms: number;
-  p99Ms: number;
-  p100Ms: number;
   serverCpuMs: number;
   /** RSS per held request over the idle server's, after a GC (the 12.4 KB at 10k). */
   kbRssPerHeld: number;
@@ -126,12 +123,9 @@ export async function fanoutFloor(clients: number): Promise<FanoutFloorResult> {
     await get('/release', 'POST');
     await Promise.all(held);
     const c1 = Number(await get('/cpu'));
-    arrivals.sort((a, b) => a - b);
     return {
       clients,
-      p50Ms: round(percentile(arrivals, 50)),
-      p99Ms: round(percentile(arrivals, 99)),
-      p100Ms: round(arrivals[arrivals.length - 1] ?? NaN),
+      ...arrivalTimes(arrivals),
       serverCpuMs: round((c1 - c0) / 1000),
       kbRssPerHeld: round((rss1 - rss0) / clients / 1024, 2),
       kbHeapPerHeld: round((heap1 - heap0) / clients / 1024, 2),
