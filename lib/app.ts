@@ -16,6 +16,7 @@ import { cors } from './http/cors.js';
 import { drainConnections, drainRule } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
 import { requestLog } from './http/request-log.js';
+import { rememberRouteMatches } from './http/route-matches.js';
 import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
 import { assertTarget, targetOf } from './http/target.js';
@@ -148,6 +149,7 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
 export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
   const drain = drainRule(deps.isDraining);
   const router = routes(deps, drain, tracker);
+  rememberRouteMatches(router);
   const paths = new Set(router.stack.map((layer) => layer.path));
   const pipeline = compose<Context>([
     requestLog(deps.log),

@@ -1,0 +1,105 @@
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { expect } from 'chai';
+import Koa from 'koa';
+import Router from 'koa-router';
+import request from 'supertest';
+import { rememberRouteMatches } from '../../lib/http/route-matches.js';
+import { startGateway, type TestGateway } from '../support/gateway.js';
+
+/** koa-router's Layer: every pattern test of a request goes through its match(). */
+const Layer = createRequire(import.meta.url)('koa-router/lib/layer.js') as { prototype: { match(path: string): boolean } };
+
+/** Counts koa-router's pattern tests while `run` runs. */
+async function patternTests(run: () => Promise<unknown>): Promise<number> {
+  const original = Layer.prototype.match;
+  let tests = 0;
+  Layer.prototype.match = function (this: unknown, path: string) {
+    tests++;
+    return original.call(this, path);
+  };
+  try {
+    await run();
+  } finally {
+    Layer.prototype.match = original;
+  }
+  return tests;
+}
+
+describe("koa-router's match, remembered (rememberRouteMatches)", function () {
+  let server: Server;
+  let url: string;
+  let seen: string[][];
+
+  before(async function () {
+    const router = new Router({ strict: true, sensitive: true });
+    router.get('/a', (ctx) => { ctx.body = 'a'; });
+    router.post('/a', (ctx) => { ctx.body = 'posted a'; });
+    router.get('/b', (ctx) => { ctx.body = 'b'; });
+    router.all('/c', (ctx) => { ctx.body = 'c'; });
+    rememberRouteMatches(router);
+    const app = new Koa();
+    seen = [];
+    app.use(async (ctx, next) => {
+      await next();
+      const matched = (ctx as unknown as { matched?: { path: string }[] }).matched ?? [];
+      seen.push(matched.map((layer) => layer.path));
+      // A later router would push to ctx.matched: the remembered result must not change with it.
+      matched.push({ path: '/pushed-by-the-host' });
+    });
+    app.use(router.routes());
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(function (done) {
+    server.close(done);
+  });
+
+  it('tests the patterns once per path and method of the table, then not again', async function () {
+    const first = await patternTests(() => request(url).get('/a').expect(200, 'a'));
+    expect(first).to.equal(4);
+    const again = await patternTests(async () => {
+      await request(url).get('/a').expect(200, 'a');
+      await request(url).get('/a').expect(200, 'a');
+    });
+    expect(again).to.equal(0);
+    // Another method on the same path is its own entry, and dispatches to its own handler.
+    expect(await patternTests(() => request(url).post('/a').expect(200, 'posted a'))).to.equal(4);
+    expect(await patternTests(() => request(url).post('/a').expect(200, 'posted a'))).to.equal(0);
+  });
+
+  it('matches paths outside the table every time, so requests cannot grow the cache', async function () {
+    for (const path of ['/nope', '/A', '/a/', '/b/x']) {
+      expect(await patternTests(() => request(url).get(path).expect(404))).to.equal(4);
+      expect(await patternTests(() => request(url).get(path).expect(404))).to.equal(4);
+    }
+  });
+
+  it('gives each request its own ctx.matched, as without the cache', async function () {
+    seen.length = 0;
+    await request(url).get('/b').expect(200, 'b');
+    await request(url).get('/b').expect(200, 'b');
+    await request(url).put('/c').expect(200, 'c');
+    expect(seen).to.deep.equal([['/b'], ['/b'], ['/c']]);
+  });
+});
+
+describe("the gateway's router remembers its matches", function () {
+  let gw: TestGateway;
+  before(async function () {
+    gw = await startGateway();
+  });
+  after(async function () {
+    await gw?.shutdown();
+  });
+
+  it('tests no route pattern for a path it has answered before', async function () {
+    await request(gw.url).get('/healthz').expect(200);
+    expect(await patternTests(() => request(gw.url).get('/healthz').expect(200))).to.equal(0);
+    expect(await patternTests(() => request(gw.url).get('/send').expect(405))).to.be.above(0);
+    expect(await patternTests(() => request(gw.url).get('/send').expect(405))).to.equal(0);
+  });
+});
