@@ -12,12 +12,15 @@
  *            in the measured window (set-up and priming left out); the functions that allocate
  *            the most. With --transport=ws|sse the requests are
  *            the sends, one per delivered message.
+ *   --alloc --survivors  the same, counting only what survived a scavenge (what the young
+ *            generation copied and promoted, or allocated straight into the old one): the
+ *            allocation sites of the GC's costly bytes (docs/PERFORMANCE.md, "What a scavenge promotes").
  *   --alloc-parking  (long-polling only) bytes allocated per parked poll while N clients (default 5,000) each park a
  *            poll on a stream of its own (the parked-memory scenario): what the parking leaves
  *            for the GC, some of it promoted before it dies (RSS per parked poll counts the old
  *            space it grew).
  *
- *   node dist/bench/heap.js --held|--alloc|--alloc-parking [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
+ *   node dist/bench/heap.js --held|--alloc [--survivors]|--alloc-parking [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
  */
 import WebSocket from 'ws';
 import { tmpdir } from 'node:os';
@@ -29,12 +32,15 @@ import { openInChunks, openStream, type StreamClient, type Transport } from './s
 import { freePort } from '../spec/support/ports.js';
 import { startRedisServer } from '../spec/support/redis.js';
 import { parkInChunks, withGateway, type ScenarioContext } from './scenarios/context.js';
+import { areaOf } from './profile.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const store = option('store', 'memory') as 'memory' | 'redis';
 const held = args.includes('--held');
 const allocParking = args.includes('--alloc-parking');
+/** Leave out what a scavenge collected: only the bytes that survived one (or never were young). */
+const survivors = args.includes('--survivors');
 const transport = option('transport', 'poll') as Transport;
 
 /** A minimal Chrome DevTools Protocol client: calls, and the chunks of a heap snapshot. */
@@ -186,7 +192,7 @@ async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise
   await targeted(ctx, clients, 0, Number(option('seconds', '6')), 'sampled', transport, {
     started: async () => {
       served0 = (await gw.stats()).requests;
-      await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      await inspector.call('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !survivors });
     },
     ended: async () => {
       ({ profile } = await inspector.call<{ profile: { head: SamplingNode } }>('HeapProfiler.stopSampling'));
@@ -195,7 +201,7 @@ async function measureAlloc(ctx: ScenarioContext, inspector: Inspector): Promise
   });
   if (!profile) throw new Error('the targeted run ended before its measured window');
   if (ctx.violations.list.length) throw new Error(`violations: ${ctx.violations.list.slice(0, 5).join('; ')}`);
-  report(profile, requests, `${store}${transport === 'poll' ? '' : ` over ${transport}`}`, 'request', 'requests');
+  report(profile, requests, `${store}${transport === 'poll' ? '' : ` over ${transport}`}${survivors ? ', survivors of a scavenge only' : ''}`, 'request', 'requests');
 }
 
 async function measureParkingAlloc(ctx: ScenarioContext, inspector: Inspector): Promise<void> {
@@ -216,19 +222,32 @@ async function measureParkingAlloc(ctx: ScenarioContext, inspector: Inspector): 
   }
 }
 
-/** Bytes sampled per unit of work, and the 30 functions that allocated the most. */
+/** Who allocated, coarser than bench/profile.ts's areas: Node, each package, pollgate's lib/, V8's builtins. */
+function allocationArea(url: string, fn: string): string {
+  const area = areaOf(url, fn);
+  if (area.startsWith('lib/')) return 'pollgate lib/';
+  if (area.startsWith('node:')) return 'Node';
+  return area.startsWith('native:') ? 'V8 builtins and API' : area;
+}
+
+/** Bytes sampled per unit of work, by area, and the 30 functions that allocated the most. */
 function report(profile: { head: SamplingNode }, units: number, what: string, unit: string, unitPlural: string): void {
   const byFunction = new Map<string, number>();
+  const byArea = new Map<string, number>();
   let total = 0;
   const walk = (n: SamplingNode) => {
     const f = n.callFrame;
     const name = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${f.lineNumber + 1}`;
     byFunction.set(name, (byFunction.get(name) ?? 0) + n.selfSize);
+    const area = allocationArea(f.url, f.functionName);
+    byArea.set(area, (byArea.get(area) ?? 0) + n.selfSize);
     total += n.selfSize;
     n.children.forEach(walk);
   };
   walk(profile.head);
   console.log(`${what}: ${(total / units).toFixed(0)} bytes allocated per ${unit} (${units} ${unitPlural}, ${(total / 1e6).toFixed(0)} MB sampled)`);
+  const areas = [...byArea].sort((a, b) => b[1] - a[1]).filter(([, bytes]) => bytes / units >= 1);
+  console.log(`  by area, bytes per ${unit}: ${areas.map(([area, bytes]) => `${area} ${(bytes / units).toFixed(0)}`).join(', ')}`);
   for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
     console.log(`${((100 * bytes) / total).toFixed(1).padStart(6)}%  ${name}`);
   }

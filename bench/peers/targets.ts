@@ -43,13 +43,15 @@ export interface TargetSetup {
   logDir: string;
   /** Each target writes a V8 CPU profile here (a directory of its own name) when it stops. */
   cpuProfDir?: string;
+  /** Node flags for the target, after the start script's (e.g. --trace-gc-nvp). */
+  nodeFlags?: string[];
 }
 
 /** Starts `name` and resolves once it answers /healthz; the caller stops `gw`. */
 export async function startTarget(name: TargetName, o: TargetSetup): Promise<PeerTarget> {
   const usesRedis = name === 'pollgate-redis' || name === 'socketio-redis';
   const script = name.startsWith('socketio') ? SOCKETIO : name === 'faye' ? FAYE : undefined;
-  const gw = await GatewayProcess.start({ redisUrl: usesRedis ? o.redis.url : '', logLevel: 'warn', logFile: join(o.logDir, `peer-${name}.log`), script, cpuProfDir: o.cpuProfDir && join(o.cpuProfDir, name) });
+  const gw = await GatewayProcess.start({ redisUrl: usesRedis ? o.redis.url : '', logLevel: 'warn', logFile: join(o.logDir, `peer-${name}.log`), script, cpuProfDir: o.cpuProfDir && join(o.cpuProfDir, name), nodeFlags: o.nodeFlags });
   const driver = name.startsWith('pollgate') ? pollgateDriver(o.token) : name === 'faye' ? bayeuxDriver : socketIoDriver;
   return { name, gw, driver, redisPid: usesRedis ? o.redis.process?.pid : undefined };
 }
