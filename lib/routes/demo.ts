@@ -7,6 +7,7 @@ import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import type { Config } from '../config.js';
 import { BadRequestError } from '../errors.js';
+import { queryParams } from '../http/params.js';
 import { noStore } from '../http/request-log.js';
 import type { Logger } from '../log.js';
 
@@ -15,7 +16,7 @@ const SUBJECT = /^[A-Za-z0-9_-]{1,64}$/;
 export function demoTokenRoute(deps: { auth: Auth; ttlSeconds: number }) {
   return async function demoToken(ctx: Context): Promise<void> {
     noStore(ctx);
-    const sub = ctx.query.sub;
+    const sub = queryParams(ctx).sub;
     if (typeof sub !== 'string' || !SUBJECT.test(sub)) throw new BadRequestError('sub must be 1-64 characters of A-Z a-z 0-9 _ -');
     const streams = ['room:*', `user:${sub}`];
     const pub = ['room:*'];

@@ -12,7 +12,7 @@ import { BadRequestError } from '../errors.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { requestHeader, setHeader } from '../http/headers.js';
-import { single } from '../http/params.js';
+import { queryParams, single } from '../http/params.js';
 import { noStore } from '../http/request-log.js';
 import { HEAD_ONLY, type Store } from '../store/store.js';
 import { assertStreamName } from '../streams.js';
@@ -41,7 +41,7 @@ function lastParam(value: unknown, max: number): number {
 export function historyRoute(deps: HistoryDeps) {
   return async function history(ctx: Context): Promise<void> {
     noStore(ctx);
-    const query = ctx.query as Record<string, unknown>;
+    const query = queryParams(ctx);
     if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
     await deps.rateLimits.checkPoll(clientIp(ctx.req, deps.trustProxyHops));
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(query, 'token')));

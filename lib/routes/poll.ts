@@ -12,7 +12,7 @@ import { readJsonBody } from '../http/body.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { assertCallbackName, jsonpBody } from '../http/jsonp.js';
-import { single, streamsParam } from '../http/params.js';
+import { queryParams, single, streamsParam } from '../http/params.js';
 import { noStore } from '../http/request-log.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import { CONN_ID } from '../streams.js';
@@ -92,7 +92,7 @@ export function pollRoute(deps: PollDeps) {
 async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
   // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
   const fromQuery = ctx.method !== 'POST';
-  const query = ctx.query as Record<string, unknown>;
+  const query = queryParams(ctx);
   if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
   if (fromQuery && query.callback !== undefined) {
     if (!deps.jsonp) throw new BadRequestError('JSONP is disabled on this gateway');

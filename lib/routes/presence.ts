@@ -9,7 +9,7 @@ import { BadRequestError } from '../errors.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { requestHeader } from '../http/headers.js';
-import { single } from '../http/params.js';
+import { queryParams, single } from '../http/params.js';
 import { noStore } from '../http/request-log.js';
 import type { Presence } from '../presence.js';
 import { assertStreamName } from '../streams.js';
@@ -28,7 +28,7 @@ export interface PresenceRouteDeps {
 export function presenceRoute(deps: PresenceRouteDeps) {
   return async function presence(ctx: Context): Promise<void> {
     noStore(ctx);
-    const query = ctx.query as Record<string, unknown>;
+    const query = queryParams(ctx);
     if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
     await deps.rateLimits.checkPoll(clientIp(ctx.req, deps.trustProxyHops));
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(query, 'token')));

@@ -6,6 +6,7 @@
 import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import { readJsonBody } from '../http/body.js';
+import { queryParams } from '../http/params.js';
 import { credentialFrom } from '../http/credentials.js';
 import { noStore } from '../http/request-log.js';
 import type { Messages } from '../messages.js';
@@ -22,8 +23,7 @@ export function sendRoute(deps: SendDeps) {
   return async function send(ctx: Context): Promise<void> {
     noStore(ctx);
     // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
-    // Most sends carry no query: no parse (Koa's allocates a URLSearchParams) to find that out.
-    if (ctx.querystring && ctx.query.transport === 'xdr') ctx.state.errorsAs200 = true;
+    if (queryParams(ctx).transport === 'xdr') ctx.state.errorsAs200 = true;
     const body = await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
     const token = typeof body === 'object' && body !== null ? (body as { token?: unknown }).token : undefined;
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), token));

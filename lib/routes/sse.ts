@@ -9,7 +9,7 @@ import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
-import { single, streamsParam } from '../http/params.js';
+import { queryParams, single, streamsParam } from '../http/params.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import type { Subscriptions } from '../subscriptions.js';
 import type { SseHub } from '../transports/sse.js';
@@ -27,7 +27,7 @@ export interface SseRouteDeps {
 
 export function sseRoute(deps: SseRouteDeps) {
   return async function sse(ctx: Context): Promise<void> {
-    const query = ctx.query as Record<string, unknown>;
+    const query = queryParams(ctx);
     const ip = clientIp(ctx.req, deps.trustProxyHops);
     await deps.rateLimits.checkPoll(ip);
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(query, 'token')));

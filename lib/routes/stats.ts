@@ -9,6 +9,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Auth } from '../auth.js';
 import { ForbiddenError } from '../errors.js';
 import { credentialFrom } from '../http/credentials.js';
+import { queryParams } from '../http/params.js';
 import { noStore } from '../http/request-log.js';
 import type { Store } from '../store/store.js';
 import type { WaiterRegistry } from '../waiters.js';
@@ -44,8 +45,9 @@ export function statsRoute(deps: StatsDeps) {
     noStore(ctx);
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), undefined));
     if (principal.kind !== 'server') throw new ForbiddenError('stats need an API key');
+    const query = queryParams(ctx);
     const gc = (globalThis as { gc?: () => void }).gc;
-    if (ctx.query.gc === '1' && gc) gc();
+    if (query.gc === '1' && gc) gc();
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     ctx.body = {
@@ -66,6 +68,6 @@ export function statsRoute(deps: StatsDeps) {
       eventLoopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max), samples: delay.count },
       uptimeSeconds: Math.round(process.uptime()),
     };
-    if (ctx.query.reset === '1') delay.reset();
+    if (query.reset === '1') delay.reset();
   };
 }

@@ -1,0 +1,73 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import Koa, { type Context } from 'koa';
+import { createGateway, type Gateway } from '../../lib/index.js';
+import { queryParams } from '../../lib/http/params.js';
+import { TEST_API_KEY, TEST_SECRET } from '../support/gateway.js';
+import { poll, uniqueStream, untilParked } from '../support/http.js';
+
+/** A Koa context for `url`, as the app would build it for a request. */
+function contextFor(url: string): Context {
+  const req = { url, method: 'GET', headers: { host: 'x' }, socket: {} } as unknown as IncomingMessage;
+  return new Koa().createContext(req, {} as ServerResponse);
+}
+
+describe('queryParams (lib/http/params.ts)', function () {
+  it("gives what Koa's ctx.query gives, for ordinary and tricky queries", function () {
+    const queries = [
+      '', 'streams=a', 'streams=a,b&cursor=v1.AbC-_x&timeout=25', 'streams=a&streams=b&streams=c', 'token=abc.def.ghi&callback=cb_1',
+      'q=a+b%20c', 'q=%E2%82%AC%F0%9F%98%80', 'q=%zz&r=%', 'q=%C3%28', 'flag', 'flag=', '=value', 'a=1&&b=2', 'a==b', '__proto__=x&constructor=y',
+      'a=1&A=2', 'a[]=1&a[]=2', 'x=' + 'y'.repeat(5000), Array.from({ length: 1500 }, (_, i) => `k${i}=${i}`).join('&'),
+    ];
+    for (const q of queries) {
+      const url = q ? `/poll?${q}` : '/poll';
+      expect({ ...queryParams(contextFor(url)) }, q.slice(0, 60)).to.deep.equal({ ...contextFor(url).query });
+    }
+  });
+
+  it('parses the query of an absolute-form target as Koa does', function () {
+    const url = 'http://gateway.example/poll?streams=a&timeout=1';
+    expect({ ...queryParams(contextFor(url)) }).to.deep.equal({ streams: 'a', timeout: '1' });
+  });
+
+  describe('a parked poll', function () {
+    let gateway: Gateway;
+    let server: ReturnType<typeof createServer>;
+    let url: string;
+    let parkedCtx: Context | undefined;
+
+    before(async function () {
+      gateway = await createGateway({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' } });
+      const app = new Koa();
+      app.use((ctx, next) => {
+        if (ctx.path === '/poll') parkedCtx = ctx;
+        return next();
+      });
+      app.use(gateway.middleware());
+      server = createServer(app.callback());
+      gateway.attach(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+
+    after(async function () {
+      await gateway?.close();
+      await new Promise((resolve) => server?.close(resolve));
+    });
+
+    it('holds no parsed query while it waits', async function () {
+      const stream = uniqueStream('query');
+      const answered = poll(url, TEST_API_KEY, { streams: stream, timeout: 30 });
+      await untilParked(url, TEST_API_KEY, 1);
+      const request = parkedCtx!.request as unknown as { _querycache?: unknown };
+      expect(request._querycache).to.equal(undefined);
+      // Koa keeps what ctx.query parsed right there: the check above would see it.
+      expect(parkedCtx!.query.streams).to.equal(stream);
+      expect(request._querycache).not.to.equal(undefined);
+      const sent = await fetch(`${url}/send`, { method: 'POST', headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ stream, data: 1 }) });
+      expect(sent.status).to.equal(200);
+      expect((await answered).messages).to.have.length(1);
+    });
+  });
+});
