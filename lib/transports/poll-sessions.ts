@@ -53,7 +53,9 @@ export class PollSessions {
     entry.session.issuedAt = issuedAt;
     entry.active++;
     this.idle.delete(entry);
-    return new PollTurn(this, key, entry);
+    // Not the key: the one just built is garbage at once, while a parked poll holds its turn for its
+    // whole hold (and the young generation copies and promotes what a parked poll holds).
+    return new PollTurn(this, entry);
   }
 
   /** Ends every session (shutdown). */
@@ -98,7 +100,7 @@ export class PollSessions {
 export class PollTurn {
   private done = false;
   private kickFn?: (err: GatewayError) => void;
-  constructor(private readonly owner: PollSessions, readonly key: string, private readonly entry: Entry) {}
+  constructor(private readonly owner: PollSessions, private readonly entry: Entry) {}
 
   /** While parked, a kick (POST /disconnect) answers the poll through `kick`. */
   parked(kick: (err: GatewayError) => void): void {
