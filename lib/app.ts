@@ -2,7 +2,8 @@
  * The one pipeline: every HTTP endpoint of the gateway, as one Koa middleware that a host app
  * mounts (createGateway().middleware()) and `npm start` serves alone. In order: the route table's
  * gate (a request for any other path goes to the host's next middleware untouched), the request
- * log, CORS, error rendering, drain, a request target with a path, then the routes. No I/O of its own.
+ * log, error rendering, the answer's head (lib/http/answer-head.ts), CORS preflights, a request
+ * target with a path, then the routes. No I/O of its own.
  */
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
@@ -12,10 +13,11 @@ import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
 import { LaterAnswers } from './http/answer-later.js';
-import { cors } from './http/cors.js';
-import { drainConnections, drainRule } from './http/drain.js';
+import { answerHead, answerHeads, type HeadRule } from './http/answer-head.js';
+import { Cors } from './http/cors.js';
+import { drainRule } from './http/drain.js';
 import { errorHandler } from './http/errors.js';
-import { requestLog } from './http/request-log.js';
+import { requestHeaders, requestLog } from './http/request-log.js';
 import { rememberRouteMatches } from './http/route-matches.js';
 import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
@@ -99,7 +101,7 @@ function pathRequired(ctx: Context, next: Next): Promise<void> {
 }
 
 /** The route table: every path the gateway serves, under the mount. */
-function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: RequestTracker): Router {
+function routes(deps: PipelineDeps, head: HeadRule, requests: RequestTracker): Router {
   const { config } = deps;
   const mount = config.mount === '/' ? '' : config.mount;
   const hops = config.server.trustProxyHops;
@@ -110,12 +112,12 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
   const poll = pollRoute({
     auth: deps.auth, cursors: deps.cursors, subscriptions: deps.subscriptions, longPolls: deps.longPolls, rateLimits: deps.rateLimits,
     limits: config.poll, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs, jsonp: config.jsonp.enabled,
-    trustProxyHops: hops, later: new LaterAnswers(drain), metrics: deps.metrics,
+    trustProxyHops: hops, later: new LaterAnswers(head), metrics: deps.metrics,
   });
   route('/poll', { GET: poll, POST: poll });
   route('/send', { POST: sendRoute({ auth: deps.auth, messages: deps.messages, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });
   route('/sse', {
-    GET: sseRoute({ auth: deps.auth, subscriptions: deps.subscriptions, rateLimits: deps.rateLimits, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs, trustProxyHops: hops }),
+    GET: sseRoute({ auth: deps.auth, subscriptions: deps.subscriptions, rateLimits: deps.rateLimits, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs, trustProxyHops: hops, answerHead: head }),
   });
   // An upgrade to /ws is taken on the server's 'upgrade' event (lib/transports/websocket.ts); a plain request lands here.
   router.all(mount + '/ws', () => {
@@ -147,15 +149,16 @@ function routes(deps: PipelineDeps, drain: (ctx: Context) => void, requests: Req
  * requests inside it, so the gateway's close() can wait for them.
  */
 export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
-  const drain = drainRule(deps.isDraining);
-  const router = routes(deps, drain, tracker);
+  const cors = new Cors(deps.config.cors);
+  const head = answerHead([requestHeaders, cors.answerHeaders, drainRule(deps.isDraining)]);
+  const router = routes(deps, head, tracker);
   rememberRouteMatches(router);
   const paths = new Set(router.stack.map((layer) => layer.path));
   const pipeline = compose<Context>([
     requestLog(deps.log),
-    cors(deps.config.cors),
     errorHandler(deps.metrics),
-    drainConnections(drain, tracker),
+    answerHeads(head, tracker),
+    cors.preflight(),
     pathRequired,
     router.routes() as Middleware,
     notFound,

@@ -3,15 +3,16 @@
  * keep off the response (`ctx.respond = false`), so every middleware frame of the request finishes
  * when the poll parks and a parked poll holds its context and one callback, not a suspended chain
  * of async frames, for its whole hold (docs/PERFORMANCE.md, "What a parked poll holds"). The later
- * answer passes the same rules as any other: errors rendered by renderError, then the rules that
- * run after a route (the drain rule), then it is written as Koa writes a string body.
+ * answer passes the same rules as any other: errors rendered by renderError, then the answer-head
+ * rules (lib/http/answer-head.ts), then it is written as Koa writes a string body.
  */
 import type { Context } from 'koa';
+import type { HeadRule } from './answer-head.js';
 import { renderError } from './errors.js';
 
 export class LaterAnswers {
-  /** `afterRoute` is what the pipeline's middleware do to an answer after its route returned. */
-  constructor(private readonly afterRoute: (ctx: Context) => void) {}
+  /** `head` sets the headers every answer carries, as the pipeline does for the answers Koa writes. */
+  constructor(private readonly head: HeadRule) {}
 
   /** The route returns before its answer is known; finish() writes it. */
   defer(ctx: Context): void {
@@ -25,7 +26,7 @@ export class LaterAnswers {
     } catch (err) {
       renderError(ctx, err);
     }
-    this.afterRoute(ctx);
+    this.head(ctx);
     const res = ctx.res;
     // The client left, or shutdown's grace cut the socket: nothing to write to.
     if (res.headersSent || res.writableEnded || res.destroyed) return;

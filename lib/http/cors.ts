@@ -17,22 +17,40 @@ function vary(ctx: Context): void {
   setHeader(ctx, 'vary', prev ? `${String(prev)}, Origin` : 'Origin');
 }
 
-export function cors(options: CorsOptions) {
-  const allowed = new Set(options.origins);
-  return function corsHeaders(ctx: Context, next: Next): Promise<void> {
-    vary(ctx);
+function isPreflight(ctx: Context): boolean {
+  return ctx.method === 'OPTIONS' && requestHeader(ctx, 'access-control-request-method') !== '';
+}
+
+export class Cors {
+  private readonly allowed: ReadonlySet<string>;
+
+  constructor(private readonly options: CorsOptions) {
+    this.allowed = new Set(options.origins);
+  }
+
+  private allows(ctx: Context): string | undefined {
     const origin = requestHeader(ctx, 'origin');
-    if (!origin || !allowed.has(origin)) return next();
-    setHeader(ctx, 'access-control-allow-origin', origin);
-    if (ctx.method === 'OPTIONS' && requestHeader(ctx, 'access-control-request-method')) {
-      // A preflight is answered here, for every path of the gateway.
+    return origin && this.allowed.has(origin) ? origin : undefined;
+  }
+
+  /** Answers an allowed origin's preflight, for every path of the gateway; the rest go on. */
+  preflight() {
+    return (ctx: Context, next: Next): Promise<void> => {
+      if (!isPreflight(ctx) || !this.allows(ctx)) return next();
       setHeader(ctx, 'access-control-allow-methods', 'GET, POST, OPTIONS');
       setHeader(ctx, 'access-control-allow-headers', 'Authorization, Content-Type');
-      setHeader(ctx, 'access-control-max-age', String(options.maxAgeSeconds));
+      setHeader(ctx, 'access-control-max-age', String(this.options.maxAgeSeconds));
       ctx.status = 204;
       return Promise.resolve();
-    }
-    setHeader(ctx, 'access-control-expose-headers', 'Retry-After, X-Request-Id');
-    return next();
+    };
+  }
+
+  /** An answer-head rule (lib/http/answer-head.ts): Vary on every answer, the rest for an allowed origin. */
+  readonly answerHeaders = (ctx: Context): void => {
+    vary(ctx);
+    const origin = this.allows(ctx);
+    if (!origin) return;
+    setHeader(ctx, 'access-control-allow-origin', origin);
+    if (!isPreflight(ctx)) setHeader(ctx, 'access-control-expose-headers', 'Retry-After, X-Request-Id');
   };
 }

@@ -23,24 +23,28 @@ export function newRequestId(): string {
 }
 
 /**
- * Sets the request id and common headers; logs one line per request at info. `ctx.state.log` is
- * the logger for this request (log with `reqId: ctx.state.requestId`).
+ * Gives the request its id; logs one line per request at info. `ctx.state.log` is the logger for
+ * this request (log with `reqId: ctx.state.requestId`). The id goes on the answer with
+ * requestHeaders, when the answer's head is written (lib/http/answer-head.ts).
  */
 export function requestLog(log: Logger) {
   return function logRequest(ctx: Context, next: Next): Promise<void> {
     const given = requestHeader(ctx, 'x-request-id');
-    const id = REQUEST_ID.test(given) ? given : newRequestId();
-    ctx.state.requestId = id;
+    ctx.state.requestId = REQUEST_ID.test(given) ? given : newRequestId();
     // The root logger, not a child bound to the id: a child (or a lazy getter for one) per request
     // was a visible share of a small request's CPU; whoever logs adds `reqId` itself.
     ctx.state.log = log;
-    setHeader(ctx, 'x-request-id', id);
-    setHeader(ctx, 'x-content-type-options', 'nosniff');
-    setHeader(ctx, 'referrer-policy', 'no-referrer');
     // Below info, a request costs no clock read, no listener and no closure.
-    if (log.isLevelEnabled('info')) logWhenClosed(ctx, log, id);
+    if (log.isLevelEnabled('info')) logWhenClosed(ctx, log, ctx.state.requestId as string);
     return next();
   };
+}
+
+/** An answer-head rule: the request id, and the headers every answer carries for the browser's sake. */
+export function requestHeaders(ctx: Context): void {
+  setHeader(ctx, 'x-request-id', ctx.state.requestId as string);
+  setHeader(ctx, 'x-content-type-options', 'nosniff');
+  setHeader(ctx, 'referrer-policy', 'no-referrer');
 }
 
 /** One line once the response closes, however the request ended (a parked poll answers after its middleware returned). */

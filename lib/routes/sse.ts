@@ -13,6 +13,7 @@ import { queryParams, single, streamsParam } from '../http/params.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import type { Subscriptions } from '../subscriptions.js';
 import type { SseHub } from '../transports/sse.js';
+import type { HeadRule } from '../http/answer-head.js';
 import { requestHeader, setHeader } from '../http/headers.js';
 
 export interface SseRouteDeps {
@@ -23,6 +24,8 @@ export interface SseRouteDeps {
   maxStreams: number;
   retryMs: number;
   trustProxyHops: number;
+  /** The answer-head rules (lib/http/answer-head.ts): the stream's head is written here, not by Koa. */
+  answerHead: HeadRule;
 }
 
 export function sseRoute(deps: SseRouteDeps) {
@@ -51,7 +54,8 @@ export function sseRoute(deps: SseRouteDeps) {
     }
     // Over a cap this is still an ordinary JSON 429/503 (EventSource gives up on it; the client falls back).
     const slot = deps.subscriptions.acquire(principal, ip);
-    // Koa keeps off from here on; the headers set so far (request id, CORS) are on `res` already.
+    // Koa keeps off from here on: the answer's common headers (request id, CORS) go on now.
+    deps.answerHead(ctx);
     ctx.respond = false;
     deps.sse.open(ctx.res, positions, principal, (end) => {
       slot.release();

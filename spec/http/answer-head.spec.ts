@@ -1,0 +1,93 @@
+/**
+ * The headers every answer carries are set as its head is written (lib/http/answer-head.ts): by
+ * the pipeline for the answers Koa writes, by LaterAnswers for a parked poll's answer, by the SSE
+ * route for an event stream. Each writer must give the same headers, and a parked poll must hold
+ * none while it waits.
+ */
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import Koa, { type Context } from 'koa';
+import { createGateway, type Gateway } from '../../lib/index.js';
+import { TEST_API_KEY, TEST_SECRET } from '../support/gateway.js';
+import { uniqueStream, untilParked } from '../support/http.js';
+
+const ORIGIN = 'https://app.example.com';
+const AUTH = `Bearer ${TEST_API_KEY}`;
+
+function expectCommonHeaders(headers: Headers | IncomingHttpHeaders, what: string): void {
+  const get = (name: string) => (headers instanceof Headers ? headers.get(name) : (headers[name] as string | undefined)) ?? undefined;
+  expect(get('x-request-id'), what).to.match(/^[0-9a-f-]{36}$/);
+  expect(get('x-content-type-options'), what).to.equal('nosniff');
+  expect(get('referrer-policy'), what).to.equal('no-referrer');
+  expect(get('vary'), what).to.match(/\bOrigin\b/);
+  expect(get('access-control-allow-origin'), what).to.equal(ORIGIN);
+}
+
+describe('the answer head (lib/http/answer-head.ts)', function () {
+  let gateway: Gateway;
+  let server: ReturnType<typeof createServer>;
+  let url: string;
+  let pollCtx: Context | undefined;
+
+  before(async function () {
+    gateway = await createGateway({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, cors: { origins: [ORIGIN] }, log: { level: 'silent' } });
+    const app = new Koa();
+    app.use((ctx, next) => {
+      if (ctx.path === '/poll') pollCtx = ctx;
+      return next();
+    });
+    app.use(gateway.middleware());
+    server = createServer(app.callback());
+    gateway.attach(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async function () {
+    await gateway?.close();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  it('a parked poll holds no answer header while it waits, and its answer carries them all', async function () {
+    const stream = uniqueStream('head');
+    const answer = fetch(`${url}/poll?streams=${stream}&timeout=30`, { headers: { authorization: AUTH, origin: ORIGIN } });
+    await untilParked(url, TEST_API_KEY, 1);
+    expect(pollCtx!.res.getHeaderNames()).to.deep.equal([]);
+    const sent = await fetch(`${url}/send`, { method: 'POST', headers: { authorization: AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ stream, data: 1 }) });
+    expect(sent.status).to.equal(200);
+    const res = await answer;
+    expect(res.status).to.equal(200);
+    expectCommonHeaders(res.headers, 'a parked poll');
+    expect(res.headers.get('access-control-expose-headers')).to.include('X-Request-Id');
+    expect(res.headers.get('cache-control')).to.include('no-store');
+    expect((await res.json()).messages).to.have.length(1);
+  });
+
+  it('an answer Koa writes, an error and a preflight carry them', async function () {
+    const ok = await fetch(`${url}/healthz`, { headers: { origin: ORIGIN } });
+    expectCommonHeaders(ok.headers, 'GET /healthz');
+    const refused = await fetch(`${url}/poll?streams=a`, { headers: { origin: ORIGIN } });
+    expect(refused.status).to.equal(401);
+    expectCommonHeaders(refused.headers, 'a 401');
+    const preflight = await fetch(`${url}/send`, { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'POST' } });
+    expect(preflight.status).to.equal(204);
+    expectCommonHeaders(preflight.headers, 'a preflight');
+    expect(preflight.headers.get('access-control-allow-methods')).to.include('POST');
+    expect(preflight.headers.get('access-control-expose-headers')).to.equal(null);
+  });
+
+  it('an event stream carries them in its head', async function () {
+    const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
+      const req = httpRequest(`${url}/sse?streams=${uniqueStream('head')}`, { headers: { authorization: AUTH, origin: ORIGIN } }, (res) => {
+        expect(res.statusCode).to.equal(200);
+        resolve(res.headers);
+        req.destroy();
+      });
+      req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
+      req.end();
+    });
+    expect(headers['content-type']).to.include('text/event-stream');
+    expectCommonHeaders(headers, 'an event stream');
+  });
+});
