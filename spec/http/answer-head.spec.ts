@@ -4,12 +4,10 @@
  * route for an event stream. Each writer must give the same headers, and a parked poll must hold
  * none while it waits.
  */
-import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { expect } from 'chai';
-import Koa, { type Context } from 'koa';
-import { createGateway, type Gateway } from '../../lib/index.js';
 import { TEST_API_KEY, TEST_SECRET } from '../support/gateway.js';
+import { gatewayInHost, type HostedGateway } from '../support/host-app.js';
 import { uniqueStream, untilParked } from '../support/http.js';
 
 const ORIGIN = 'https://app.example.com';
@@ -25,35 +23,23 @@ function expectCommonHeaders(headers: Headers | IncomingHttpHeaders, what: strin
 }
 
 describe('the answer head (lib/http/answer-head.ts)', function () {
-  let gateway: Gateway;
-  let server: ReturnType<typeof createServer>;
+  let host: HostedGateway;
   let url: string;
-  let pollCtx: Context | undefined;
 
   before(async function () {
-    gateway = await createGateway({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, cors: { origins: [ORIGIN] }, log: { level: 'silent' } });
-    const app = new Koa();
-    app.use((ctx, next) => {
-      if (ctx.path === '/poll') pollCtx = ctx;
-      return next();
-    });
-    app.use(gateway.middleware());
-    server = createServer(app.callback());
-    gateway.attach(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    host = await gatewayInHost({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, cors: { origins: [ORIGIN] }, log: { level: 'silent' } });
+    url = host.url;
   });
 
   after(async function () {
-    await gateway?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await host?.close();
   });
 
   it('a parked poll holds no answer header while it waits, and its answer carries them all', async function () {
     const stream = uniqueStream('head');
     const answer = fetch(`${url}/poll?streams=${stream}&timeout=30`, { headers: { authorization: AUTH, origin: ORIGIN } });
     await untilParked(url, TEST_API_KEY, 1);
-    expect(pollCtx!.res.getHeaderNames()).to.deep.equal([]);
+    expect(host.lastPoll()!.res.getHeaderNames()).to.deep.equal([]);
     const sent = await fetch(`${url}/send`, { method: 'POST', headers: { authorization: AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ stream, data: 1 }) });
     expect(sent.status).to.equal(200);
     const res = await answer;

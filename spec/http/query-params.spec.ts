@@ -1,10 +1,9 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { expect } from 'chai';
 import Koa, { type Context } from 'koa';
-import { createGateway, type Gateway } from '../../lib/index.js';
 import { queryParams } from '../../lib/http/params.js';
 import { TEST_API_KEY, TEST_SECRET } from '../support/gateway.js';
+import { gatewayInHost, type HostedGateway } from '../support/host-app.js';
 import { poll, uniqueStream, untilParked } from '../support/http.js';
 
 /** A Koa context for `url`, as the app would build it for a request. */
@@ -32,38 +31,26 @@ describe('queryParams (lib/http/params.ts)', function () {
   });
 
   describe('a parked poll', function () {
-    let gateway: Gateway;
-    let server: ReturnType<typeof createServer>;
-    let url: string;
-    let parkedCtx: Context | undefined;
+    let host: HostedGateway;
 
     before(async function () {
-      gateway = await createGateway({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' } });
-      const app = new Koa();
-      app.use((ctx, next) => {
-        if (ctx.path === '/poll') parkedCtx = ctx;
-        return next();
-      });
-      app.use(gateway.middleware());
-      server = createServer(app.callback());
-      gateway.attach(server);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      host = await gatewayInHost({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' } });
     });
 
     after(async function () {
-      await gateway?.close();
-      await new Promise((resolve) => server?.close(resolve));
+      await host?.close();
     });
 
     it('holds no parsed query while it waits', async function () {
       const stream = uniqueStream('query');
+      const url = host.url;
       const answered = poll(url, TEST_API_KEY, { streams: stream, timeout: 30 });
       await untilParked(url, TEST_API_KEY, 1);
-      const request = parkedCtx!.request as unknown as { _querycache?: unknown };
+      const parked = host.lastPoll()!;
+      const request = parked.request as unknown as { _querycache?: unknown };
       expect(request._querycache).to.equal(undefined);
       // Koa keeps what ctx.query parsed right there: the check above would see it.
-      expect(parkedCtx!.query.streams).to.equal(stream);
+      expect(parked.query.streams).to.equal(stream);
       expect(request._querycache).not.to.equal(undefined);
       const sent = await fetch(`${url}/send`, { method: 'POST', headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ stream, data: 1 }) });
       expect(sent.status).to.equal(200);

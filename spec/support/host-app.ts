@@ -1,0 +1,37 @@
+/**
+ * A gateway mounted at the root of a host Koa app, in process, with a look at the Koa context of
+ * the last /poll: what a parked poll holds can be checked from outside the pipeline.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa, { type Context } from 'koa';
+import { createGateway, type GatewayOptions } from '../../lib/index.js';
+
+export interface HostedGateway {
+  url: string;
+  /** The Koa context of the last request to /poll. */
+  lastPoll(): Context | undefined;
+  close(): Promise<void>;
+}
+
+export async function gatewayInHost(options: GatewayOptions): Promise<HostedGateway> {
+  const gateway = await createGateway(options);
+  let lastPoll: Context | undefined;
+  const app = new Koa();
+  app.use((ctx, next) => {
+    if (ctx.path === '/poll') lastPoll = ctx;
+    return next();
+  });
+  app.use(gateway.middleware());
+  const server = createServer(app.callback());
+  gateway.attach(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    lastPoll: () => lastPoll,
+    close: async () => {
+      await gateway.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
