@@ -72,7 +72,8 @@ export class RedisStore implements Store {
   private readonly acks?: DurableAppends;
   private readonly keys: RedisKeys;
   private readonly deadlines: CommandDeadlines;
-  private readonly appendScript = new LuaScript('append-3', 3);
+  /** A Redis function where the server has them: it keeps INFO server's reply (lua/server-info-kept.lua). */
+  private readonly appendScript = new LuaScript('append-3', 3, undefined, 'server-info', 'server-info-kept');
   /** append-3.lua's ARGV[8]: wake with SPUBLISH (1) or PUBLISH (0). */
   private readonly publishFlag: '0' | '1';
   private readonly readScript = new LuaScript('read-2', 2);

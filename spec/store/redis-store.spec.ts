@@ -48,7 +48,8 @@ describe('RedisStore (Redis only)', () => {
       await store.connect();
       expect((await store.append('s', [{ id: 'a', sender: SERVER_SENDER, tail: messageTail('a', 1, '1') }]))[0]!.seq).to.equal(1);
       expect((await store.read('s', 0, 10)).messages).to.have.length(1);
-      // Each script's first EVALSHA met NOSCRIPT and EVAL ran it; later calls find it cached.
+      // Each script's first EVALSHA met NOSCRIPT and EVAL ran it; later calls find it cached. (The
+      // append's first FCALL found no function: it ran as a script, and its library was loaded.)
       expect(await calls('eval')).to.equal(2);
       expect((await store.append('s', [{ id: 'b', sender: SERVER_SENDER, tail: messageTail('b', 2, '2') }]))[0]!.seq).to.equal(2);
       expect((await store.read('s', 0, 10)).messages).to.have.length(2);
@@ -58,6 +59,11 @@ describe('RedisStore (Redis only)', () => {
       const read = await store.read('s', 0, 10);
       expect(read.messages).to.have.length(3);
       expect(read.lastSeq).to.equal(3);
+      // The read ran as EVAL again; the append is a function now, which SCRIPT FLUSH leaves alone.
+      expect(await calls('eval')).to.equal(3);
+      await admin.call('FUNCTION', 'FLUSH');
+      await admin.script('FLUSH');
+      expect((await store.append('s', [{ id: 'd', sender: SERVER_SENDER, tail: messageTail('d', 4, '4') }]))[0]!.seq).to.equal(4);
       expect(await calls('eval')).to.equal(4);
     } finally {
       await store.close();

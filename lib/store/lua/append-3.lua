@@ -31,7 +31,9 @@
   roll back under the same epoch: new messages would reuse seqs clients already saw, and clients
   would drop them as duplicates. run_id changes on every Redis start, so a stream first written
   by a new process gets a new epoch (its seqs go on, its log and ids are kept): every reader is
-  told "reset" instead of silently skipping. INFO is callable from scripts; it costs ~10 us.
+  told "reset" instead of silently skipping. serverInfo() (server-info.lua, joined before this
+  file) gives INFO server: asked on every call when run as EVAL (~7 us), kept per process when run
+  as a Redis function (server-info-kept.lua; lib/store/lua-script.ts).
 
   Slot migrations: MIGRATE moves a stream's keys from a live master exactly as they are, so a
   stream last written by another node that is still a healthy master (CLUSTER NODES) came here by
@@ -42,7 +44,7 @@
 local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
 local maxLength = tonumber(ARGV[1])
 
-local server = redis.call('INFO', 'server')
+local server = serverInfo()
 local runId = string.match(server, 'run_id:(%x+)')
 local state = redis.call('HMGET', meta, 'e', 'r', 'n')
 local epoch = state[1]
