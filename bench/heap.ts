@@ -33,9 +33,9 @@ import { freePort } from '../spec/support/ports.js';
 import { startRedisServer } from '../spec/support/redis.js';
 import { parkInChunks, withGateway, type ScenarioContext } from './scenarios/context.js';
 import { areaOf } from './profile.js';
+import { option } from './args.js';
 
 const args = process.argv.slice(2);
-const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const store = option('store', 'memory') as 'memory' | 'redis';
 const held = args.includes('--held');
 const allocParking = args.includes('--alloc-parking');

@@ -27,9 +27,9 @@ import { poll, pool, readerToken, send, sharedAbort } from './client.js';
 import { GatewayProcess, type Stats } from './gateway.js';
 import { LONG_POLL_FLOOR, floorRequest, startFloorServer } from './scenarios/floor.js';
 import { startRedisServer, type RedisServer } from '../spec/support/redis.js';
+import { option } from './args.js';
 
 const args = process.argv.slice(2);
-const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const store = option('store', 'memory') as 'memory' | 'redis';
 const n = Number(option('n', '2000'));
 /** Operations before the counted window: fewer leave JIT compilation in the count (a bare request counts 435k at 1,000, 80k at 3,000). */

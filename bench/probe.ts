@@ -20,9 +20,9 @@ import { startRedisServer } from '../spec/support/redis.js';
 import { withGateway } from './scenarios/context.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { option } from './args.js';
 
 const args = process.argv.slice(2);
-const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const store = option('store', 'memory') as 'memory' | 'redis';
 const clients = Number(option('clients', '1000'));
 const seconds = Number(option('seconds', '3'));

@@ -37,12 +37,12 @@ import { resume } from './scenarios/resume.js';
 import { sendOnly } from './scenarios/send-only.js';
 import { targeted, type TargetedResult } from './scenarios/targeted.js';
 import type { StreamTransport } from './stream-client.js';
+import { option } from './args.js';
 
 type StoreKind = 'memory' | 'redis';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
-const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const QUICK = flag('quick');
 const PROFILE = flag('profile');
 const STORES = option('stores', 'memory,redis').split(',') as StoreKind[];

@@ -27,9 +27,8 @@ import { createLogger } from '../lib/log.js';
 import { RedisStore } from '../lib/store/redis-store.js';
 import { SERVER_SENDER, messageTail, type WakeHint } from '../lib/store/store.js';
 import { nodeClient, shards, startRedisCluster, type RedisCluster } from '../spec/support/redis-cluster.js';
+import { option } from './args.js';
 
-const args = process.argv.slice(2);
-const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const MASTERS = option('scaling-masters', '1,3,6').split(',').map(Number);
 const SECONDS = Number(option('scaling-seconds', '3'));
 const STREAMS = Number(option('scaling-streams', '600'));

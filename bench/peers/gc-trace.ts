@@ -19,7 +19,8 @@ import { pathToFileURL } from 'node:url';
 import { startRedisServer, type RedisServer } from '../../spec/support/redis.js';
 import { readerToken, round, Violations } from '../client.js';
 import { delivery } from './scenarios.js';
-import { startTarget, TARGET_LABELS, TARGET_NAMES, type TargetName } from './targets.js';
+import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
+import { option } from '../args.js';
 
 /** One `--trace-gc-nvp` line: when (ms since the isolate started) and its name=value pairs. */
 interface GcEvent {
@@ -93,14 +94,11 @@ export function scavengeSummary(events: readonly GcEvent[], spanMs: number): Sca
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
-  const targets = option('targets', 'pollgate-memory,socketio,faye').split(',') as TargetName[];
+  const targets = targetList(option('targets', 'pollgate-memory,socketio,faye'));
   const seconds = Number(option('seconds', '4'));
   const clients = Number(option('clients', '1000'));
   const rate = Number(option('rate', '0'));
   const nodeFlags = option('node-flags', '').split(',').filter(Boolean);
-  for (const t of targets) if (!TARGET_NAMES.includes(t)) throw new Error(`unknown target ${t} (one of ${TARGET_NAMES.join(', ')})`);
   const tmp = mkdtempSync(join(tmpdir(), 'pollgate-gc-trace-'));
   const redis: RedisServer | undefined = targets.some((t) => t.endsWith('redis')) ? await startRedisServer() : undefined;
   const violations = new Violations();

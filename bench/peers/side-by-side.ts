@@ -24,11 +24,11 @@ import { startRedisServer, type RedisServer } from '../../spec/support/redis.js'
 import { readerToken, round, Violations } from '../client.js';
 import { summarizeProfile, type ProfileSummary } from '../profile.js';
 import { delivery, publishOnly, type MonotonicWindow } from './scenarios.js';
-import { startTarget, TARGET_LABELS, TARGET_NAMES, type TargetName } from './targets.js';
+import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
+import { option } from '../args.js';
 
 const args = process.argv.slice(2);
-const option = (name: string, def: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
-const TARGETS = option('targets', 'pollgate-memory,socketio,faye').split(',') as TargetName[];
+const TARGETS = targetList(option('targets', 'pollgate-memory,socketio,faye'));
 const SECONDS = Number(option('seconds', '4'));
 const CLIENTS = Number(option('clients', '1000'));
 const RATE = Number(option('rate', '0'));
@@ -75,7 +75,6 @@ function split(summary: ProfileSummary, ops: number, cpuUsPerOp: number): Split 
 }
 
 async function main(): Promise<void> {
-  for (const t of TARGETS) if (!TARGET_NAMES.includes(t)) throw new Error(`unknown target ${t} (one of ${TARGET_NAMES.join(', ')})`);
   const tmp = mkdtempSync(join(tmpdir(), 'pollgate-side-by-side-'));
   const needsRedis = TARGETS.some((t) => t.endsWith('redis'));
   const redis: RedisServer = needsRedis ? await startRedisServer() : (undefined as unknown as RedisServer);

@@ -16,6 +16,13 @@ import { pollgateDriver } from './pollgate-driver.js';
 export const TARGET_NAMES = ['pollgate-memory', 'pollgate-redis', 'socketio', 'socketio-redis', 'faye'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
+/** A comma-separated list of target names (a --targets option); throws on a name that is none. */
+export function targetList(list: string): TargetName[] {
+  const names = list.split(',');
+  for (const t of names) if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target ${t} (one of ${TARGET_NAMES.join(', ')})`);
+  return names as TargetName[];
+}
+
 export const TARGET_LABELS: Record<TargetName, string> = {
   'pollgate-memory': 'pollgate memory',
   'pollgate-redis': 'pollgate Redis',
