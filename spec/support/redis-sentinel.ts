@@ -8,8 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from './ports.js';
-import { spawnRedis, startRedisServer, type RedisServer } from './redis.js';
+import { onFreePorts, spawnRedis, startRedisServer, type RedisServer } from './redis.js';
 
 export const SENTINEL_NAME = 'pgmaster';
 
@@ -55,15 +54,25 @@ export async function startRedisSentinelGroup(options: SentinelOptions = {}): Pr
     stoppable.push(primary);
     const replica = await startRedisServer({ extraArgs: [...extra, '--replicaof', '127.0.0.1', String(primary.port)] });
     stoppable.push(replica);
-    const ports = [await freePort(), await freePort(), await freePort()];
-    const sentinels = await Promise.all(ports.map((port, i) => startSentinel(port, [
-      `sentinel myid ${sentinelId(i)}`,
-      `sentinel monitor ${SENTINEL_NAME} 127.0.0.1 ${primary.port} 2`,
-      `sentinel down-after-milliseconds ${SENTINEL_NAME} ${options.downAfterMs ?? 1000}`,
-      `sentinel failover-timeout ${SENTINEL_NAME} 5000`,
-      `sentinel known-replica ${SENTINEL_NAME} 127.0.0.1 ${replica.port}`,
-      ...ports.flatMap((other, j) => (j === i ? [] : [`sentinel known-sentinel ${SENTINEL_NAME} 127.0.0.1 ${other} ${sentinelId(j)}`])),
-    ].join('\n') + '\n')));
+    // Each sentinel's config names the others' ports: a port taken before its sentinel bound it
+    // starts all three again, on new ports.
+    const { ports, sentinels } = await onFreePorts(3, async (ports) => {
+      const started = await Promise.allSettled(ports.map((port, i) => startSentinel(port, [
+        `sentinel myid ${sentinelId(i)}`,
+        `sentinel monitor ${SENTINEL_NAME} 127.0.0.1 ${primary.port} 2`,
+        `sentinel down-after-milliseconds ${SENTINEL_NAME} ${options.downAfterMs ?? 1000}`,
+        `sentinel failover-timeout ${SENTINEL_NAME} 5000`,
+        `sentinel known-replica ${SENTINEL_NAME} 127.0.0.1 ${replica.port}`,
+        ...ports.flatMap((other, j) => (j === i ? [] : [`sentinel known-sentinel ${SENTINEL_NAME} 127.0.0.1 ${other} ${sentinelId(j)}`])),
+      ].join('\n') + '\n')));
+      const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        await Promise.all(up.map((s) => s.stop()));
+        throw failed.reason;
+      }
+      return { ports, sentinels: up };
+    });
     stoppable.push(...sentinels);
     await untilReplicated(primary.port, 1);
     const group: RedisSentinelGroup = {

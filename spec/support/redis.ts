@@ -29,13 +29,32 @@ export interface RedisServerOptions {
 
 /** Starts redis-server and resolves once it accepts connections. */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = options.port ?? (await freePort());
-  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'pollgate-redis-'));
-  const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-    '--appendonly', options.appendonly ? 'yes' : 'no', '--logfile', '', ...(options.extraArgs ?? []),
-  ];
-  return spawnRedis(args, { port, dir, ownsDir: !options.dir, ready: /Ready to accept connections/, what: 'redis-server' });
+  const start = (port: number) => {
+    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'pollgate-redis-'));
+    const args = [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+      '--appendonly', options.appendonly ? 'yes' : 'no', '--logfile', '', ...(options.extraArgs ?? []),
+    ];
+    return spawnRedis(args, { port, dir, ownsDir: !options.dir, ready: /Ready to accept connections/, what: 'redis-server' });
+  };
+  return options.port === undefined ? onFreePorts(1, ([port]) => start(port!)) : start(options.port);
+}
+
+/**
+ * Runs `start` on `count` ports that were free a moment ago, and again on others when a server
+ * could not bind one: freePort() can only say a port was free, and another process (a client's
+ * ephemeral port, say) may take it before the server binds it.
+ */
+export async function onFreePorts<T>(count: number, start: (ports: number[]) => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) ports.push(await freePort());
+    try {
+      return await start(ports);
+    } catch (err) {
+      if (attempt >= attempts || !/Address already in use/.test((err as Error).message)) throw err;
+    }
+  }
 }
 
 /**
@@ -47,7 +66,7 @@ export async function spawnRedis(
 ): Promise<RedisServer> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  await new Promise<void>((resolve, reject) => {
+  const started = new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (o.ready.test(output)) {
@@ -59,6 +78,12 @@ export async function spawnRedis(
     child.once('exit', (code) => reject(new Error(`${o.what} exited with ${code}: ${output.slice(-500)}`)));
     child.once('error', reject);
   });
+  try {
+    await started;
+  } catch (err) {
+    if (o.ownsDir) rmSync(o.dir, { recursive: true, force: true });
+    throw err;
+  }
   child.stdout!.resume();
   child.stderr!.resume();
   return {
