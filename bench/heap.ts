@@ -20,7 +20,7 @@
  *            for the GC, some of it promoted before it dies (RSS per parked poll counts the old
  *            space it grew).
  *
- *   node dist/bench/heap.js --held|--alloc [--survivors]|--alloc-parking [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
+ *   node dist/bench/heap.js --held|--alloc [--survivors] [--top=N]|--alloc-parking [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
  */
 import WebSocket from 'ws';
 import { tmpdir } from 'node:os';
@@ -230,7 +230,7 @@ function allocationArea(url: string, fn: string): string {
   return area.startsWith('native:') ? 'V8 builtins and API' : area;
 }
 
-/** Bytes sampled per unit of work, by area, and the 30 functions that allocated the most. */
+/** Bytes sampled per unit of work, by area, and the functions that allocated the most (--top=N, default 30). */
 function report(profile: { head: SamplingNode }, units: number, what: string, unit: string, unitPlural: string): void {
   const byFunction = new Map<string, number>();
   const byArea = new Map<string, number>();
@@ -248,7 +248,7 @@ function report(profile: { head: SamplingNode }, units: number, what: string, un
   console.log(`${what}: ${(total / units).toFixed(0)} bytes allocated per ${unit} (${units} ${unitPlural}, ${(total / 1e6).toFixed(0)} MB sampled)`);
   const areas = [...byArea].sort((a, b) => b[1] - a[1]).filter(([, bytes]) => bytes / units >= 1);
   console.log(`  by area, bytes per ${unit}: ${areas.map(([area, bytes]) => `${area} ${(bytes / units).toFixed(0)}`).join(', ')}`);
-  for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+  for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(option('top', '30')))) {
     console.log(`${((100 * bytes) / total).toFixed(1).padStart(6)}%  ${name}`);
   }
 }

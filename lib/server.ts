@@ -11,6 +11,7 @@ import Koa from 'koa';
 import type { Config } from './config.js';
 import { GatewayCore, type GatewayParts } from './gateway.js';
 import { announceDemoToken } from './routes/demo.js';
+import { withLightFinishWatch } from './http/finish-watch.js';
 
 export interface RunningGateway extends GatewayCore {
   server: Server;
@@ -29,7 +30,7 @@ export async function start(config: Config, parts: GatewayParts = {}): Promise<R
   // The gateway renders every error itself; nothing reaches Koa's default handler.
   app.silent = true;
   app.use(gateway.middleware({ fallthrough: false }));
-  const server = createServer({ connectionsCheckingInterval: config.server.connectionsCheckingIntervalMs }, app.callback());
+  const server = createServer({ connectionsCheckingInterval: config.server.connectionsCheckingIntervalMs }, withLightFinishWatch(app.callback()));
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;
