@@ -8,6 +8,7 @@
 import type { Logger } from './log.js';
 import type { Position } from './cursor.js';
 import { DEFAULT_ANSWER_BYTES } from './answer-budget.js';
+import { WaiterGroup } from './waiter-group.js';
 import { MAX_READ, type Store, type StoreListener, type StreamRead, type WakeHint } from './store/store.js';
 
 /** A parked client: a long-poll, an SSE stream or a WebSocket subscription. */
@@ -35,7 +36,7 @@ const FANOUT_SLICE_MIN = 16;
 const FANOUT_SLICE_BUDGET_MS = 10;
 
 interface StreamEntry {
-  waiters: Set<Waiter>;
+  waiters: WaiterGroup<Waiter>;
   /** Resolves once the store delivers wake-ups for this stream; undefined once they flow. */
   subscribing?: Promise<void>;
   /** A read for this stream is in flight; `again` asks for one more when it lands. */
@@ -95,7 +96,7 @@ export class WaiterRegistry implements StoreListener {
   }
 
   private subscribe(stream: string): StreamEntry {
-    const entry: StreamEntry = { waiters: new Set(), reading: false, again: false };
+    const entry: StreamEntry = { waiters: new WaiterGroup(), reading: false, again: false };
     let subscribing: Promise<void> | undefined;
     try {
       subscribing = this.store.subscribe(stream);
