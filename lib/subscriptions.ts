@@ -90,12 +90,16 @@ export class Subscriptions {
 
   /**
    * The cursor's positions, with streams it does not mention starting now or at their oldest
-   * message. Throws InvalidCursorError, or store errors.
+   * message. Throws InvalidCursorError; store errors reject. A returning client's cursor names
+   * every stream it polls: its positions come at once, not through a promise.
    */
-  async positions(sub: Subscription): Promise<Map<string, Position>> {
+  positions(sub: Subscription): Map<string, Position> | Promise<Map<string, Position>> {
     const known = sub.cursor ? this.deps.cursors.decode(sub.cursor, sub.streams) : new Map<string, Position>();
-    // A returning client's cursor names every stream it polls: nothing to look up in the store.
-    if (known.size === sub.streams.length) return known;
+    return known.size === sub.streams.length ? known : this.withStartPositions(sub, known);
+  }
+
+  /** positions() for streams the cursor does not name: where each starts, from the store. */
+  private async withStartPositions(sub: Subscription, known: Map<string, Position>): Promise<Map<string, Position>> {
     const { store } = this.deps;
     const entries = await Promise.all(
       sub.streams.map(async (s): Promise<[string, Position]> => [s, known.get(s) ?? (await startPosition(store, s, sub.since))]),

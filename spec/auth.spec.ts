@@ -26,7 +26,7 @@ async function signed(claims: Record<string, unknown>, alg = 'HS256', secret: Ui
 const valid = () => ({ sub: 'alice', streams: ['room:*'], pub: ['room:1'], exp: now() + 60 });
 
 /** Runs `fn` with both Date.now() and new Date() (which jose reads) at `ms`. */
-async function atTime<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+async function atTime<T>(ms: number, fn: () => T | Promise<T>): Promise<T> {
   const RealDate = Date;
   class FixedDate extends RealDate {
     constructor(...args: unknown[]) {
@@ -216,6 +216,20 @@ describe('Auth', function () {
       await a.authenticate(token);
       expect((await atTime(exp * 1000 - 1, () => a.authenticate(token))).subject).to.equal('alice');
       await atTime(exp * 1000, () => refused(a, token, /expired/));
+    });
+
+    it('answers a token (or key) seen before at once, not through a promise, and still refuses it once revoked', async function () {
+      const a = auth();
+      const token = await signed(valid());
+      expect(a.authenticate(token)).to.be.instanceOf(Promise);
+      await a.authenticate(token);
+      const again = a.authenticate(token);
+      expect(again).not.to.be.instanceOf(Promise);
+      expect((again as Awaited<typeof again>).subject).to.equal('alice');
+      await a.authenticate(KEYS[0]);
+      expect((a.authenticate(KEYS[0]) as Awaited<ReturnType<Auth['authenticate']>>).subject).to.equal('apikey:0');
+      a.revoked = (subject) => subject === 'alice';
+      await refused(a, token, /revoked/);
     });
 
     it('does not cache a refusal', async function () {

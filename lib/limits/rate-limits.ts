@@ -88,9 +88,12 @@ export class RateLimits {
     await this.consume(limiter, principal.subject, 'too many messages sent, slow down', appends);
   }
 
-  /** Throws RateLimitedError when this client IP opened polls faster than allowed. */
-  async checkPoll(ip: string): Promise<void> {
-    await this.consume(this.polls, ip, 'too many polls from this address, slow down');
+  /**
+   * Rejects with RateLimitedError when this client IP opened polls faster than allowed.
+   * Undefined when polls are not limited (pollsPerIpPerSecond 0): a poll costs no promise.
+   */
+  checkPoll(ip: string): Promise<void> | undefined {
+    return this.polls ? this.consume(this.polls, ip, 'too many polls from this address, slow down') : undefined;
   }
 
   async close(): Promise<void> {

@@ -99,17 +99,22 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
     ctx.state.jsonpCallback = assertCallbackName(single(query, 'callback'));
   }
   const ip = clientIp(ctx.req, deps.trustProxyHops);
+  // A returning poller's steps answer at once, without a promise (the rate check with no limit
+  // set, a token seen before, a cursor naming every stream): each `await` would cost one.
   // Before any token is verified or the store read: a flood costs the least here.
-  await deps.rateLimits.checkPoll(ip);
+  const limited = deps.rateLimits.checkPoll(ip);
+  if (limited) await limited;
   const raw = fromQuery ? query : await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
   const params = raw as Record<string, unknown>;
-  const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(params, 'token')));
+  const authenticating = deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(params, 'token')));
+  const principal = authenticating instanceof Promise ? await authenticating : authenticating;
   const p = parsePollParams(params, deps.limits, fromQuery);
   const allowed = deps.subscriptions.authorize(principal, p.streams, 'poll');
   if (allowed) await allowed;
+  const positions = deps.subscriptions.positions(p);
   return {
-    positions: await deps.subscriptions.positions(p),
+    positions: positions instanceof Promise ? await positions : positions,
     limit: p.limit,
     timeoutMs: p.timeoutMs,
     connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
