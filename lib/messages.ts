@@ -101,7 +101,8 @@ export class Messages {
     }
     const appends = outgoing.reduce((n, m) => n + m.streams.length, 0);
     // Counted per append, not per request: one request may fan out to thousands of new streams.
-    await this.deps.rateLimits.checkSend(principal, appends);
+    const limited = this.deps.rateLimits.checkSend(principal, appends);
+    if (limited) await limited;
     const started = Date.now();
     const results = await appendAll(this.deps.store, outgoing, senderOf(principal), started);
     metrics?.sent(transport, appends, Date.now() - started);

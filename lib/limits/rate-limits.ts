@@ -76,16 +76,18 @@ export class RateLimits {
   }
 
   /**
-   * Counts `appends` (messages x streams) against this sender's /send rate. Throws
-   * RateLimitedError (429 + Retry-After) over the rate, and BadRequestError for a request that
-   * appends more than a whole second allows (it could never pass).
+   * Counts `appends` (messages x streams) against this sender's /send rate. Rejects with
+   * RateLimitedError (429 + Retry-After) over the rate; throws BadRequestError for a request that
+   * appends more than a whole second allows (it could never pass). Undefined when this kind of
+   * sender is not limited (its setting is 0): a send costs no promise.
    */
-  async checkSend(principal: Principal, appends: number): Promise<void> {
+  checkSend(principal: Principal, appends: number): Promise<void> | undefined {
     const limiter = principal.kind === 'server' ? this.keySend : this.clientSend;
-    if (limiter && appends > limiter.points) {
+    if (!limiter) return undefined;
+    if (appends > limiter.points) {
       throw new BadRequestError(`this request appends ${appends} messages (messages x streams); this sender may append at most ${limiter.points} per second`);
     }
-    await this.consume(limiter, principal.subject, 'too many messages sent, slow down', appends);
+    return this.consume(limiter, principal.subject, 'too many messages sent, slow down', appends);
   }
 
   /**

@@ -80,7 +80,9 @@ export function pollRoute(deps: PollDeps) {
   const render = answerRenderer(deps.cursors);
   return async function poll(ctx: Context): Promise<void> {
     const request = await pollRequest(ctx, deps);
-    const now = await deps.longPolls.poll(request);
+    // A caught-up poller parks without a promise (LongPolls.poll); an `await` would cost one.
+    const polled = deps.longPolls.poll(request);
+    const now = polled instanceof Promise ? await polled : polled;
     if (!('whenDone' in now)) return answer(ctx, deps, now, render);
     // Parked: the route returns now, and the answer is written when the poll ends.
     deps.later.defer(ctx);

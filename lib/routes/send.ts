@@ -26,7 +26,9 @@ export function sendRoute(deps: SendDeps) {
     if (queryParams(ctx).transport === 'xdr') ctx.state.errorsAs200 = true;
     const body = await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
     const token = typeof body === 'object' && body !== null ? (body as { token?: unknown }).token : undefined;
-    const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), token));
+    // A key or token seen before is answered without a promise; an `await` would cost one.
+    const authenticating = deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), token));
+    const principal = authenticating instanceof Promise ? await authenticating : authenticating;
     const results = await deps.messages.publish(principal, deps.messages.parseBody(body));
     setHeader(ctx, 'content-type', 'application/json; charset=utf-8');
     // Stream names and ids are from JSON-safe grammars (lib/streams.ts): joined, not serialized.

@@ -243,21 +243,33 @@ export class LongPolls implements ConnectionHub {
   /**
    * Answers now if any stream has news (or timeout is 0), otherwise parks and returns the parked
    * poll (its outcome comes through `whenDone` or `outcome`). An answer holds at most `limit`
-   * messages and the registry's answerBytes of them. Throws store errors of the first read, and
-   * the cap error of `admit` when the poll may not park.
+   * messages and the registry's answerBytes of them. Store errors of the first read reject; the
+   * cap error of `admit`, when the poll may not park, is thrown. A caught-up poller (atKnownHeads)
+   * needs no read and gets its parked poll at once, not through a promise.
    */
-  async poll(req: PollRequest): Promise<PollOutcome | Parked> {
+  poll(req: PollRequest): PollOutcome | Parked | Promise<PollOutcome | Parked> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
     const turn = req.session && this.sessions?.begin(req.session.subject, req.session.conn, [...req.positions.keys()], req.session.issuedAt);
+    if (atKnownHeads(this.store, req.positions)) return this.afterRead(req, turn, emptyBatch(req.positions));
+    return readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes }).then(
+      (batch) => this.afterRead(req, turn, batch),
+      (err: unknown) => {
+        turn?.end();
+        throw err;
+      },
+    );
+  }
+
+  /** poll() once the positions' news is known: the answer, or the poll parked. */
+  private afterRead(req: PollRequest, turn: PollTurn | undefined, batch: Batch): PollOutcome | Parked {
     let poll: ParkedPoll | undefined;
     try {
-      const batch = atKnownHeads(this.store, req.positions) ? emptyBatch(req.positions) : await readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes });
       if (hasNews(batch)) return { batch, end: 'messages' };
       if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
       if (this.draining) return { batch, end: 'shutdown' };
       poll = new ParkedPoll(this, req, turn, req.admit?.caps.acquire(req.admit.holder));
     } finally {
-      // Answered at once (or failed): the session waits for the next poll. Parked: its finish ends the turn.
+      // Answered at once (or refused): the session waits for the next poll. Parked: its finish ends the turn.
       if (!poll) turn?.end();
     }
     if (req.connKey) {

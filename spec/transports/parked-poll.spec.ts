@@ -41,6 +41,16 @@ describe('parked poll: its outcome', function () {
     return now;
   }
 
+  it('parks a caught-up poll at once, not through a promise, and reads first for one behind', async function () {
+    const parked = polls.poll(request('s0'));
+    expect(parked).not.to.be.instanceOf(Promise);
+    expect(polls.size).to.equal(1);
+    await store.append('s0', [{ id: 'm1', sender: SERVER_SENDER, tail: messageTail('m1', 1, '1') }]);
+    const behind = polls.poll(request('s0'));
+    expect(behind).to.be.instanceOf(Promise);
+    expect(((await behind) as PollOutcome).end).to.equal('messages');
+  });
+
   it('calls back once, when a message arrives', async function () {
     const parked = await park(request('s1'));
     const seen: PollOutcome[] = [];

@@ -1,10 +1,12 @@
 /**
- * Subscriptions.positions and RateLimits.checkPoll on a returning poller's path: what needs no
- * I/O is answered at once, not through a promise (each `await` of a poll costs one).
+ * A returning client's request (a poll with its cursor, a send): what needs no I/O is answered
+ * at once, not through a promise (each `await` costs one): Subscriptions.positions,
+ * RateLimits.checkPoll and checkSend. Auth.authenticate's is in auth.spec.ts.
  */
 import { expect } from 'chai';
 import { CursorCodec } from '../lib/cursor.js';
-import { InvalidCursorError } from '../lib/errors.js';
+import type { Principal } from '../lib/auth.js';
+import { BadRequestError, InvalidCursorError } from '../lib/errors.js';
 import { ConnectionCaps } from '../lib/limits/connection-caps.js';
 import { RateLimits } from '../lib/limits/rate-limits.js';
 import { createLogger } from '../lib/log.js';
@@ -48,7 +50,7 @@ describe('Subscriptions.positions', function () {
   });
 });
 
-describe('RateLimits.checkPoll', function () {
+describe('RateLimits.checkPoll and checkSend', function () {
   const log = createLogger('silent');
 
   it('costs no promise when polls are not limited', function () {
@@ -66,5 +68,21 @@ describe('RateLimits.checkPoll', function () {
       return;
     }
     throw new Error('the third poll in a second was let through');
+  });
+
+  it('costs a send no promise when its kind of sender is not limited, and counts the other kind', async function () {
+    const limits = new RateLimits({ sendPerSecond: 1, apiKeySendPerSecond: 0, pollsPerIpPerSecond: 0 }, log);
+    const server = { kind: 'server', subject: 'apikey:0' } as Principal;
+    const client = { kind: 'client', subject: 'alice' } as Principal;
+    expect(limits.checkSend(server, 1_000)).to.equal(undefined);
+    await limits.checkSend(client, 1);
+    expect(() => limits.checkSend(client, 2)).to.throw(BadRequestError);
+    try {
+      await limits.checkSend(client, 1);
+    } catch (err) {
+      expect((err as Error).name).to.equal('RateLimitedError');
+      return;
+    }
+    throw new Error('the second send in a second was let through');
   });
 });
