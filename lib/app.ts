@@ -2,8 +2,8 @@
  * The one pipeline: every HTTP endpoint of the gateway, as one Koa middleware that a host app
  * mounts (createGateway().middleware()) and `npm start` serves alone. In order: the route table's
  * gate (a request for any other path goes to the host's next middleware untouched), the request
- * log, error rendering, the answer's head (lib/http/answer-head.ts), CORS preflights, a request
- * target with a path, then the routes. No I/O of its own.
+ * log, the way out (errors rendered, the answer's head: lib/http/way-out.ts), CORS preflights, a
+ * request target with a path, then the routes. No I/O of its own.
  */
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
@@ -13,14 +13,14 @@ import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
 import { LaterAnswers } from './http/answer-later.js';
-import { answerHead, answerHeads, type HeadRule } from './http/answer-head.js';
+import { answerHead, type HeadRule } from './http/answer-head.js';
 import { Cors } from './http/cors.js';
 import { drainRule } from './http/drain.js';
-import { errorHandler } from './http/errors.js';
 import { requestHeaders, requestLog } from './http/request-log.js';
 import { rememberRouteMatches } from './http/route-matches.js';
 import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
+import { wayOut } from './http/way-out.js';
 import { assertTarget, targetOf } from './http/target.js';
 import type { RateLimits } from './limits/rate-limits.js';
 import type { Disconnects } from './disconnect.js';
@@ -156,8 +156,7 @@ export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
   const paths = new Set(router.stack.map((layer) => layer.path));
   const pipeline = compose<Context>([
     requestLog(deps.log),
-    errorHandler(deps.metrics),
-    answerHeads(head, tracker),
+    wayOut(head, tracker, deps.metrics),
     cors.preflight(),
     pathRequired,
     router.routes() as Middleware,

@@ -5,12 +5,11 @@
  * its own on the response, and what a parked poll holds is what V8's young generation copies and
  * then promotes, at a cost per byte (docs/PERFORMANCE.md, "What a scavenge promotes").
  *
- * Three places write an answer's head, and each applies the rules first: this middleware on the
- * way out of the pipeline (every answer Koa writes, errors included), LaterAnswers for a parked
- * poll's answer, and the SSE route before it hands its response over.
+ * Three places write an answer's head, and each applies the rules first: wayOut on the way out
+ * of the pipeline (lib/http/way-out.ts: every answer Koa writes, errors included), LaterAnswers
+ * for a parked poll's answer, and the SSE route before it hands its response over.
  */
-import type { Context, Next } from 'koa';
-import type { RequestTracker } from './request-tracker.js';
+import type { Context } from 'koa';
 
 /** Sets some of an answer's headers; never throws. */
 export type HeadRule = (ctx: Context) => void;
@@ -19,23 +18,5 @@ export type HeadRule = (ctx: Context) => void;
 export function answerHead(rules: readonly HeadRule[]): HeadRule {
   return (ctx) => {
     for (const rule of rules) rule(ctx);
-  };
-}
-
-/**
- * Counts the requests in flight (the gateway's close() waits for none before it closes the store)
- * and applies `head` to each answer Koa is to write. An answer written later (`ctx.respond =
- * false`: a parked poll, an event stream) gets its head from whoever writes it.
- */
-export function answerHeads(head: HeadRule, requests: RequestTracker) {
-  return async function answerHeads(ctx: Context, next: Next): Promise<void> {
-    requests.enter();
-    try {
-      await next();
-    } finally {
-      requests.leave();
-      // Errors too: the error middleware (outside this one) renders them on the same answer.
-      if (ctx.respond !== false) head(ctx);
-    }
   };
 }

@@ -1,27 +1,15 @@
 /**
- * The error-rendering middleware: any error a route throws becomes `{"error":{"code","message"}}`
- * with the status, Retry-After and Allow of toWire() (lib/errors.ts); anything unexpected is a
- * generic 500, logged with the request id and stack. Never a stack trace in a response.
+ * Error rendering: any error a route throws becomes `{"error":{"code","message"}}` with the
+ * status, Retry-After and Allow of toWire() (lib/errors.ts); anything unexpected is a generic
+ * 500, logged with the request id and stack. Never a stack trace in a response. The pipeline
+ * renders through wayOut (lib/http/way-out.ts), a parked poll's later answer through LaterAnswers.
  */
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { errorBody, toWire } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
 import { setHeader } from './headers.js';
 import type { Metrics } from '../metrics.js';
-
-/** Renders what the routes throw; `metrics` counts each refusal by code (pollgate_errors_total). */
-export function errorHandler(metrics?: Metrics) {
-  return async function renderErrors(ctx: Context, next: Next): Promise<void> {
-    // Read by renderError, which a parked poll's later answer calls too.
-    if (metrics) ctx.state.metrics = metrics;
-    try {
-      await next();
-    } catch (err) {
-      renderError(ctx, err);
-    }
-  };
-}
 
 /** Turns any thrown value into the answer (a parked poll's later answer calls it too). */
 export function renderError(ctx: Context, err: unknown): void {
