@@ -3,7 +3,7 @@
  * on-finished for one.
  *
  * Koa's handleRequest asks on-finished to watch every response, so that an error of its socket
- * reaches ctx.onerror. on-finished (through ee-first) adds five listeners to the response and its
+ * reaches ctx.onerror. on-finished (through ee-first) adds four listeners to the response and its
  * socket, with closures and arrays for each, and a parked poll holds them for its whole hold:
  * 2.5 of the 6.8 KB a parked poll held, and 9% of what a request allocated (heap.js --held and
  * --alloc, docs/PERFORMANCE.md "Koa's watch on every response"). For this server that watch does
