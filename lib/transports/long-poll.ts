@@ -115,18 +115,30 @@ export class SharedAnswer {
 
 class ParkedPoll implements Waiter, Parked {
   readonly streams: readonly string[];
+  readonly limit: number;
+  // What it needs of its PollRequest, not the request: its session and admission were used when
+  // it parked, and holding them for the whole hold cost 135 bytes a parked poll (`heap.js --held`).
+  private readonly positions: Map<string, Position>;
+  private readonly timeoutMs: number;
+  private readonly connKey?: string;
+  private readonly response?: ClosingResponse;
   private done = false;
   private timer?: NodeJS.Timeout;
   /** A request's own 'close' fires once its body is read (Node 20): only the response's says the client left. */
   private readonly responseClosed = () => {
-    if (!this.req.response?.writableFinished) this.finish('gone');
+    if (!this.response?.writableFinished) this.finish('gone');
   };
   private readonly slot?: CapSlot;
   /** Who is told the outcome; until someone asks, the outcome waits in `result`. */
   private callback?: (outcome: PollOutcome) => void;
   private result?: PollOutcome;
 
-  constructor(private readonly hub: LongPolls, private readonly req: PollRequest, private readonly turn: PollTurn | undefined, slot?: CapSlot) {
+  constructor(private readonly hub: LongPolls, req: PollRequest, private readonly turn: PollTurn | undefined, slot?: CapSlot) {
+    this.positions = req.positions;
+    this.limit = req.limit;
+    this.timeoutMs = req.timeoutMs;
+    this.connKey = req.connKey;
+    this.response = req.response;
     this.slot = slot;
     this.streams = [...req.positions.keys()];
   }
@@ -141,24 +153,20 @@ class ParkedPoll implements Waiter, Parked {
     return new Promise((resolve) => this.whenDone(resolve));
   }
 
-  get limit(): number {
-    return this.req.limit;
-  }
-
   /** The poll's `limit` and the gateway's answer bytes (limits.answerBytes). */
   private get budget(): Budget {
-    return { limit: this.req.limit, bytes: this.hub.registry.answerBytes };
+    return { limit: this.limit, bytes: this.hub.registry.answerBytes };
   }
 
   position(stream: string): Position {
-    return this.req.positions.get(stream)!;
+    return this.positions.get(stream)!;
   }
 
   start(): void {
     // The client left while the poll was being checked: its 'close' will not come again.
-    if (this.req.response?.destroyed) return this.finish('gone');
-    this.timer = setTimeout(timedOut, this.req.timeoutMs, this);
-    this.req.response?.on('close', this.responseClosed);
+    if (this.response?.destroyed) return this.finish('gone');
+    this.timer = setTimeout(timedOut, this.timeoutMs, this);
+    this.response?.on('close', this.responseClosed);
     this.turn?.parked((err) => this.finish('disconnected', undefined, err));
     const subscribing = this.hub.registry.add(this);
     if (!subscribing) this.subscribed();
@@ -175,43 +183,43 @@ class ParkedPoll implements Waiter, Parked {
    * woke nobody. Not needed when the store knows, without I/O, that no stream moved.
    */
   private subscribed(): void {
-    if (!this.done && !atKnownHeads(this.hub.store, this.req.positions)) void this.check(() => readBatch(this.hub.store, this.req.positions, this.budget));
+    if (!this.done && !atKnownHeads(this.hub.store, this.positions)) void this.check(() => readBatch(this.hub.store, this.positions, this.budget));
   }
 
   onRead(read: StreamRead): void {
-    const pos = this.req.positions.get(read.stream);
+    const pos = this.positions.get(read.stream);
     if (this.done || !pos) return;
     const alone = this.streams.length === 1;
-    const shared = alone ? this.hub.sharedAnswer.get(read, pos, this.req.limit) : undefined;
+    const shared = alone ? this.hub.sharedAnswer.get(read, pos, this.limit) : undefined;
     if (shared) return this.finish('messages', shared);
-    const r = resolve(pos, read, this.req.limit);
+    const r = resolve(pos, read, this.limit);
     const budget = this.budget;
     if (!('reread' in r)) {
-      const batch = makeBatch(this.req.positions, [r], budget);
+      const batch = makeBatch(this.positions, [r], budget);
       if (hasNews(batch)) {
-        if (alone) this.hub.sharedAnswer.set(read, pos, this.req.limit, batch);
+        if (alone) this.hub.sharedAnswer.set(read, pos, this.limit, batch);
         return this.finish('messages', batch);
       }
       // Only a message larger than the answer's bytes is waiting: the read that sends it alone.
       if (!r.more) return;
     }
     const only = new Map([[read.stream, pos]]);
-    void this.check(async () => makeBatch(this.req.positions, await readStreams(this.hub.store, only, budget), budget));
+    void this.check(async () => makeBatch(this.positions, await readStreams(this.hub.store, only, budget), budget));
   }
 
   onResync(): void {
-    if (!this.done) void this.check(() => readBatch(this.hub.store, this.req.positions, this.budget));
+    if (!this.done) void this.check(() => readBatch(this.hub.store, this.positions, this.budget));
   }
 
   finish(end: PollEnd, batch?: Batch, error?: GatewayError): void {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
-    this.req.response?.off('close', this.responseClosed);
+    this.response?.off('close', this.responseClosed);
     this.slot?.release();
     this.turn?.end();
-    this.hub.release(this, this.req.connKey);
-    this.result = { batch: batch ?? emptyBatch(this.req.positions), end, error };
+    this.hub.release(this, this.connKey);
+    this.result = { batch: batch ?? emptyBatch(this.positions), end, error };
     this.callback?.(this.result);
     this.callback = undefined;
   }

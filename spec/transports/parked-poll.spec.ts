@@ -51,6 +51,15 @@ describe('parked poll: its outcome', function () {
     expect(((await behind) as PollOutcome).end).to.equal('messages');
   });
 
+  it('keeps what it needs of its request while it waits, not the request with its session', async function () {
+    const req: PollRequest = { ...request('s8'), session: { subject: 'someone', conn: 'c1' } };
+    const parked = await park(req);
+    const held = Object.values(parked as object);
+    expect(held).not.to.include(req);
+    expect(held).not.to.include(req.session);
+    expect(held).to.include(req.positions);
+  });
+
   it('calls back once, when a message arrives', async function () {
     const parked = await park(request('s1'));
     const seen: PollOutcome[] = [];
