@@ -12,7 +12,7 @@ import type { Waiter, WaiterRegistry } from '../waiters.js';
 import type { CapHolder, CapSlot, ConnectionCaps } from '../limits/connection-caps.js';
 import type { GatewayError } from '../errors.js';
 import type { ConnectionHub } from './hub.js';
-import type { PollSessions, PollTurn } from './poll-sessions.js';
+import type { Kickable, PollSessions, PollTurn } from './poll-sessions.js';
 
 export type PollEnd = 'messages' | 'timeout' | 'superseded' | 'shutdown' | 'gone' | 'disconnected';
 
@@ -113,7 +113,7 @@ export class SharedAnswer {
   }
 }
 
-class ParkedPoll implements Waiter, Parked {
+class ParkedPoll implements Waiter, Parked, Kickable {
   readonly streams: readonly string[];
   readonly limit: number;
   // What it needs of its PollRequest, not the request: its session and admission were used when
@@ -167,7 +167,7 @@ class ParkedPoll implements Waiter, Parked {
     if (this.response?.destroyed) return this.finish('gone');
     this.timer = setTimeout(timedOut, this.timeoutMs, this);
     this.response?.on('close', this.responseClosed);
-    this.turn?.parked((err) => this.finish('disconnected', undefined, err));
+    this.turn?.parked(this);
     const subscribing = this.hub.registry.add(this);
     if (!subscribing) this.subscribed();
     else {
@@ -205,6 +205,11 @@ class ParkedPoll implements Waiter, Parked {
     }
     const only = new Map([[read.stream, pos]]);
     void this.check(async () => makeBatch(this.positions, await readStreams(this.hub.store, only, budget), budget));
+  }
+
+  /** POST /disconnect ended the poll's session: answered with `err` (403). */
+  kicked(err: GatewayError): void {
+    this.finish('disconnected', undefined, err);
   }
 
   onResync(): void {
