@@ -119,7 +119,6 @@ class ParkedPoll implements Waiter, Parked, Kickable {
   // What it needs of its PollRequest, not the request: its session and admission were used when
   // it parked, and holding them for the whole hold cost 135 bytes a parked poll (`heap.js --held`).
   private readonly positions: Map<string, Position>;
-  private readonly timeoutMs: number;
   private readonly connKey?: string;
   private readonly response?: ClosingResponse;
   private done = false;
@@ -136,7 +135,6 @@ class ParkedPoll implements Waiter, Parked, Kickable {
   constructor(private readonly hub: LongPolls, req: PollRequest, private readonly turn: PollTurn | undefined, slot?: CapSlot) {
     this.positions = req.positions;
     this.limit = req.limit;
-    this.timeoutMs = req.timeoutMs;
     this.connKey = req.connKey;
     this.response = req.response;
     this.slot = slot;
@@ -162,10 +160,11 @@ class ParkedPoll implements Waiter, Parked, Kickable {
     return this.positions.get(stream)!;
   }
 
-  start(): void {
+  /** Parks it for at most `timeoutMs`. */
+  start(timeoutMs: number): void {
     // The client left while the poll was being checked: its 'close' will not come again.
     if (this.response?.destroyed) return this.finish('gone');
-    this.timer = setTimeout(timedOut, this.timeoutMs, this);
+    this.timer = setTimeout(timedOut, timeoutMs, this);
     this.response?.on('close', this.responseClosed);
     this.turn?.parked(this);
     const subscribing = this.hub.registry.add(this);
@@ -256,9 +255,10 @@ export class LongPolls implements ConnectionHub {
   /**
    * Answers now if any stream has news (or timeout is 0), otherwise parks and returns the parked
    * poll (its outcome comes through `whenDone` or `outcome`). An answer holds at most `limit`
-   * messages and the registry's answerBytes of them. Store errors of the first read reject; the
-   * cap error of `admit`, when the poll may not park, is thrown. A caught-up poller (atKnownHeads)
-   * needs no read and gets its parked poll at once, not through a promise.
+   * messages and the registry's answerBytes of them. A caught-up poller (atKnownHeads) needs no
+   * read and gets its answer or parked poll at once, not through a promise; otherwise the first
+   * read comes first and its store errors reject. The cap error of `admit`, when the poll may not
+   * park, is thrown at once or rejects after that read.
    */
   poll(req: PollRequest): PollOutcome | Parked | Promise<PollOutcome | Parked> {
     if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
@@ -291,7 +291,7 @@ export class LongPolls implements ConnectionHub {
       this.byConn.set(req.connKey, poll);
     }
     this.parked.add(poll);
-    poll.start();
+    poll.start(req.timeoutMs);
     return poll;
   }
 
