@@ -4,11 +4,13 @@
  * when the poll parks and a parked poll holds its context and one callback, not a suspended chain
  * of async frames, for its whole hold (docs/PERFORMANCE.md, "What a parked poll holds"). The later
  * answer passes the same rules as any other: errors rendered by renderError, then the answer-head
- * rules (lib/http/answer-head.ts), then it is written as Koa writes a string body.
+ * rules (lib/http/answer-head.ts); its head is collected and written in one call (CollectedHead,
+ * lib/http/headers.ts), with its body, as Koa writes a string body.
  */
 import type { Context } from 'koa';
 import type { HeadRule } from './answer-head.js';
 import { renderError } from './errors.js';
+import { collectHead } from './headers.js';
 
 export class LaterAnswers {
   /** `head` sets the headers every answer carries, as the pipeline does for the answers Koa writes. */
@@ -19,17 +21,19 @@ export class LaterAnswers {
     ctx.respond = false;
   }
 
-  /** `fill` sets status, type and body as a route would; what it throws is rendered as a route's error. */
+  /** `fill` sets the answer (setBody, setHeader) as a route would; what it throws is rendered as a route's error. */
   finish(ctx: Context, fill: () => void): void {
-    try {
-      fill();
-    } catch (err) {
-      renderError(ctx, err);
-    }
-    this.head(ctx);
+    const answer = collectHead(ctx, () => {
+      try {
+        fill();
+      } catch (err) {
+        renderError(ctx, err);
+      }
+      this.head(ctx);
+    });
     const res = ctx.res;
     // The client left, or shutdown's grace cut the socket: nothing to write to.
     if (res.headersSent || res.writableEnded || res.destroyed) return;
-    res.end(ctx.method === 'HEAD' ? undefined : (ctx.body as string | Buffer));
+    answer.writeTo(res, ctx.method !== 'HEAD');
   }
 }

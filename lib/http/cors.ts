@@ -4,7 +4,7 @@
  * allowed: auth travels in the Authorization header or a token parameter, not cookies.
  */
 import type { Context, Next } from 'koa';
-import { requestHeader, setHeader } from './headers.js';
+import { answerHeader, requestHeader, setHeader } from './headers.js';
 
 export interface CorsOptions {
   origins: readonly string[];
@@ -13,8 +13,8 @@ export interface CorsOptions {
 
 /** Adds Origin to Vary (an answer depends on it: a cache must not give one origin's answer to another). */
 function vary(ctx: Context): void {
-  const prev = ctx.res.getHeader('vary');
-  setHeader(ctx, 'vary', prev ? `${String(prev)}, Origin` : 'Origin');
+  const prev = answerHeader(ctx, 'vary');
+  setHeader(ctx, 'vary', prev ? `${prev}, Origin` : 'Origin');
 }
 
 function isPreflight(ctx: Context): boolean {

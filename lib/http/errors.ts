@@ -8,7 +8,7 @@ import type { Context } from 'koa';
 import { errorBody, toWire } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
-import { setHeader } from './headers.js';
+import { setBody, setHeader } from './headers.js';
 import type { Metrics } from '../metrics.js';
 
 /** Turns any thrown value into the answer (a parked poll's later answer calls it too). */
@@ -23,13 +23,9 @@ export function renderError(ctx: Context, err: unknown): void {
   const body = errorBody(wire);
   if (ctx.state.jsonpCallback) {
     // A script tag cannot read a status: JSONP callers get errors in the callback's argument.
-    ctx.status = 200;
-    ctx.type = 'application/javascript; charset=utf-8';
-    ctx.body = jsonpBody(ctx.state.jsonpCallback, body);
+    setBody(ctx, 'application/javascript; charset=utf-8', jsonpBody(ctx.state.jsonpCallback, body), 200);
     return;
   }
   // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
-  ctx.status = ctx.state.errorsAs200 ? 200 : wire.status;
-  ctx.type = 'application/json; charset=utf-8';
-  ctx.body = body;
+  setBody(ctx, 'application/json; charset=utf-8', body, ctx.state.errorsAs200 ? 200 : wire.status);
 }

@@ -21,7 +21,7 @@ import type { LongPolls, PollOutcome, PollRequest } from '../transports/long-pol
 import { batchJson } from '../wire.js';
 import type { Batch } from '../delivery.js';
 import type { Metrics } from '../metrics.js';
-import { requestHeader, setHeader } from '../http/headers.js';
+import { requestHeader, setBody, setHeader } from '../http/headers.js';
 
 export interface PollLimits {
   defaultTimeoutSeconds: number;
@@ -153,11 +153,6 @@ function answer(ctx: Context, deps: PollDeps, outcome: PollOutcome, render: (bat
   deps.metrics?.delivered('poll', outcome.batch);
   if (outcome.end === 'shutdown') setHeader(ctx, 'connection', 'close');
   const json = render(outcome.batch);
-  if (ctx.state.jsonpCallback) {
-    setHeader(ctx, 'content-type', 'application/javascript; charset=utf-8');
-    ctx.body = jsonpBody(ctx.state.jsonpCallback, json);
-  } else {
-    setHeader(ctx, 'content-type', 'application/json; charset=utf-8');
-    ctx.body = json;
-  }
+  if (ctx.state.jsonpCallback) setBody(ctx, 'application/javascript; charset=utf-8', jsonpBody(ctx.state.jsonpCallback, json));
+  else setBody(ctx, 'application/json; charset=utf-8', json);
 }
