@@ -27,13 +27,22 @@ export interface ProfileSummary {
   functions: { fn: string; where: string; pct: number }[];
 }
 
-export function areaOf(url: string, fn: string): string {
+/**
+ * The folder this build was compiled to (dist/, whose bench/ holds this file), as profiles name
+ * it: a build copied elsewhere for a side-by-side run (dist-before/, say) is still recognised.
+ */
+const BUILD_ROOT = new URL('..', import.meta.url).href;
+
+/** `root`: the build's folder as a file: URL ending in '/' (this build's by default). */
+export function areaOf(url: string, fn: string, root = BUILD_ROOT): string {
   if (fn === '(idle)') return '(idle)';
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(program)') return '(program: native, not attributed)';
   if (!url) return `native: ${fn || '(anonymous)'}`;
   const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (dep) return dep[1]!;
+  // lib/... and bench/... of the build, whatever its folder is called.
+  if (url.startsWith(root) && url.endsWith('.js')) return url.slice(root.length, -3);
   const ours = /dist\/(lib\/.*)\.js$/.exec(url);
   if (ours) return ours[1]!;
   if (url.startsWith('node:internal/')) return `node:internal/${url.slice(14).split('/')[0]!.replace(/\.js$/, '')}`;

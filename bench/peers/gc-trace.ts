@@ -12,7 +12,7 @@
  * each of them (the closed loop lets a faster target's polls live shorter). --node-flags go to
  * every target after the start script's (--max-semi-space-size=64, say).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -141,7 +141,8 @@ async function main(): Promise<void> {
 }
 
 // Run as a script, not when a spec imports the parsers.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// realpath: Node names the main module by its real path, so a build reached through a symlink runs too.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   main().catch((err: Error) => {
     console.error(`gc-trace failed: ${err.stack ?? err.message}`);
     process.exit(1);

@@ -54,6 +54,8 @@ async function cpuNow(ctx: PeerContext): Promise<{ server: number; redis: number
 /** `rate` 0: the closed loop (IN_FLIGHT publishes outstanding); else that many publishes a second (pacedLoop). */
 export async function delivery(ctx: PeerContext, clients: number, warmupS: number, seconds: number, rate = 0): Promise<DeliveryResult> {
   const name = `peers ${ctx.target.name} delivery`;
+  // Order is checked per stream: two sends to one stream in flight at once have no order to check.
+  if (clients < IN_FLIGHT) throw new Error(`the delivery scenario needs at least ${IN_FLIGHT} subscribers (one stream each, ${IN_FLIGHT} publishes in flight); got ${clients}`);
   const streams = streamNames(ctx, 'd', clients);
   const got = new Deliveries(name, streams, ctx.violations);
   const latencies: number[] = [];

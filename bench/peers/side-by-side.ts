@@ -16,10 +16,10 @@
  * --keep leaves the profiles (and the windows, in the JSON) for a closer look: every area of the
  * window is in the JSON's `areas`.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startRedisServer, type RedisServer } from '../../spec/support/redis.js';
 import { readerToken, round, Violations } from '../client.js';
 import { summarizeProfile, type ProfileSummary } from '../profile.js';
@@ -47,7 +47,8 @@ export function layerOf(area: string): Layer {
   if (/^native: (writev|write|writeUtf8String|writeBuffer|writeLatin1String)$/.test(area)) return 'kernel: socket writes';
   if (area.startsWith('native:') || area.startsWith('(program')) return 'native, not attributed';
   if (area.startsWith('node:')) return 'Node: http, net, streams, timers';
-  if (area.startsWith('lib/') || area.includes('/dist/bench/')) return 'own code';
+  // The server's own files: pollgate's lib/, a peer's script in bench/peers/ (bench/profile.ts's areaOf).
+  if (area.startsWith('lib/') || area.startsWith('bench/')) return 'own code';
   return LIBRARIES.has(area) ? 'libraries' : 'framework';
 }
 
@@ -126,7 +127,11 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-main().catch((err: Error) => {
-  console.error(`side-by-side failed: ${err.stack ?? err.message}`);
-  process.exit(1);
-});
+// Run as a script, not when a spec imports layerOf.
+// realpath: Node names the main module by its real path, so a build reached through a symlink runs too.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  main().catch((err: Error) => {
+    console.error(`side-by-side failed: ${err.stack ?? err.message}`);
+    process.exit(1);
+  });
+}
