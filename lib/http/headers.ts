@@ -56,7 +56,26 @@ export class CollectedHead {
     this.set('content-length', String(Buffer.byteLength(this.body)));
     res.writeHead(this.status, this.fields);
     res.end(withBody ? this.body : undefined);
+    releaseWrittenHead(res);
   }
+}
+
+/** What `res._header` holds once releaseWrittenHead ran: truthy, as Node reads it after the write. */
+export const WRITTEN_HEAD = 'HTTP/1.1 (head written)\r\n\r\n';
+
+/**
+ * Lets go of the text of a head that was written. Node keeps it in `res._header` after the write,
+ * where it reads it only as "headers sent" (headersSent, and the checks that throw
+ * ERR_HTTP_HEADERS_SENT). A parked poll's response is old by the time it is answered, and what an
+ * old object points to survives every scavenge until the next full collection: each answered
+ * poll's head (about 400 bytes) was copied twice and then promoted. A short constant in its place
+ * keeps every check as it was (docs/PERFORMANCE.md, "A written head, let go").
+ */
+export function releaseWrittenHead(res: ServerResponse): void {
+  const written = res as ServerResponse & { _header?: unknown };
+  // Only once the head is handed on (the socket's write or Node's queue holds its own copy), and
+  // only while Node keeps it as a string: any other shape is left alone.
+  if (res.writableEnded && res.headersSent && typeof written._header === 'string') written._header = WRITTEN_HEAD;
 }
 
 /**

@@ -4,12 +4,13 @@
  * body, JSONP, errors, HEAD), with no header table left on the response, and whatever a host app
  * set on the response before the poll parked kept.
  */
-import { request as httpRequest, createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request as httpRequest, createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { SignJWT } from 'jose';
 import Koa, { type Context } from 'koa';
 import { createGateway, type Gateway } from '../../lib/index.js';
+import { WRITTEN_HEAD } from '../../lib/http/headers.js';
 import { TEST_API_KEY, TEST_SECRET } from '../support/gateway.js';
 import { uniqueStream, untilParked } from '../support/http.js';
 
@@ -83,6 +84,22 @@ describe('a parked poll\'s later answer (lib/http/answer-later.ts)', function ()
     expect(JSON.parse(text).messages[0].data).to.equal('hello');
     // Stored with setHeader, the head would stay on the response (old by then) until a full GC.
     expect(lastPoll!.res.getHeaderNames()).to.deep.equal([]);
+  });
+
+  it("lets go of its head's text once written: headers still count as sent", async function () {
+    const stream = uniqueStream('later');
+    const answer = fetch(`${url}/poll?streams=${stream}&timeout=30`, { headers: { authorization: AUTH } });
+    await untilParked(url, TEST_API_KEY, 1);
+    expect((await send(stream, 'hello')).status).to.equal(200);
+    const res = await answer;
+    expect(res.headers.get('x-content-type-options')).to.equal('nosniff');
+    expect((await res.json()).messages[0].data).to.equal('hello');
+    const written = lastPoll!.res as ServerResponse & { _header?: unknown };
+    // Node's copy of the head's text would stay on the old response until a full GC (releaseWrittenHead).
+    expect(written._header).to.equal(WRITTEN_HEAD);
+    expect(written.headersSent).to.equal(true);
+    expect(() => written.setHeader('x-late', '1')).to.throw(/Cannot set headers after they are sent/);
+    expect(() => written.writeHead(500)).to.throw(/Cannot (write|render) headers after they are sent/);
   });
 
   it('keeps the headers a host app set before the poll parked, and adds Origin to its Vary', async function () {
