@@ -26,7 +26,9 @@ export interface PollOutcome {
 /**
  * A poll that parked. `whenDone` calls back once, with the outcome (at once if it is already
  * known): nothing async stays suspended while the poll waits, which a parked poll would otherwise
- * hold for its whole hold (docs/PERFORMANCE.md). `outcome` is the same as a promise.
+ * hold for its whole hold (docs/PERFORMANCE.md). `outcome` is the same as a promise. Ask before
+ * the outcome is told: every caller that asked by then is told, and one that asks later is
+ * refused (the outcome is not kept: ParkedPoll.finish).
  */
 export interface Parked {
   whenDone(callback: (outcome: PollOutcome) => void): void;
@@ -143,6 +145,8 @@ class ParkedPoll implements Waiter, Parked, Kickable {
 
   whenDone(callback: (outcome: PollOutcome) => void): void {
     if (this.result) return callback(this.result);
+    // Ended with no outcome waiting: it was told to those who asked, and not kept (tellWithoutKeeping).
+    if (this.done) throw new Error('this poll has ended and its outcome was told: ask before it ends');
     const earlier = this.callback;
     this.callback = earlier ? (outcome) => (earlier(outcome), callback(outcome)) : callback;
   }
@@ -223,9 +227,24 @@ class ParkedPoll implements Waiter, Parked, Kickable {
     this.slot?.release();
     this.turn?.end();
     this.hub.release(this, this.connKey);
-    this.result = { batch: batch ?? emptyBatch(this.positions), end, error };
-    this.callback?.(this.result);
+    this.tellWithoutKeeping({ batch: batch ?? emptyBatch(this.positions), end, error });
+  }
+
+  /**
+   * Tells the callers who asked, and does not keep the outcome; with nobody asking yet, it waits
+   * in `result` for the first. A poll that ends has lived across scavenges, so it is old: an
+   * outcome it kept, with its batch and the next positions, would survive every scavenge until
+   * the next full collection, copied twice and then promoted, for every answered poll
+   * (docs/PERFORMANCE.md, "An outcome told, not kept").
+   */
+  private tellWithoutKeeping(outcome: PollOutcome): void {
+    const callback = this.callback;
+    if (!callback) {
+      this.result = outcome;
+      return;
+    }
     this.callback = undefined;
+    callback(outcome);
   }
 
   private async check(read: () => Promise<Batch>): Promise<void> {

@@ -83,15 +83,32 @@ describe('parked poll: its outcome', function () {
     expect(polls.size).to.equal(1);
   });
 
-  it('tells every caller, one that asks after the outcome was delivered too', async function () {
+  it('tells every caller that asked before it ended, and refuses one that asks after', async function () {
     const parked = await park(request('s4'));
     const seen: string[] = [];
     parked.whenDone((o) => seen.push(`first:${o.end}`));
     const promised = parked.outcome;
     polls.shutdown();
-    parked.whenDone((o) => seen.push(`late:${o.end}`));
-    expect(seen).to.deep.equal(['first:shutdown', 'late:shutdown']);
+    expect(seen).to.deep.equal(['first:shutdown']);
     expect((await promised).end).to.equal('shutdown');
+    expect(() => parked.whenDone(() => seen.push('late'))).to.throw(/outcome was told/);
+    await parked.outcome.then(
+      () => expect.fail('a late outcome must be refused'),
+      (err: Error) => expect(err.message).to.match(/ask before it ends/),
+    );
+    expect(seen).to.deep.equal(['first:shutdown']);
+  });
+
+  it('keeps no outcome once told: an ended poll is old, and what it kept would be promoted with it', async function () {
+    const parked = await park(request('s5'));
+    let told: PollOutcome | undefined;
+    parked.whenDone((o) => (told = o));
+    await store.append('s5', [{ id: 'm1', sender: SERVER_SENDER, tail: messageTail('m1', 1, '1') }]);
+    await waitFor(() => told !== undefined, 'the parked poll to be answered');
+    expect(told!.batch.count).to.equal(1);
+    const held = Object.values(parked as object);
+    expect(held).not.to.include(told);
+    expect(held).not.to.include(told!.batch);
   });
 
   it('resolves the outcome promise the same way', async function () {
