@@ -232,7 +232,7 @@ class ParkedPoll implements Waiter, Parked, Kickable {
 
   /**
    * Tells the callers who asked, and does not keep the outcome; with nobody asking yet, it waits
-   * in `result` for the first. A poll that ends has lived across scavenges, so it is old: an
+   * in `result` for the first. A poll that ends has usually lived across scavenges, so it is old: an
    * outcome it kept, with its batch and the next positions, would survive every scavenge until
    * the next full collection, copied twice and then promoted, for every answered poll
    * (docs/PERFORMANCE.md, "An outcome told, not kept").
