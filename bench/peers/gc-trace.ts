@@ -12,15 +12,14 @@
  * each of them (the closed loop lets a faster target's polls live shorter). --node-flags go to
  * every target after the start script's (--max-semi-space-size=64, say).
  */
-import { mkdtempSync, readFileSync, rmSync, realpathSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { startRedisServer, type RedisServer } from '../../spec/support/redis.js';
 import { readerToken, round, Violations } from '../client.js';
 import { delivery } from './scenarios.js';
 import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
-import { option } from '../args.js';
+import { isMainScript, option } from '../args.js';
 
 /** One `--trace-gc-nvp` line: when (ms since the isolate started) and its name=value pairs. */
 interface GcEvent {
@@ -141,8 +140,7 @@ async function main(): Promise<void> {
 }
 
 // Run as a script, not when a spec imports the parsers.
-// realpath: Node names the main module by its real path, so a build reached through a symlink runs too.
-if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+if (isMainScript(import.meta.url)) {
   main().catch((err: Error) => {
     console.error(`gc-trace failed: ${err.stack ?? err.message}`);
     process.exit(1);

@@ -16,16 +16,16 @@
  * --keep leaves the profiles (and the windows, in the JSON) for a closer look: every area of the
  * window is in the JSON's `areas`.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, realpathSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { startRedisServer, type RedisServer } from '../../spec/support/redis.js';
 import { readerToken, round, Violations } from '../client.js';
 import { summarizeProfile, type ProfileSummary } from '../profile.js';
 import { delivery, publishOnly, type MonotonicWindow } from './scenarios.js';
 import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
-import { option } from '../args.js';
+import { isMainScript, option } from '../args.js';
 
 const args = process.argv.slice(2);
 const TARGETS = targetList(option('targets', 'pollgate-memory,socketio,faye'));
@@ -128,8 +128,7 @@ async function main(): Promise<void> {
 }
 
 // Run as a script, not when a spec imports layerOf.
-// realpath: Node names the main module by its real path, so a build reached through a symlink runs too.
-if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+if (isMainScript(import.meta.url)) {
   main().catch((err: Error) => {
     console.error(`side-by-side failed: ${err.stack ?? err.message}`);
     process.exit(1);

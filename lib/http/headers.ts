@@ -73,9 +73,9 @@ export const WRITTEN_HEAD = 'HTTP/1.1 (head written)\r\n\r\n';
  */
 export function releaseWrittenHead(res: ServerResponse): void {
   const written = res as ServerResponse & { _header?: unknown };
-  // Only once the head is handed on (the socket's write or Node's queue holds its own copy), and
-  // only while Node keeps it as a string: any other shape is left alone.
-  if (res.writableEnded && res.headersSent && typeof written._header === 'string') written._header = WRITTEN_HEAD;
+  // Only once the answer is ended (its head is with the socket's write or Node's queue by then),
+  // and only while Node keeps the head as a string: any other shape is left alone.
+  if (res.writableEnded && typeof written._header === 'string') written._header = WRITTEN_HEAD;
 }
 
 /**
