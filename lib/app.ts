@@ -17,7 +17,7 @@ import { answerHead, type HeadRule } from './http/answer-head.js';
 import { Cors } from './http/cors.js';
 import { drainRule } from './http/drain.js';
 import { requestHeaders, requestLog } from './http/request-log.js';
-import { rememberRouteMatches } from './http/route-matches.js';
+import { rememberedDispatch } from './http/route-dispatch.js';
 import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
 import { wayOut } from './http/way-out.js';
@@ -152,14 +152,13 @@ export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
   const cors = new Cors(deps.config.cors);
   const head = answerHead([requestHeaders, cors.answerHeaders, drainRule(deps.isDraining)]);
   const router = routes(deps, head, tracker);
-  rememberRouteMatches(router);
   const paths = new Set(router.stack.map((layer) => layer.path));
   const pipeline = compose<Context>([
     requestLog(deps.log),
     wayOut(head, tracker, deps.metrics),
     cors.preflight(),
     pathRequired,
-    router.routes() as Middleware,
+    rememberedDispatch(router),
     notFound,
   ]);
   return (options: MiddlewareOptions = {}): Middleware => {

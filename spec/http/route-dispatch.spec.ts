@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import Router from 'koa-router';
 import request from 'supertest';
-import { rememberRouteMatches } from '../../lib/http/route-matches.js';
+import { rememberedDispatch } from '../../lib/http/route-dispatch.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 
 /** koa-router's Layer: every pattern test of a request goes through its match(). */
@@ -27,7 +27,7 @@ async function patternTests(run: () => Promise<unknown>): Promise<number> {
   return tests;
 }
 
-describe("koa-router's match, remembered (rememberRouteMatches)", function () {
+describe("koa-router's dispatch, remembered (rememberedDispatch)", function () {
   let server: Server;
   let url: string;
   let seen: string[][];
@@ -38,7 +38,6 @@ describe("koa-router's match, remembered (rememberRouteMatches)", function () {
     router.post('/a', (ctx) => { ctx.body = 'posted a'; });
     router.get('/b', (ctx) => { ctx.body = 'b'; });
     router.all('/c', (ctx) => { ctx.body = 'c'; });
-    rememberRouteMatches(router);
     const app = new Koa();
     seen = [];
     app.use(async (ctx, next) => {
@@ -48,7 +47,7 @@ describe("koa-router's match, remembered (rememberRouteMatches)", function () {
       // A later router would push to ctx.matched: the remembered result must not change with it.
       matched.push({ path: '/pushed-by-the-host' });
     });
-    app.use(router.routes());
+    app.use(rememberedDispatch(router));
     server = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -84,6 +83,87 @@ describe("koa-router's match, remembered (rememberRouteMatches)", function () {
     await request(url).get('/b').expect(200, 'b');
     await request(url).put('/c').expect(200, 'c');
     expect(seen).to.deep.equal([['/b'], ['/b'], ['/c']]);
+  });
+});
+
+describe("rememberedDispatch routes as koa-router's own dispatch does", function () {
+  /** What a handler sees of the routing: the fields koa-router sets on ctx. */
+  type Seen = Record<string, unknown>;
+
+  /** A table with a named route, a parameter route, a router-wide middleware layer and two methods on one path. */
+  function table(seen: Seen[]): Router {
+    const router = new Router({ strict: true, sensitive: true });
+    router.use(async (_ctx, next) => next());
+    const record = (ctx: Koa.Context) => {
+      const c = ctx as unknown as Record<string, unknown> & { matched: { path: string }[] };
+      seen.push({
+        path: ctx.path, method: ctx.method, matched: c.matched.map((layer) => layer.path), params: c.params, requestParams: (ctx.request as unknown as { params: unknown }).params,
+        captures: c.captures, routerPath: c.routerPath, routerName: c.routerName, matchedRoute: c._matchedRoute, matchedRouteName: c._matchedRouteName,
+      });
+      ctx.body = 'ok';
+    };
+    router.get('named', '/a', record);
+    router.post('/a', record);
+    router.all('/b', record);
+    router.get('/users/:id', record);
+    return router;
+  }
+
+  async function listen(middleware: Koa.Middleware): Promise<{ server: Server; url: string }> {
+    const app = new Koa();
+    app.use(middleware);
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  }
+
+  it('sets the same ctx fields, request after request, for paths in the table and outside it', async function () {
+    const plainSeen: Seen[] = [];
+    const rememberedSeen: Seen[] = [];
+    const plain = await listen(table(plainSeen).routes() as Koa.Middleware);
+    const remembered = await listen(rememberedDispatch(table(rememberedSeen)));
+    try {
+      for (const target of [plain, remembered]) {
+        for (let round = 0; round < 2; round++) {
+          await request(target.url).get('/a').expect(200);
+          await request(target.url).post('/a').expect(200);
+          await request(target.url).put('/b').expect(200);
+          await request(target.url).head('/a').expect(200);
+          await request(target.url).get('/users/7').expect(200);
+          await request(target.url).delete('/a').expect(404);
+          await request(target.url).get('/nope').expect(404);
+        }
+      }
+      expect(rememberedSeen).to.have.length(10);
+      expect(rememberedSeen).to.deep.equal(plainSeen);
+    } finally {
+      plain.server.close();
+      remembered.server.close();
+    }
+  });
+
+  it("composes a path's chain once, not on every request", async function () {
+    const router = table([]);
+    // koa-router's own dispatch spreads every matched layer's stack into a new chain on each request.
+    let stackReads = 0;
+    for (const layer of router.stack) {
+      const stack = layer.stack;
+      Object.defineProperty(layer, 'stack', { get: () => (stackReads++, stack), configurable: true });
+    }
+    const target = await listen(rememberedDispatch(router));
+    try {
+      await request(target.url).get('/a').expect(200, 'ok');
+      const afterFirst = stackReads;
+      expect(afterFirst).to.be.above(0);
+      for (let i = 0; i < 3; i++) await request(target.url).get('/a').expect(200, 'ok');
+      expect(stackReads).to.equal(afterFirst);
+    } finally {
+      target.server.close();
+    }
+  });
+
+  it('refuses a table that routes by host, which it does not remember', function () {
+    expect(() => rememberedDispatch(new Router({ host: 'example.com' } as ConstructorParameters<typeof Router>[0]))).to.throw(/host/);
   });
 });
 

@@ -1,0 +1,102 @@
+/**
+ * koa-router's dispatch, remembered for the route table's own paths.
+ *
+ * koa-router answers every request by testing each layer of the table in turn (a regexp and a
+ * debug() call with its rest-args array, even when debug is off, per layer), then building the
+ * matched layers' chain: an array spread per layer, a closure, and a koa-compose of the lot.
+ * The table is fixed once built, so for a given path and method the match and the chain are
+ * always the same; this remembers both and runs the remembered chain, with the request's own
+ * ctx.matched, params and captures set exactly as koa-router sets them. Only paths that are in
+ * the table are remembered: a request for any other path goes through koa-router's own dispatch,
+ * so the memo holds at most paths x methods entries whatever the requests are. Measured in
+ * docs/PERFORMANCE.md ("koa-router's match, remembered" and "koa-router's chain, remembered").
+ */
+import compose from 'koa-compose';
+import type { Context, Middleware, Next } from 'koa';
+import type Router from 'koa-router';
+
+type Match = ReturnType<Router['match']>;
+type Layer = Match['path'][number];
+
+interface Remembered {
+  match: Match;
+  /** The matched layers' chain, composed once (undefined when no layer has the method). */
+  chain?: (ctx: Context, next: Next) => Promise<unknown>;
+}
+
+/** The fields koa-router's dispatch sets on a request, which its handlers and host apps read. */
+interface RoutedContext {
+  matched?: Layer[];
+  router?: Router;
+  captures?: string[];
+  params?: Record<string, string>;
+  routerPath?: string;
+  routerName?: string | null;
+  newRouterPath?: string;
+  _matchedRoute?: string | RegExp;
+  _matchedRouteName?: string;
+  request: { params?: Record<string, string> };
+}
+
+/** What koa-router 14 has at run time that its typings (written for 7) leave out. */
+interface RouterOptions {
+  host?: unknown;
+  opts: { routerPath?: string };
+  exclusive: boolean;
+}
+
+/** What koa-router runs before a matched layer's handlers, for one path (router.js, dispatch). */
+function enterLayer(layer: Layer, path: string): Middleware {
+  return (ctx, next) => {
+    const routed = ctx as unknown as RoutedContext;
+    routed.captures = layer.captures(path);
+    routed.request.params = layer.params(path, routed.captures, routed.params) as Record<string, string>;
+    routed.params = routed.request.params;
+    routed.routerPath = layer.path as string;
+    routed.routerName = layer.name;
+    routed._matchedRoute = layer.path;
+    if (layer.name) routed._matchedRouteName = layer.name;
+    return next();
+  };
+}
+
+/**
+ * The router's middleware (router.routes()), with the match and the composed chain of each path
+ * of the table and method remembered. Call it once the table is complete: a layer added
+ * afterwards would not be seen for a path already remembered. The table must not route by host.
+ */
+export function rememberedDispatch(router: Router): Middleware {
+  const { host, opts, exclusive } = router as unknown as RouterOptions;
+  if (host) throw new Error('rememberedDispatch: a table that routes by host is not supported');
+  const dispatch = router.routes() as Middleware;
+  const byPath = new Map<string, Map<string, Remembered>>(router.stack.map((layer) => [layer.path as string, new Map()]));
+
+  function remember(path: string, method: string): Remembered {
+    const match = router.match(path, method);
+    if (!match.route) return { match };
+    const layers = exclusive ? [match.pathAndMethod[match.pathAndMethod.length - 1]!] : match.pathAndMethod;
+    return { match, chain: compose(layers.flatMap((layer) => [enterLayer(layer, path), ...(layer.stack as Middleware[])])) };
+  }
+
+  return function routedDispatch(ctx: Context, next: Next) {
+    const routed = ctx as unknown as RoutedContext;
+    const path = opts.routerPath || routed.newRouterPath || ctx.path || routed.routerPath || '';
+    const byMethod = byPath.get(path);
+    if (!byMethod) return dispatch(ctx, next);
+    let found = byMethod.get(ctx.method);
+    if (!found) {
+      found = remember(path, ctx.method);
+      byMethod.set(ctx.method, found);
+    }
+    const { match, chain } = found;
+    // Each request its own ctx.matched: the router hands it on, and later routers push to it.
+    if (routed.matched) routed.matched.push(...match.path);
+    else routed.matched = match.path.slice();
+    routed.router = router;
+    if (!chain) return next();
+    const mostSpecific = match.pathAndMethod[match.pathAndMethod.length - 1]!;
+    routed._matchedRoute = mostSpecific.path;
+    if (mostSpecific.name) routed._matchedRouteName = mostSpecific.name;
+    return chain(ctx, next);
+  };
+}
