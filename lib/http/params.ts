@@ -2,6 +2,7 @@
 import { parse } from 'node:querystring';
 import type { Context } from 'koa';
 import { BadRequestError } from '../errors.js';
+import { originTarget } from './target.js';
 
 const NO_PARAMETERS: Readonly<Record<string, unknown>> = Object.freeze(Object.create(null));
 
@@ -11,10 +12,11 @@ const NO_PARAMETERS: Readonly<Record<string, unknown>> = Object.freeze(Object.cr
  * ctx.query, which builds a URLSearchParams and defines each key on a new object (about three
  * times the CPU), and caches the result on the request: a parked poll then held its parsed query
  * for its whole hold, and the young generation copied and promoted it (docs/PERFORMANCE.md,
- * "What a scavenge promotes"). Nothing here is kept.
+ * "What a scavenge promotes"). The query string is read by originTarget, not through Koa's
+ * ctx.querystring, for the same reason. Nothing here is kept.
  */
 export function queryParams(ctx: Context): Readonly<Record<string, unknown>> {
-  const query = ctx.querystring;
+  const query = originTarget(ctx.req.url ?? '')?.query ?? ctx.querystring;
   // maxKeys 0: every pair, as Koa's parser; the request line's size bounds them.
   return query ? parse(query, '&', '=', { maxKeys: 0 }) : NO_PARAMETERS;
 }

@@ -14,6 +14,7 @@
 import compose from 'koa-compose';
 import type { Context, Middleware, Next } from 'koa';
 import type Router from 'koa-router';
+import { originTarget } from './target.js';
 
 type Match = ReturnType<Router['match']>;
 type Layer = Match['path'][number];
@@ -80,7 +81,8 @@ export function rememberedDispatch(router: Router): Middleware {
 
   return function routedDispatch(ctx: Context, next: Next) {
     const routed = ctx as unknown as RoutedContext;
-    const path = opts.routerPath || routed.newRouterPath || ctx.path || routed.routerPath || '';
+    // ctx.path as originTarget reads it, which keeps no Url object on the request (lib/http/target.ts).
+    const path = opts.routerPath || routed.newRouterPath || (originTarget(ctx.req.url ?? '')?.path ?? ctx.path) || routed.routerPath || '';
     const byMethod = byPath.get(path);
     if (!byMethod) return dispatch(ctx, next);
     let found = byMethod.get(ctx.method);

@@ -33,3 +33,18 @@ export function assertTarget(url: string): Target {
   if (!target) throw new BadRequestError('the request target must be a path such as /poll (or an absolute http URL)');
   return target;
 }
+
+/** What makes parseurl (under Koa's ctx.path and ctx.querystring) hand a path to url.parse. */
+const PARSED_SLOWLY = /[\t\n\f\r #\u00a0\ufeff]/;
+
+/**
+ * The path and query of an origin-form target (`/poll?x`), exactly as Koa's ctx.path and
+ * ctx.querystring read them (parseurl: the path up to the first '?', the query after it), or
+ * undefined for any target parseurl would read otherwise: the caller then asks Koa. Koa's getters
+ * cache parseurl's Url object on the request, and a parked poll held it, with its strings, for its
+ * whole hold, so the young generation copied and promoted it (docs/PERFORMANCE.md, "A request's
+ * URL, read and not kept"). What this returns is not kept.
+ */
+export function originTarget(url: string): Target | undefined {
+  return url[0] === '/' && !PARSED_SLOWLY.test(url) ? targetOf(url) : undefined;
+}
