@@ -26,6 +26,8 @@ export interface MessageLimits {
 export interface Outgoing {
   streams: string[];
   id: string;
+  /** The send named no id and the gateway made this one: not a key any retry can use (retryKey). */
+  idMadeHere: boolean;
   dataJson: string;
 }
 
@@ -59,7 +61,8 @@ export class Messages {
     const streams = hasOne ? [assertStreamName(raw.stream, `${where}.stream`)] : parseStreamList(raw.streams, limits.streamsPerSend, `${where}.streams`);
     if (!('data' in raw) || raw.data === undefined) throw new BadRequestError(`${where}.data is required (any JSON value)`);
     let id: string;
-    if (raw.id === undefined) id = nanoid();
+    const idMadeHere = raw.id === undefined;
+    if (idMadeHere) id = nanoid();
     else if (typeof raw.id === 'string' && MESSAGE_ID.test(raw.id)) id = raw.id;
     else throw new BadRequestError(`${where}.id must be 1-64 characters of A-Z a-z 0-9 _ -`);
     let dataJson: string;
@@ -71,7 +74,7 @@ export class Messages {
     if (Buffer.byteLength(dataJson) > limits.dataBytes) {
       throw new PayloadTooLargeError(`${where}.data exceeds ${limits.dataBytes} bytes`);
     }
-    return { streams, id, dataJson };
+    return { streams, id, idMadeHere, dataJson };
   }
 
   /** A /send body: one message (`stream` or `streams`), or a batch (`messages`). */
@@ -134,7 +137,7 @@ function senderOf(principal: Principal): string {
 async function appendAll(store: Store, outgoing: readonly Outgoing[], sender: string, ts: number): Promise<AppendResult[]> {
   const only = outgoing.length === 1 && outgoing[0]!.streams.length === 1 ? outgoing[0]! : undefined;
   // Most sends carry one message to one stream: no grouping to do.
-  if (only) return store.append(only.streams[0]!, [{ id: only.id, sender, tail: messageTail(only.id, ts, only.dataJson) }]);
+  if (only) return store.append(only.streams[0]!, [{ id: only.id, sender, tail: messageTail(only.id, ts, only.dataJson), idMadeHere: only.idMadeHere }]);
   const perStream = new Map<string, { messages: NewMessage[]; slots: number[] }>();
   const results: AppendResult[] = [];
   for (const m of outgoing) {
@@ -142,7 +145,7 @@ async function appendAll(store: Store, outgoing: readonly Outgoing[], sender: st
     for (const stream of m.streams) {
       let group = perStream.get(stream);
       if (!group) perStream.set(stream, (group = { messages: [], slots: [] }));
-      group.messages.push({ id: m.id, sender, tail });
+      group.messages.push({ id: m.id, sender, tail, idMadeHere: m.idMadeHere });
       group.slots.push(results.length);
       results.push({ stream, seq: 0, id: m.id, duplicate: false });
     }

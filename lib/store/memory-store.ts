@@ -5,14 +5,14 @@
 import { newEpoch } from '../cursor.js';
 import { RetainedMessages } from './retained-messages.js';
 import type { RetentionRule } from '../config.js';
-import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, withinBytes, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
+import { WAKE_MESSAGES_MAX_BYTES, messageHead, retryKey, withinBytes, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 interface StreamLog {
   epoch: string;
   lastSeq: number;
   /** Stored JSON and idempotency keys of retained messages, oldest first; the i-th (from 0) has seq lastSeq - length + 1 + i. */
   retained: RetainedMessages;
-  /** idempotencyKey(sender, id) -> seq. */
+  /** retryKey(message) -> seq, for the retained messages that have one. */
   seqByKey: Map<string, number>;
   logExpiresAt: number;
   metaExpiresAt: number;
@@ -48,8 +48,8 @@ export class MemoryStore implements Store {
     const added: string[] = [];
     let addedBytes = 0;
     for (const m of messages) {
-      const key = idempotencyKey(m.sender, m.id);
-      const prev = log.seqByKey.get(key);
+      const key = retryKey(m);
+      const prev = key === undefined ? undefined : log.seqByKey.get(key);
       if (prev !== undefined) {
         results.push({ stream, seq: prev, id: m.id, duplicate: true });
         continue;
@@ -59,7 +59,7 @@ export class MemoryStore implements Store {
       log.retained.push(stored, key);
       added.push(stored);
       addedBytes += stored.length + 1;
-      log.seqByKey.set(key, seq);
+      if (key !== undefined) log.seqByKey.set(key, seq);
       results.push({ stream, seq, id: m.id, duplicate: false });
     }
     const excess = log.retained.length - rule.maxLength;

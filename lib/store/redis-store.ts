@@ -16,7 +16,7 @@ import { RedisKeys, streamSlot } from './redis-keys.js';
 import { RedisSubscriptions } from './redis-subscriptions.js';
 import type { ShardedSubscriber } from './sharded-subscriber.js';
 import { TailCache } from './tail-cache.js';
-import { WAKE_MESSAGES_MAX_BYTES, idempotencyKey, messageHead, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
+import { WAKE_MESSAGES_MAX_BYTES, messageHead, retryKey, type AppendResult, type NewMessage, type Store, type StoreListener, type StreamRead, type WakeHint } from './store.js';
 
 type Client = Redis | Cluster;
 
@@ -144,7 +144,7 @@ export class RedisStore implements Store {
       rule.maxLength, rule.ttlSeconds * 1000, rule.metaTtlSeconds * 1000, spare,
       this.keys.wakeChannel(stream), messageHead(stream), WAKE_MESSAGES_MAX_BYTES, this.publishFlag,
     ];
-    for (const m of messages) args.push(idempotencyKey(m.sender, m.id), m.tail);
+    for (const m of messages) args.push(retryKey(m) ?? '', m.tail);
     let reply: Reply;
     let on: Redis | undefined;
     try {

@@ -18,7 +18,8 @@ export class RetainedMessages {
     return this.messages.length - this.head;
   }
 
-  push(message: string, key: string): void {
+  /** `key` is the message's retry key (retryKey in store.ts), undefined when it has none. */
+  push(message: string, key: string | undefined): void {
     this.messages.push(message);
     this.ids.push(key);
   }
@@ -31,7 +32,8 @@ export class RetainedMessages {
     if (count <= 0) return;
     const end = Math.min(this.head + count, this.messages.length);
     for (let i = this.head; i < end; i++) {
-      index.delete(this.ids[i]!);
+      const key = this.ids[i];
+      if (key !== undefined) index.delete(key);
       // Cleared, so a dropped message is garbage now and not at the next compaction.
       this.messages[i] = undefined;
       this.ids[i] = undefined;

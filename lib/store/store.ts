@@ -10,6 +10,11 @@ export interface NewMessage {
   /** Whose `id` it is: SERVER_SENDER for every API key, else the client token's subject (see idempotencyKey). */
   sender: string;
   tail: string;
+  /**
+   * The gateway made `id` (the send named none). No sender can retry with an id it never had, so
+   * it is not remembered as an idempotency key (retryKey).
+   */
+  idMadeHere?: boolean;
 }
 
 /** The sender every API key shares: a backend's retry is recognised whichever of its keys sends it. */
@@ -23,6 +28,16 @@ export const SERVER_SENDER = '';
  */
 export function idempotencyKey(sender: string, id: string): string {
   return sender === SERVER_SENDER ? id : `${id}@${sender}`;
+}
+
+/**
+ * What an append remembers a message under for retries (idempotencyKey), or undefined for an id
+ * the gateway made: nobody can retry with it, and remembering it cost every append a lookup and
+ * an entry (a sorted-set ZSCORE and ZADD on Redis) for a key that can never match
+ * (docs/PERFORMANCE.md, "Ids nobody can retry with"). Both stores ask this.
+ */
+export function retryKey(m: NewMessage): string | undefined {
+  return m.idMadeHere ? undefined : idempotencyKey(m.sender, m.id);
 }
 
 export interface AppendResult {

@@ -158,6 +158,17 @@ describe('POST /send', function () {
       ]);
       expect(await retained(gw.url, gw.apiKey, stream)).to.have.length(1);
     });
+
+    it('treats an id the gateway made as no idempotency key: naming it later sends a new message', async function () {
+      const stream = uniqueStream();
+      const made = (await send({ stream, data: 'first' })).body.results[0];
+      // Only an id the sender chose makes a send idempotent: nobody retries with an id it never had.
+      const named = await send({ stream, data: 'second', id: made.id });
+      expect(named.body.results).to.deep.equal([{ stream, seq: 2, id: made.id }]);
+      const retried = await send({ stream, data: 'second again', id: made.id });
+      expect(retried.body.results).to.deep.equal([{ stream, seq: 2, id: made.id, duplicate: true }]);
+      expect((await retained(gw.url, gw.apiKey, stream)).map((m) => m.data)).to.deep.equal(['first', 'second']);
+    });
   });
 
   describe('errors', function () {

@@ -139,6 +139,29 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(retries.map((r) => [r.seq, r.duplicate])).to.deep.equal([[1, true], [2, true]]);
     });
 
+    it('keeps no retry key for an id the gateway made: the same id named later is a new message', async () => {
+      const made = { ...msg('made-here', 'first'), idMadeHere: true };
+      const first = await h.store.append('s', [made]);
+      // Nobody can retry with an id it never had; a sender naming it later sends a new message.
+      const named = await h.store.append('s', [msg('made-here', 'named')]);
+      const madeAgain = await h.store.append('s', [{ ...made, tail: msg('made-here', 'again').tail }]);
+      expect([first, named, madeAgain].map((r) => [r[0]!.seq, r[0]!.duplicate])).to.deep.equal([[1, false], [2, false], [3, false]]);
+      // A named id is still remembered, whatever came before it.
+      expect((await h.store.append('s', [msg('made-here', 'retry')]))[0]).to.deep.equal({ stream: 's', seq: 2, id: 'made-here', duplicate: true });
+      const r = await h.store.read('s', 0, 10);
+      expect(parsed(r.messages).map((m) => m.data)).to.deep.equal(['first', 'named', 'again']);
+    });
+
+    it('trims messages without a retry key beside ones with it, and still deduplicates what is retained', async () => {
+      const made = (id: string) => ({ ...msg(id), idMadeHere: true });
+      await h.store.append('short:3', [made('m1'), msg('k1'), made('m2'), msg('k2'), made('m3')]);
+      const r = await h.store.read('short:3', 0, 10);
+      expect(parsed(r.messages).map((m) => m.id)).to.deep.equal(['m2', 'k2', 'm3']);
+      // k1 was trimmed away (maxLength 3): no longer a duplicate; k2 is retained: still one.
+      const again = await h.store.append('short:3', [msg('k2'), msg('k1')]);
+      expect(again.map((x) => [x.seq, x.duplicate])).to.deep.equal([[4, true], [6, false]]);
+    });
+
     it('stops a read before the first message that would pass maxBytes, and says how big it is', async () => {
       const sizes = [100, 300, 200, 50];
       await h.store.append('b:1', sizes.map((n, i) => msg(`m${i}`, 'x'.repeat(n))));

@@ -17,7 +17,8 @@
   ARGV[7] most bytes of messages a wake-up may carry (0: never carry them)
   ARGV[8] "1": wake with SPUBLISH (sharded pub/sub, Redis >= 7.0), "0": PUBLISH
   ARGV[9], ARGV[10], ...   pairs of (idempotency key, stored JSON after the seq); the key is the
-                           message id scoped by its sender (idempotencyKey in store.ts)
+                           message id scoped by its sender (idempotencyKey in store.ts), or ''
+                           for an id the gateway made (retryKey): neither looked up nor recorded
 
   Wake-up payload: "<epoch>:<last seq>", followed by "\n" and the appended messages joined by
   "\n" when all of them fit in ARGV[7] bytes, none was trimmed away by this append and none
@@ -105,7 +106,7 @@ local carriedBytes = 0
 
 for i = 9, #ARGV, 2 do
   local key = ARGV[i]
-  local prev = redis.call('ZSCORE', ids, key)
+  local prev = key ~= '' and redis.call('ZSCORE', ids, key)
   if prev and tonumber(prev) >= first then
     out[#out + 1] = tonumber(prev)
     out[#out + 1] = 1
@@ -122,7 +123,9 @@ for i = 9, #ARGV, 2 do
         carried[#carried + 1] = stored
       end
     end
-    redis.call('ZADD', ids, seq, key)
+    if key ~= '' then
+      redis.call('ZADD', ids, seq, key)
+    end
     out[#out + 1] = last
     out[#out + 1] = 0
     appended = appended + 1
