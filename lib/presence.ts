@@ -115,7 +115,7 @@ export class Presence implements SessionListener {
     const ts = Date.now();
     const messages = changes.map((c) => {
       const id = nanoid();
-      return { id, sender: SERVER_SENDER, tail: messageTail(id, ts, JSON.stringify({ type: c.type, stream, sub: c.sub })) };
+      return { id, sender: SERVER_SENDER, tail: messageTail(id, ts, JSON.stringify({ type: c.type, stream, sub: c.sub })), idMadeHere: true };
     });
     this.store.append(presenceStream(stream), messages).catch((err: Error) => this.log.warn({ err: err.message, stream }, 'presence event not stored'));
   }

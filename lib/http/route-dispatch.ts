@@ -7,16 +7,21 @@
  * The table is fixed once built, so for a given path and method the match and the chain are
  * always the same; this remembers both and runs the remembered chain, with the request's own
  * ctx.matched, params and captures set exactly as koa-router sets them. Only paths that are in
- * the table are remembered: a request for any other path goes through koa-router's own dispatch,
- * so the memo holds at most paths x methods entries whatever the requests are. Measured in
+ * the table and methods Node's HTTP parser knows are remembered: a request for any other path,
+ * or with a method a host set (method override) or HTTP/2 carried, goes through koa-router's own
+ * dispatch, so the memo holds at most paths x http.METHODS entries whatever the requests are. Measured in
  * docs/PERFORMANCE.md ("koa-router's match, remembered" and "koa-router's chain, remembered").
  */
+import { METHODS } from 'node:http';
 import compose from 'koa-compose';
 import type { Context, Middleware, Next } from 'koa';
 import type Router from 'koa-router';
 import { originTarget } from './target.js';
 
 type Match = ReturnType<Router['match']>;
+
+/** The methods a path's memo may hold: the ones Node's HTTP/1 parser accepts. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 type Layer = Match['path'][number];
 
 interface Remembered {
@@ -83,8 +88,9 @@ export function rememberedDispatch(router: Router): Middleware {
     const routed = ctx as unknown as RoutedContext;
     // ctx.path as originTarget reads it, which keeps no Url object on the request (lib/http/target.ts).
     const path = opts.routerPath || routed.newRouterPath || (originTarget(ctx.req.url ?? '')?.path ?? ctx.path) || routed.routerPath || '';
+    // '' (no path at all) is in no table: koa-router's own dispatch decides.
     const byMethod = byPath.get(path);
-    if (!byMethod) return dispatch(ctx, next);
+    if (!byMethod || !KNOWN_METHODS.has(ctx.method)) return dispatch(ctx, next);
     let found = byMethod.get(ctx.method);
     if (!found) {
       found = remember(path, ctx.method);

@@ -23,10 +23,10 @@ const SWEEP_MS = 60_000;
 /**
  * A stored message as one flat string. `head + seq + tail` keeps a tree of string pieces: V8
  * makes a ConsString for each `+` and each part of the tail's template, about eight of them per
- * message. A retained message then held about 640 bytes instead of about 250, the old
- * generation had eight objects to mark instead of one, and every answer that carried it walked
- * the tree again to copy it. join() copies the parts once into one string
- * (docs/PERFORMANCE.md, "A stored message, flat").
+ * message. Until an answer's first read flattened it in place (keeping the tree's shell), a
+ * retained message held about 640 bytes instead of about 240, and the old generation had eight
+ * objects to mark instead of one: logs that are kept and not yet read. join() copies the parts
+ * once into one string (docs/PERFORMANCE.md, "A stored message, flat").
  */
 export function storedMessage(head: string, seq: number, tail: string): string {
   return [head, seq, tail].join('');
