@@ -41,7 +41,7 @@ describe('queryParams (lib/http/params.ts)', function () {
       await host?.close();
     });
 
-    it('holds no parsed query while it waits', async function () {
+    it('holds no parsed query and no parsed URL while it waits', async function () {
       const stream = uniqueStream('query');
       const url = host.url;
       const answered = poll(url, TEST_API_KEY, { streams: stream, timeout: 30 });
@@ -49,6 +49,8 @@ describe('queryParams (lib/http/params.ts)', function () {
       const parked = host.lastPoll()!;
       const request = parked.request as unknown as { _querycache?: unknown };
       expect(request._querycache).to.equal(undefined);
+      // Nor the Url object Koa's ctx.path and ctx.querystring cache on req (originTarget, lib/http/target.ts).
+      expect((parked.req as { _parsedUrl?: unknown })._parsedUrl).to.equal(undefined);
       // Koa keeps what ctx.query parsed right there: the check above would see it.
       expect(parked.query.streams).to.equal(stream);
       expect(request._querycache).not.to.equal(undefined);

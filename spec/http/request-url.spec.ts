@@ -1,19 +1,14 @@
 /**
  * A request's URL is read, not kept (originTarget, lib/http/target.ts): the routes and the router
  * read the path and query as Koa's ctx.path and ctx.querystring would, without the Url object
- * Koa's getters cache on the request, which a parked poll held for its whole hold.
+ * Koa's getters cache on the request, which a parked poll held for its whole hold (that a parked
+ * poll's request has none: spec/http/query-params.spec.ts).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import Koa from 'koa';
-import { createGateway, type Gateway } from '../../lib/index.js';
 import { originTarget } from '../../lib/http/target.js';
-import { TEST_API_KEY, TEST_SECRET } from '../support/gateway.js';
-import { uniqueStream, untilParked } from '../support/http.js';
-
-const AUTH = `Bearer ${TEST_API_KEY}`;
 
 /** What Koa reads for `url`: ctx.path and ctx.querystring. */
 function koaReading(url: string): { path: string; query: string } {
@@ -43,47 +38,5 @@ describe('originTarget reads a request target as Koa does', function () {
       expect(originTarget(url), url).to.deep.equal(koaReading(url));
     }
     for (const url of ['/poll?streams=a#frag', '/po ll', 'http://h/poll?x', '*', '']) expect(originTarget(url), url).to.equal(undefined);
-  });
-});
-
-describe("a parked poll keeps no parsed URL on its request", function () {
-  let gateway: Gateway;
-  let server: Server;
-  let url: string;
-  const polls: IncomingMessage[] = [];
-
-  before(async function () {
-    gateway = await createGateway({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' } });
-    const app = new Koa();
-    // By req.url: Koa's ctx.path would parse and keep the URL itself.
-    app.use((ctx, next) => {
-      if (ctx.req.url?.startsWith('/poll')) polls.push(ctx.req);
-      return next();
-    });
-    app.use(gateway.middleware());
-    server = createServer(app.callback());
-    gateway.attach(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-
-  after(async function () {
-    await gateway?.close();
-    await new Promise((resolve) => server?.close(resolve));
-  });
-
-  it('routes and reads the query of a poll, parks it, and answers it, without Koa parsing its URL', async function () {
-    const stream = uniqueStream('url');
-    polls.length = 0;
-    const answer = fetch(`${url}/poll?streams=${stream}&timeout=30&limit=5`, { headers: { authorization: AUTH } });
-    await untilParked(url, TEST_API_KEY, 1);
-    expect(polls).to.have.length(1);
-    // parseurl caches its Url object as req._parsedUrl: held by the request for the whole hold.
-    expect((polls[0] as IncomingMessage & { _parsedUrl?: unknown })._parsedUrl).to.equal(undefined);
-    const sent = await fetch(`${url}/send`, { method: 'POST', headers: { authorization: AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ stream, data: 'hi' }) });
-    expect(sent.status).to.equal(200);
-    const res = await answer;
-    expect(res.status).to.equal(200);
-    expect((await res.json()).messages.map((m: { data: unknown }) => m.data)).to.deep.equal(['hi']);
   });
 });

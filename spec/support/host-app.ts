@@ -19,7 +19,9 @@ export async function gatewayInHost(options: GatewayOptions): Promise<HostedGate
   let lastPoll: Context | undefined;
   const app = new Koa();
   app.use((ctx, next) => {
-    if (ctx.path === '/poll') lastPoll = ctx;
+    // By req.url: Koa's ctx.path would parse the URL and keep it on the request (what a parked poll holds).
+    const url = ctx.req.url ?? '';
+    if (url === '/poll' || url.startsWith('/poll?')) lastPoll = ctx;
     return next();
   });
   app.use(gateway.middleware());
