@@ -9,8 +9,9 @@
  * ctx.matched, params and captures set exactly as koa-router sets them. Only paths that are in
  * the table and methods Node's HTTP parser knows are remembered: a request for any other path,
  * or with a method a host set (method override) or HTTP/2 carried, goes through koa-router's own
- * dispatch, so the memo holds at most paths x http.METHODS entries whatever the requests are. Measured in
- * docs/PERFORMANCE.md ("koa-router's match, remembered" and "koa-router's chain, remembered").
+ * dispatch, so the memo holds at most paths x http.METHODS entries whatever the requests are.
+ * Measured in docs/PERFORMANCE.md ("koa-router's match, remembered" and "koa-router's chain,
+ * remembered").
  */
 import { METHODS } from 'node:http';
 import compose from 'koa-compose';
@@ -19,10 +20,10 @@ import type Router from 'koa-router';
 import { originTarget } from './target.js';
 
 type Match = ReturnType<Router['match']>;
+type Layer = Match['path'][number];
 
 /** The methods a path's memo may hold: the ones Node's HTTP/1 parser accepts. */
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
-type Layer = Match['path'][number];
 
 interface Remembered {
   match: Match;

@@ -28,7 +28,7 @@ const SWEEP_MS = 60_000;
  * objects to mark instead of one: logs that are kept and not yet read. join() copies the parts
  * once into one string (docs/PERFORMANCE.md, "A stored message, flat").
  */
-export function storedMessage(head: string, seq: number, tail: string): string {
+function storedMessage(head: string, seq: number, tail: string): string {
   return [head, seq, tail].join('');
 }
 
