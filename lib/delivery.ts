@@ -134,8 +134,10 @@ export function makeBatch(positions: Map<string, Position>, deliveries: StreamDe
     const dropped = d.messages.length - n;
     let out = d;
     if (dropped > 0) {
-      out = { ...d, messages: d.messages.slice(0, n), position: { ...d.position, seq: d.position.seq - dropped }, more: true };
-      delete out.nextBytes;
+      // Built field by field, not `{ ...d, more: true }` and a delete: see parsePollParams (routes/poll.ts).
+      out = { stream: d.stream, messages: d.messages.slice(0, n), position: { epoch: d.position.epoch, seq: d.position.seq - dropped }, more: true };
+      if (d.gap) out.gap = d.gap;
+      if (d.reset) out.reset = d.reset;
     }
     const was = positions.get(d.stream);
     if (!next && (was?.seq !== out.position.seq || was.epoch !== out.position.epoch)) next = new Map(positions);

@@ -48,17 +48,17 @@ function numberParam(value: unknown, name: string, min: number, max: number, fal
 /** Validates poll parameters from a query string or a JSON body; throws BadRequestError. */
 export function parsePollParams(params: Record<string, unknown>, limits: PollLimits, fromQuery: boolean): PollParams {
   const sub = parseSubscription({ streams: streamsParam(params, fromQuery), cursor: single(params, 'cursor'), since: single(params, 'since') }, limits.maxStreams);
-  const out: PollParams = {
-    ...sub,
-    timeoutMs: Math.round(numberParam(single(params, 'timeout'), 'timeout', 0, limits.maxTimeoutSeconds, limits.defaultTimeoutSeconds) * 1000),
-    limit: Math.floor(numberParam(single(params, 'limit'), 'limit', 1, limits.maxLimit, limits.defaultLimit)),
-  };
+  const timeoutMs = Math.round(numberParam(single(params, 'timeout'), 'timeout', 0, limits.maxTimeoutSeconds, limits.defaultTimeoutSeconds) * 1000);
+  const limit = Math.floor(numberParam(single(params, 'limit'), 'limit', 1, limits.maxLimit, limits.defaultLimit));
   const conn = single(params, 'conn');
-  if (conn !== undefined && conn !== '') {
-    if (typeof conn !== 'string' || !CONN_ID.test(conn)) throw new BadRequestError('conn must be 1-64 characters of A-Z a-z 0-9 _ -');
-    out.conn = conn;
+  if (conn !== undefined && conn !== '' && (typeof conn !== 'string' || !CONN_ID.test(conn))) {
+    throw new BadRequestError('conn must be 1-64 characters of A-Z a-z 0-9 _ -');
   }
-  return out;
+  // One literal naming every field, not `{ ...sub, timeoutMs, limit }`: V8 gives a spread's copy a
+  // hidden class of its own, outside any transition tree, so each field added after it made two new
+  // hidden classes (and their descriptor arrays, in the old generation) for every poll
+  // (docs/PERFORMANCE.md, "Hidden classes made per poll").
+  return { streams: sub.streams, cursor: sub.cursor, since: sub.since, timeoutMs, limit, conn: conn === '' ? undefined : (conn as string | undefined) };
 }
 
 export interface PollDeps {

@@ -225,13 +225,16 @@ export class TailCache {
     const { epoch, lastSeq, firstSeq } = entry;
     // The same arithmetic as read-2.lua.
     const from = Math.max(after + 1, firstSeq);
-    const head = { stream, epoch, lastSeq, firstSeq, after: Math.max(after, firstSeq - 1) };
-    if (limit <= 0 || from > lastSeq) return { ...head, messages: [] };
+    const readAfter = Math.max(after, firstSeq - 1);
+    // Literals naming every field, not `{ ...head, messages }`: see parsePollParams (routes/poll.ts).
+    if (limit <= 0 || from > lastSeq) return { stream, epoch, lastSeq, firstSeq, after: readAfter, messages: [] };
     const heldFrom = lastSeq - entry.messages.length + 1;
     if (from < heldFrom) return undefined;
     const start = from - heldFrom;
     const cut = withinBytes(entry.messages.slice(start, start + limit), maxBytes);
-    return cut.nextBytes === undefined ? { ...head, messages: cut.messages } : { ...head, messages: cut.messages, nextBytes: cut.nextBytes };
+    const read: StreamRead = { stream, epoch, lastSeq, firstSeq, after: readAfter, messages: cut.messages };
+    if (cut.nextBytes !== undefined) read.nextBytes = cut.nextBytes;
+    return read;
   }
 
   /**
