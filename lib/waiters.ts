@@ -26,6 +26,23 @@ export interface Waiter {
   onRead(read: StreamRead): void;
   /** Wake-ups may have been lost: re-read every stream. */
   onResync(): void;
+  /** Its place among the registry's waiters while registered; the registry's own (WaiterLink). */
+  registryLink?: WaiterLink;
+}
+
+/**
+ * A waiter's place in the registry's list of every waiter. A list, not a Set: a Set that waiters
+ * join and leave all the time replaces its hash table now and then, and a table that was old when
+ * it was replaced still points at the young waiters it held. The scavenger keeps whatever an old
+ * object points to until the next full collection, so each of those waiters, a parked poll with
+ * its request and response, was copied twice and promoted (docs/PERFORMANCE.md, "No table of
+ * every parked poll"). Unlinking writes only to links that are still in the list, and clears the
+ * one that leaves.
+ */
+export interface WaiterLink {
+  waiter?: Waiter;
+  prev?: WaiterLink;
+  next?: WaiterLink;
 }
 
 /** Most waiters answered per turn of the event loop during a fan-out (the first slice's size). */
@@ -54,7 +71,9 @@ export interface RegistryOptions {
 
 export class WaiterRegistry implements StoreListener {
   private readonly byStream = new Map<string, StreamEntry>();
-  private readonly all = new Set<Waiter>();
+  /** Every registered waiter (WaiterLink says why a list), newest first, and how many. */
+  private first?: WaiterLink;
+  private registered = 0;
   /** Bytes of messages one answer may carry (limits.answerBytes). */
   readonly answerBytes: number;
 
@@ -65,7 +84,7 @@ export class WaiterRegistry implements StoreListener {
 
   /** Number of parked waiters in this process. */
   get size(): number {
-    return this.all.size;
+    return this.registered;
   }
 
   /** Streams with at least one local waiter (and so a store subscription). */
@@ -80,7 +99,13 @@ export class WaiterRegistry implements StoreListener {
    * exactly once, whatever happens.
    */
   add(waiter: Waiter): Promise<void> | undefined {
-    this.all.add(waiter);
+    if (!waiter.registryLink) {
+      const link: WaiterLink = { waiter, prev: undefined, next: this.first };
+      if (this.first) this.first.prev = link;
+      this.first = link;
+      waiter.registryLink = link;
+      this.registered++;
+    }
     let pending: Promise<void>[] | undefined;
     for (const stream of waiter.streams) {
       let entry = this.byStream.get(stream);
@@ -119,7 +144,14 @@ export class WaiterRegistry implements StoreListener {
   }
 
   remove(waiter: Waiter): void {
-    if (!this.all.delete(waiter)) return;
+    const link = waiter.registryLink;
+    if (!link) return;
+    if (link.prev) link.prev.next = link.next;
+    else this.first = link.next;
+    if (link.next) link.next.prev = link.prev;
+    link.waiter = link.prev = link.next = undefined;
+    waiter.registryLink = undefined;
+    this.registered--;
     for (const stream of waiter.streams) {
       const entry = this.byStream.get(stream);
       if (!entry || !entry.waiters.delete(waiter) || entry.waiters.size > 0) continue;
@@ -150,8 +182,8 @@ export class WaiterRegistry implements StoreListener {
 
   resync(streams?: readonly string[]): void {
     if (!streams) {
-      this.log.info({ waiters: this.all.size }, 'resync: waking every waiter to re-read the log');
-      for (const w of [...this.all]) w.onResync();
+      this.log.info({ waiters: this.registered }, 'resync: waking every waiter to re-read the log');
+      for (const w of this.everyWaiter()) w.onResync();
       return;
     }
     const waiters = new Set<Waiter>();
@@ -162,7 +194,14 @@ export class WaiterRegistry implements StoreListener {
 
   /** Calls fn on every waiter (used at shutdown); waiters remove themselves. */
   forEach(fn: (w: Waiter) => void): void {
-    for (const w of [...this.all]) fn(w);
+    for (const w of this.everyWaiter()) fn(w);
+  }
+
+  /** The registered waiters, newest first, as an array: the caller may remove them as it goes. */
+  private everyWaiter(): Waiter[] {
+    const all: Waiter[] = [];
+    for (let link = this.first; link; link = link.next) all.push(link.waiter!);
+    return all;
   }
 
   /**

@@ -8,7 +8,7 @@ import { NO_POSITION, type Position } from '../cursor.js';
 import { hasNews, makeBatch, messagesBytes, readStreams, resolve, type Batch, type Budget, type StreamDelivery } from '../delivery.js';
 import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
-import type { Waiter, WaiterRegistry } from '../waiters.js';
+import type { Waiter, WaiterLink, WaiterRegistry } from '../waiters.js';
 
 /** Where a feed writes. Writes are synchronous; the returned promise settles once flushed to the socket. */
 export interface FeedSink {
@@ -35,6 +35,7 @@ const RETRY_MS = 1000;
 /** One stream of a feed, as the registry sees it. */
 class StreamWaiter implements Waiter {
   readonly streams: readonly string[];
+  registryLink?: WaiterLink;
   constructor(private readonly feed: Feed, readonly stream: string) {
     this.streams = [stream];
   }

@@ -8,7 +8,7 @@ import type { Position } from '../cursor.js';
 import { hasNews, makeBatch, readBatch, readStreams, resolve, type Batch, type Budget } from '../delivery.js';
 import type { Logger } from '../log.js';
 import type { Store, StreamRead } from '../store/store.js';
-import type { Waiter, WaiterRegistry } from '../waiters.js';
+import type { Waiter, WaiterLink, WaiterRegistry } from '../waiters.js';
 import type { CapHolder, CapSlot, ConnectionCaps } from '../limits/connection-caps.js';
 import type { GatewayError } from '../errors.js';
 import type { ConnectionHub } from './hub.js';
@@ -130,11 +130,12 @@ class ParkedPoll implements Waiter, Parked, Kickable {
     if (!this.response?.writableFinished) this.finish('gone');
   };
   private readonly slot?: CapSlot;
+  registryLink?: WaiterLink;
   /** Who is told the outcome; until someone asks, the outcome waits in `result`. */
   private callback?: (outcome: PollOutcome) => void;
   private result?: PollOutcome;
 
-  constructor(private readonly hub: LongPolls, req: PollRequest, private readonly turn: PollTurn | undefined, slot?: CapSlot) {
+  constructor(readonly hub: LongPolls, req: PollRequest, private readonly turn: PollTurn | undefined, slot?: CapSlot) {
     this.positions = req.positions;
     this.limit = req.limit;
     this.connKey = req.connKey;
@@ -259,7 +260,8 @@ class ParkedPoll implements Waiter, Parked, Kickable {
 }
 
 export class LongPolls implements ConnectionHub {
-  private readonly parked = new Set<ParkedPoll>();
+  /** Parked polls, counted; they are found through the registry (WaiterLink says why not a Set). */
+  private parked = 0;
   private readonly byConn = new Map<string, ParkedPoll>();
   private draining = false;
   readonly sharedAnswer = new SharedAnswer();
@@ -268,7 +270,7 @@ export class LongPolls implements ConnectionHub {
 
   /** Parked polls in this process. */
   get size(): number {
-    return this.parked.size;
+    return this.parked;
   }
 
   /**
@@ -309,14 +311,14 @@ export class LongPolls implements ConnectionHub {
       this.byConn.get(req.connKey)?.finish('superseded');
       this.byConn.set(req.connKey, poll);
     }
-    this.parked.add(poll);
+    this.parked++;
     poll.start(req.timeoutMs);
     return poll;
   }
 
   /** Called by a parked poll's finish(); drops every reference to it. */
   release(poll: ParkedPoll, connKey?: string): void {
-    this.parked.delete(poll);
+    this.parked--;
     this.registry.remove(poll);
     if (connKey && this.byConn.get(connKey) === poll) this.byConn.delete(connKey);
   }
@@ -324,7 +326,10 @@ export class LongPolls implements ConnectionHub {
   /** Answers every parked poll now with its cursor unchanged; later polls are answered at once. */
   async shutdown(): Promise<void> {
     this.draining = true;
-    for (const p of [...this.parked]) p.finish('shutdown');
+    // A parked poll is in the registry from its start() to its finish().
+    this.registry.forEach((w) => {
+      if (w instanceof ParkedPoll && w.hub === this) w.finish('shutdown');
+    });
     this.sessions?.closeAll();
   }
 }
