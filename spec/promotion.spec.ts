@@ -10,6 +10,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { startGateway } from './support/gateway.js';
+import { poll, untilParked } from './support/http.js';
 
 const PROBE = fileURLToPath(new URL('./support/promotion-probe.js', import.meta.url));
 
@@ -23,5 +25,23 @@ describe('promotion: an answered poll', function () {
     expect(answered).to.equal(20_000);
     expect(parked).to.equal(300);
     expect(oldGrowthBytes / answered, 'old generation bytes gained per answered poll').to.be.below(400);
+  });
+
+  it('is in no Map or Set of the long-poll or the registry while parked, with or without a conn id', async function () {
+    // A table keyed by conn id churned like the Sets did: with the browser client's conn ids the
+    // gateway promoted 3.0 KB per delivery, 0.6-0.7 without that table (docs/PERFORMANCE.md).
+    const gw = await startGateway();
+    const abort = new AbortController();
+    try {
+      const polls = [poll(gw.url, gw.apiKey, { streams: 'table:1', conn: 'tab1', timeout: 30 }, abort.signal), poll(gw.url, gw.apiKey, { streams: 'table:2', timeout: 30 }, abort.signal)];
+      await untilParked(gw.url, gw.apiKey, 2);
+      const tables = [...Object.values(gw.longPolls), ...Object.values(gw.registry)].filter((v): v is Map<unknown, unknown> | Set<unknown> => v instanceof Map || v instanceof Set);
+      const parkedPolls = tables.flatMap((t) => [...t.keys(), ...t.values()]).filter((m) => typeof m === 'object' && m !== null && 'whenDone' in m);
+      expect(parkedPolls).to.have.length(0);
+      abort.abort();
+      await Promise.allSettled(polls);
+    } finally {
+      await gw.shutdown();
+    }
   });
 });

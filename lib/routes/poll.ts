@@ -119,7 +119,6 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
     positions: positions instanceof Promise ? await positions : positions,
     limit: p.limit,
     timeoutMs: p.timeoutMs,
-    connKey: p.conn ? `${principal.subject}\u0000${p.conn}` : undefined,
     admit: deps.subscriptions.admission(principal, ip),
     response: ctx.res,
     session: { subject: principal.subject, conn: p.conn, issuedAt: principal.issuedAt },

@@ -39,8 +39,6 @@ export interface PollRequest {
   positions: Map<string, Position>;
   limit: number;
   timeoutMs: number;
-  /** One parked poll per (subject, conn): a newer poll answers the older one at once. */
-  connKey?: string;
   /** The answer's response: its 'close' before it finished says the client went away. */
   response?: ClosingResponse;
   /**
@@ -48,7 +46,11 @@ export interface PollRequest {
    * connection-caps.ts); a refusal answers the poll with that error instead of parking it.
    */
   admit?: { caps: ConnectionCaps; holder: CapHolder };
-  /** Whose long-poll session (lib/transports/poll-sessions.ts) this poll belongs to: presence, disconnect, hooks. */
+  /**
+   * Whose long-poll session (lib/transports/poll-sessions.ts) this poll belongs to: presence,
+   * disconnect, hooks. With a `conn`, one parked poll per (subject, conn): a newer poll answers the
+   * older one at once (superseded).
+   */
   session?: { subject: string; conn?: string; issuedAt?: number };
 }
 
@@ -121,7 +123,6 @@ class ParkedPoll implements Waiter, Parked, Kickable {
   // What it needs of its PollRequest, not the request: its session and admission were used when
   // it parked, and holding them for the whole hold cost 135 bytes a parked poll (`heap.js --held`).
   private readonly positions: Map<string, Position>;
-  private readonly connKey?: string;
   private readonly response?: ClosingResponse;
   private done = false;
   private timer?: NodeJS.Timeout;
@@ -138,7 +139,6 @@ class ParkedPoll implements Waiter, Parked, Kickable {
   constructor(readonly hub: LongPolls, req: PollRequest, private readonly turn: PollTurn | undefined, slot?: CapSlot) {
     this.positions = req.positions;
     this.limit = req.limit;
-    this.connKey = req.connKey;
     this.response = req.response;
     this.slot = slot;
     this.streams = [...req.positions.keys()];
@@ -216,6 +216,10 @@ class ParkedPoll implements Waiter, Parked, Kickable {
     this.finish('disconnected', undefined, err);
   }
 
+  superseded(): void {
+    this.finish('superseded');
+  }
+
   onResync(): void {
     if (!this.done) void this.check(() => readBatch(this.hub.store, this.positions, this.budget));
   }
@@ -227,7 +231,7 @@ class ParkedPoll implements Waiter, Parked, Kickable {
     this.response?.off('close', this.responseClosed);
     this.slot?.release();
     this.turn?.end();
-    this.hub.release(this, this.connKey);
+    this.hub.release(this);
     this.tellWithoutKeeping({ batch: batch ?? emptyBatch(this.positions), end, error });
   }
 
@@ -262,7 +266,6 @@ class ParkedPoll implements Waiter, Parked, Kickable {
 export class LongPolls implements ConnectionHub {
   /** Parked polls, counted; they are found through the registry (WaiterLink says why not a Set). */
   private parked = 0;
-  private readonly byConn = new Map<string, ParkedPoll>();
   private draining = false;
   readonly sharedAnswer = new SharedAnswer();
 
@@ -282,8 +285,8 @@ export class LongPolls implements ConnectionHub {
    * park, is thrown at once or rejects after that read.
    */
   poll(req: PollRequest): PollOutcome | Parked | Promise<PollOutcome | Parked> {
-    if (req.connKey) this.byConn.get(req.connKey)?.finish('superseded');
     const turn = req.session && this.sessions?.begin(req.session.subject, req.session.conn, [...req.positions.keys()], req.session.issuedAt);
+    if (req.session?.conn !== undefined) turn?.supersedeOthers();
     if (atKnownHeads(this.store, req.positions)) return this.afterRead(req, turn, emptyBatch(req.positions));
     return readBatch(this.store, req.positions, { limit: req.limit, bytes: this.registry.answerBytes }).then(
       (batch) => this.afterRead(req, turn, batch),
@@ -306,21 +309,17 @@ export class LongPolls implements ConnectionHub {
       // Answered at once (or refused): the session waits for the next poll. Parked: its finish ends the turn.
       if (!poll) turn?.end();
     }
-    if (req.connKey) {
-      // A newer poll of the same connection may have parked while we read.
-      this.byConn.get(req.connKey)?.finish('superseded');
-      this.byConn.set(req.connKey, poll);
-    }
+    // Another poll of the same connection may have parked while we read.
+    if (req.session?.conn !== undefined) turn?.supersedeOthers();
     this.parked++;
     poll.start(req.timeoutMs);
     return poll;
   }
 
   /** Called by a parked poll's finish(); drops every reference to it. */
-  release(poll: ParkedPoll, connKey?: string): void {
+  release(poll: ParkedPoll): void {
     this.parked--;
     this.registry.remove(poll);
-    if (connKey && this.byConn.get(connKey) === poll) this.byConn.delete(connKey);
   }
 
   /** Answers every parked poll now with its cursor unchanged; later polls are answered at once. */

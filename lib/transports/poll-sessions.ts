@@ -99,6 +99,8 @@ export class PollSessions {
 /** A parked poll, as its turn knows it: a kick (POST /disconnect) answers it with `err`. */
 export interface Kickable {
   kicked(err: GatewayError): void;
+  /** A newer poll of the same connection took its place. */
+  superseded(): void;
 }
 
 /** One poll's part in its session. */
@@ -118,6 +120,16 @@ export class PollTurn {
 
   kick(err: GatewayError): void {
     this.parkedPoll?.kicked(err);
+  }
+
+  /**
+   * One parked poll per connection: answers the poll of another turn of this session that is
+   * parked (superseded), if any. The session is the connection's (subject and conn), so no table
+   * of parked polls by connection is needed (WaiterLink, lib/waiters.ts, says why none).
+   */
+  supersedeOthers(): void {
+    const other = this.entry.parked;
+    if (other && other !== this) other.parkedPoll?.superseded();
   }
 
   end(): void {

@@ -10,6 +10,8 @@ import { MemoryStore } from '../../lib/store/memory-store.js';
 import { SERVER_SENDER, messageTail } from '../../lib/store/store.js';
 import { LongPolls, type Parked, type PollOutcome, type PollRequest } from '../../lib/transports/long-poll.js';
 import { WaiterRegistry } from '../../lib/waiters.js';
+import { PollSessions } from '../../lib/transports/poll-sessions.js';
+import { Sessions } from '../../lib/sessions.js';
 import { waitFor } from '../support/wait.js';
 
 const RETENTION = { maxLength: 100, ttlSeconds: 3600, metaTtlSeconds: 86400 };
@@ -21,18 +23,18 @@ describe('parked poll: its outcome', function () {
   beforeEach(function () {
     store = new MemoryStore(() => RETENTION);
     const log = createLogger('silent');
-    polls = new LongPolls(store, new WaiterRegistry(store, log), log);
+    polls = new LongPolls(store, new WaiterRegistry(store, log), log, new PollSessions(new Sessions(), 60_000));
   });
   afterEach(function () {
     polls.shutdown();
     void store.close();
   });
 
-  const request = (stream: string, connKey?: string): PollRequest => ({
+  const request = (stream: string, conn?: string): PollRequest => ({
     positions: new Map<string, Position>([[stream, { epoch: '', seq: 0 }]]),
     limit: 10,
     timeoutMs: 30_000,
-    connKey,
+    session: conn === undefined ? undefined : { subject: 'someone', conn },
   });
 
   async function park(req: PollRequest): Promise<Parked> {

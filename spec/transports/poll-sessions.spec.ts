@@ -11,7 +11,7 @@ describe('PollSessions', function () {
   let sessions: Sessions;
   let polls: PollSessions;
   const kicked: GatewayError[] = [];
-  const poll: Kickable = { kicked: (err) => void kicked.push(err) };
+  const poll: Kickable = { kicked: (err) => void kicked.push(err), superseded: () => {} };
 
   beforeEach(function () {
     kicked.length = 0;
