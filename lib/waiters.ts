@@ -40,6 +40,8 @@ export interface Waiter {
  * one that leaves.
  */
 export interface WaiterLink {
+  /** The registry whose list holds it: a waiter is in one registry at a time. */
+  registry: WaiterRegistry;
   waiter?: Waiter;
   prev?: WaiterLink;
   next?: WaiterLink;
@@ -71,8 +73,9 @@ export interface RegistryOptions {
 
 export class WaiterRegistry implements StoreListener {
   private readonly byStream = new Map<string, StreamEntry>();
-  /** Every registered waiter (WaiterLink says why a list), newest first, and how many. */
+  /** Every registered waiter (WaiterLink says why a list), oldest first, and how many. */
   private first?: WaiterLink;
+  private last?: WaiterLink;
   private registered = 0;
   /** Bytes of messages one answer may carry (limits.answerBytes). */
   readonly answerBytes: number;
@@ -99,10 +102,13 @@ export class WaiterRegistry implements StoreListener {
    * exactly once, whatever happens.
    */
   add(waiter: Waiter): Promise<void> | undefined {
-    if (!waiter.registryLink) {
-      const link: WaiterLink = { waiter, prev: undefined, next: this.first };
-      if (this.first) this.first.prev = link;
-      this.first = link;
+    const held = waiter.registryLink;
+    if (held && held.registry !== this) throw new Error('this waiter is registered with another registry');
+    if (!held) {
+      const link: WaiterLink = { registry: this, waiter, prev: this.last, next: undefined };
+      if (this.last) this.last.next = link;
+      else this.first = link;
+      this.last = link;
       waiter.registryLink = link;
       this.registered++;
     }
@@ -145,10 +151,11 @@ export class WaiterRegistry implements StoreListener {
 
   remove(waiter: Waiter): void {
     const link = waiter.registryLink;
-    if (!link) return;
+    if (!link || link.registry !== this) return;
     if (link.prev) link.prev.next = link.next;
     else this.first = link.next;
     if (link.next) link.next.prev = link.prev;
+    else this.last = link.prev;
     link.waiter = link.prev = link.next = undefined;
     waiter.registryLink = undefined;
     this.registered--;
@@ -197,7 +204,7 @@ export class WaiterRegistry implements StoreListener {
     for (const w of this.everyWaiter()) fn(w);
   }
 
-  /** The registered waiters, newest first, as an array: the caller may remove them as it goes. */
+  /** The registered waiters, oldest first, as an array: the caller may remove them as it goes. */
   private everyWaiter(): Waiter[] {
     const all: Waiter[] = [];
     for (let link = this.first; link; link = link.next) all.push(link.waiter!);

@@ -291,5 +291,25 @@ describe('WaiterRegistry', () => {
       registry.remove(w);
       expect(registry.size).to.equal(0);
     });
+
+    it('keeps each waiter once, oldest first, and a waiter in one registry at a time', async () => {
+      const [a, b, c] = [1, 2, 3].map(() => new RecordingWaiter({ epoch: store.epoch, seq: 0 }));
+      for (const w of [a!, b!, c!, a!]) registry.add(w);
+      await settle();
+      const seen: Waiter[] = [];
+      registry.forEach((w) => seen.push(w));
+      expect(seen).to.deep.equal([a, b, c]);
+      expect(registry.size).to.equal(3);
+      // Another registry may neither take it nor unlink it from this one's list.
+      const other = new WaiterRegistry(new ScriptedStore(), createLogger('silent'));
+      expect(() => other.add(b!)).to.throw(/another registry/);
+      other.remove(b!);
+      registry.remove(b!);
+      registry.remove(b!);
+      seen.length = 0;
+      registry.forEach((w) => seen.push(w));
+      expect(seen).to.deep.equal([a, c]);
+      expect([registry.size, other.size]).to.deep.equal([2, 0]);
+    });
   });
 });

@@ -304,6 +304,9 @@ export class LongPolls implements ConnectionHub {
       if (hasNews(batch)) return { batch, end: 'messages' };
       if (req.timeoutMs <= 0) return { batch, end: 'timeout' };
       if (this.draining) return { batch, end: 'shutdown' };
+      // Its session was kicked (POST /disconnect) while it read: answered as the kick would have.
+      const kicked = turn?.kickedWith;
+      if (kicked) return { batch, end: 'disconnected', error: kicked };
       poll = new ParkedPoll(this, req, turn, req.admit?.caps.acquire(req.admit.holder));
     } finally {
       // Answered at once (or refused): the session waits for the next poll. Parked: its finish ends the turn.

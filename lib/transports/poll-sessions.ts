@@ -16,6 +16,8 @@ interface Entry {
   idleSince: number;
   /** The parked poll's turn, if one is parked: a kick answers it. */
   parked?: PollTurn;
+  /** The error the session was kicked with (POST /disconnect): a poll of it that parks later gets it. */
+  kickedWith?: GatewayError;
 }
 
 /** How often idle sessions are looked at (ms): a session ends at most this late after its grace. */
@@ -41,8 +43,9 @@ export class PollSessions {
     const key = conn === undefined ? `${subject}\0\0${streams.join(',')}` : `${subject}\0${conn}`;
     let entry = this.entries.get(key);
     if (!entry || entry.session.ended) {
-      const e: Entry = { key, active: 0, idleSince: 0, session: undefined! };
+      const e: Entry = { key, active: 0, idleSince: 0, session: undefined!, parked: undefined, kickedWith: undefined };
       e.session = this.sessions.open(subject, 'poll', streams, (err) => {
+        e.kickedWith = err;
         e.parked?.kick(err);
         this.close(key, e, 'disconnected');
       }, issuedAt);
@@ -120,6 +123,14 @@ export class PollTurn {
 
   kick(err: GatewayError): void {
     this.parkedPoll?.kicked(err);
+  }
+
+  /**
+   * The error its session was kicked with, when that happened before this turn's poll parked (while
+   * it read): the poll is answered with it instead of parking on a session that is gone.
+   */
+  get kickedWith(): GatewayError | undefined {
+    return this.entry.kickedWith;
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import type { Position } from '../../lib/cursor.js';
+import { ForbiddenError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/log.js';
 import { MemoryStore } from '../../lib/store/memory-store.js';
 import { SERVER_SENDER, messageTail } from '../../lib/store/store.js';
@@ -18,12 +19,14 @@ const RETENTION = { maxLength: 100, ttlSeconds: 3600, metaTtlSeconds: 86400 };
 
 describe('parked poll: its outcome', function () {
   let store: MemoryStore;
+  let sessions: Sessions;
   let polls: LongPolls;
 
   beforeEach(function () {
     store = new MemoryStore(() => RETENTION);
     const log = createLogger('silent');
-    polls = new LongPolls(store, new WaiterRegistry(store, log), log, new PollSessions(new Sessions(), 60_000));
+    sessions = new Sessions();
+    polls = new LongPolls(store, new WaiterRegistry(store, log), log, new PollSessions(sessions, 60_000));
   });
   afterEach(function () {
     polls.shutdown();
@@ -82,6 +85,22 @@ describe('parked poll: its outcome', function () {
     const seen: PollOutcome[] = [];
     first.whenDone((o) => seen.push(o));
     expect(seen.map((o) => o.end)).to.deep.equal(['superseded']);
+    expect(polls.size).to.equal(1);
+  });
+
+  it('answers a poll whose session was kicked while it read with the kick, and lets the next poll of its conn park', async function () {
+    // A store that does not know its heads without I/O (as Redis before its wake-ups flow): the
+    // caught-up poll reads before it parks.
+    (store as { knownHead?: unknown }).knownHead = undefined;
+    const reading = polls.poll(request('s5', 'tab'));
+    expect(reading).to.be.instanceOf(Promise);
+    // POST /disconnect lands while the read is in flight.
+    expect(sessions.kick('someone', Date.now() + 1, new ForbiddenError('disconnected by the server'))).to.equal(1);
+    const outcome = (await reading) as PollOutcome;
+    expect(outcome.end).to.equal('disconnected');
+    expect(outcome.error?.message).to.equal('disconnected by the server');
+    expect(polls.size).to.equal(0);
+    await park(request('s5b', 'tab'));
     expect(polls.size).to.equal(1);
   });
 
