@@ -221,9 +221,11 @@ function take(p: Part, d: StreamDelivery): boolean {
  */
 function extend(first: StreamDelivery, then: StreamDelivery): StreamDelivery {
   if (then.gap || then.reset) return first;
-  const out: StreamDelivery = { ...first, messages: [...first.messages, ...then.messages], position: then.position };
-  delete out.more;
-  delete out.nextBytes;
+  // Field by field, not a spread and deletes (a delete turns the object into a dictionary): see
+  // parsePollParams (routes/poll.ts).
+  const out: StreamDelivery = { stream: first.stream, messages: [...first.messages, ...then.messages], position: then.position };
+  if (first.gap) out.gap = first.gap;
+  if (first.reset) out.reset = first.reset;
   if (then.more) out.more = true;
   if (then.nextBytes !== undefined) out.nextBytes = then.nextBytes;
   return out;
