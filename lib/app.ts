@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
 import { LaterAnswers } from './http/answer-later.js';
+import { bodyLimits } from './http/body.js';
 import { answerHead, type HeadRule } from './http/answer-head.js';
 import { Cors } from './http/cors.js';
 import { drainRule } from './http/drain.js';
@@ -105,17 +106,18 @@ function routes(deps: PipelineDeps, head: HeadRule, requests: RequestTracker): R
   const { config } = deps;
   const mount = config.mount === '/' ? '' : config.mount;
   const hops = config.server.trustProxyHops;
+  const body = bodyLimits(config.limits.bodyBytes, config.limits.bodyTimeoutMs);
   // Strict and case-sensitive, so the router and the gate agree on every path.
   const router = new Router({ strict: true, sensitive: true });
   const route = (path: string, handlers: Record<string, Middleware>) => router.all(mount + path, byMethod(handlers));
 
   const poll = pollRoute({
     auth: deps.auth, cursors: deps.cursors, subscriptions: deps.subscriptions, longPolls: deps.longPolls, rateLimits: deps.rateLimits,
-    limits: config.poll, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs, jsonp: config.jsonp.enabled,
+    limits: config.poll, body, jsonp: config.jsonp.enabled,
     trustProxyHops: hops, later: new LaterAnswers(head), metrics: deps.metrics,
   });
   route('/poll', { GET: poll, POST: poll });
-  route('/send', { POST: sendRoute({ auth: deps.auth, messages: deps.messages, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });
+  route('/send', { POST: sendRoute({ auth: deps.auth, messages: deps.messages, body }) });
   route('/sse', {
     GET: sseRoute({ auth: deps.auth, subscriptions: deps.subscriptions, rateLimits: deps.rateLimits, sse: deps.sse, maxStreams: config.poll.maxStreams, retryMs: config.sse.retryMs, trustProxyHops: hops, answerHead: head }),
   });
@@ -125,7 +127,7 @@ function routes(deps: PipelineDeps, head: HeadRule, requests: RequestTracker): R
   });
   route('/history', { GET: historyRoute({ auth: deps.auth, rateLimits: deps.rateLimits, trustProxyHops: hops, store: deps.store, cursors: deps.cursors, subscriptions: deps.subscriptions, maxLimit: config.poll.maxLimit, answerBytes: config.limits.answerBytes }) });
   route('/presence', { GET: presenceRoute({ auth: deps.auth, rateLimits: deps.rateLimits, trustProxyHops: hops, presence: deps.presence, subscriptions: deps.subscriptions }) });
-  route('/disconnect', { POST: disconnectRoute({ auth: deps.auth, disconnects: deps.disconnects, bodyBytes: config.limits.bodyBytes, bodyTimeoutMs: config.limits.bodyTimeoutMs }) });
+  route('/disconnect', { POST: disconnectRoute({ auth: deps.auth, disconnects: deps.disconnects, body }) });
   route('/metrics', { GET: metricsRoute({ auth: deps.auth, metrics: deps.metrics }) });
   route('/healthz', { GET: healthRoute() });
   route('/readyz', { GET: readyRoute({ store: deps.store, isDraining: deps.isDraining }) });

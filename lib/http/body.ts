@@ -7,11 +7,24 @@ import { isUtf8 } from 'node:buffer';
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
 import type { Context } from 'koa';
 import { requestHeader, setHeader } from './headers.js';
+import { SameLengthDeadlines } from './deadlines.js';
+
+/** How large a request body may be, and how long it may take to arrive (limits.bodyBytes, limits.bodyTimeoutMs). */
+export interface BodyLimits {
+  bytes: number;
+  /** Every body read's deadline, in one queue with one timer (lib/http/deadlines.ts). */
+  deadlines: SameLengthDeadlines;
+}
+
+export function bodyLimits(bytes: number, timeoutMs: number): BodyLimits {
+  return { bytes, deadlines: new SameLengthDeadlines(timeoutMs) };
+}
 
 const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
 
 /** The parsed JSON body; throws 400, 408, 413 or 415 GatewayErrors. */
-export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: number): Promise<unknown> {
+export async function readJsonBody(ctx: Context, limits: BodyLimits): Promise<unknown> {
+  const limitBytes = limits.bytes;
   const parsed = parsedByHost(ctx);
   if (parsed !== undefined) return parsed;
   const type = (requestHeader(ctx, 'content-type').split(';')[0] ?? '').trim().toLowerCase();
@@ -23,7 +36,7 @@ export async function readJsonBody(ctx: Context, limitBytes: number, timeoutMs: 
     setHeader(ctx, 'connection', 'close');
     throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
   }
-  const raw = await readCapped(ctx, limitBytes, timeoutMs);
+  const raw = await readCapped(ctx, limitBytes, limits.deadlines);
   // Validated whole, then decoded: no replacement characters can slip in.
   if (!isUtf8(raw)) throw new BadRequestError('request body is not valid UTF-8');
   const text = raw.toString('utf8');
@@ -55,20 +68,20 @@ function parsedByHost(ctx: Context): unknown {
   }
 }
 
-function readCapped(ctx: Context, limitBytes: number, timeoutMs: number): Promise<Buffer> {
+function readCapped(ctx: Context, limitBytes: number, deadlines: SameLengthDeadlines): Promise<Buffer> {
   const req = ctx.req;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => {
+    const deadline = deadlines.set(() => {
       cleanup();
       // The rest is never read: the connection is closed after the 408.
       req.pause();
       setHeader(ctx, 'connection', 'close');
-      reject(new RequestTimeoutError(`request body not received within ${timeoutMs} ms`));
-    }, timeoutMs);
+      reject(new RequestTimeoutError(`request body not received within ${deadlines.lengthMs} ms`));
+    });
     const cleanup = () => {
-      clearTimeout(timer);
+      deadline.cancel();
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);

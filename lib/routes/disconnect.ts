@@ -8,7 +8,7 @@ import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
 import type { Disconnects } from '../disconnect.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
-import { readJsonBody } from '../http/body.js';
+import { readJsonBody, type BodyLimits } from '../http/body.js';
 import { credentialFrom } from '../http/credentials.js';
 import { requestHeader } from '../http/headers.js';
 import { noStore } from '../http/request-log.js';
@@ -16,8 +16,7 @@ import { noStore } from '../http/request-log.js';
 export interface DisconnectRouteDeps {
   auth: Auth;
   disconnects: Disconnects;
-  bodyBytes: number;
-  bodyTimeoutMs: number;
+  body: BodyLimits;
 }
 
 export function disconnectRoute(deps: DisconnectRouteDeps) {
@@ -25,7 +24,7 @@ export function disconnectRoute(deps: DisconnectRouteDeps) {
     noStore(ctx);
     const principal = await deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), undefined));
     if (principal.kind !== 'server') throw new ForbiddenError('disconnect needs an API key');
-    const body = (await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs)) as { sub?: unknown; revoke?: unknown } | null;
+    const body = (await readJsonBody(ctx, deps.body)) as { sub?: unknown; revoke?: unknown } | null;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('body must be a JSON object');
     const { sub, revoke } = body;
     if (typeof sub !== 'string' || sub.length === 0 || sub.length > 200) throw new BadRequestError('sub must be a subject: a string of 1-200 characters');

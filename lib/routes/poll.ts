@@ -8,7 +8,7 @@ import type { Auth } from '../auth.js';
 import type { CursorCodec } from '../cursor.js';
 import { BadRequestError } from '../errors.js';
 import type { LaterAnswers } from '../http/answer-later.js';
-import { readJsonBody } from '../http/body.js';
+import { readJsonBody, type BodyLimits } from '../http/body.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { assertCallbackName, jsonpBody } from '../http/jsonp.js';
@@ -68,8 +68,7 @@ export interface PollDeps {
   longPolls: LongPolls;
   rateLimits: RateLimits;
   limits: PollLimits;
-  bodyBytes: number;
-  bodyTimeoutMs: number;
+  body: BodyLimits;
   jsonp: boolean;
   trustProxyHops: number;
   later: LaterAnswers;
@@ -106,7 +105,7 @@ async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
   // Before any token is verified or the store read: a flood costs the least here.
   const limited = deps.rateLimits.checkPoll(ip);
   if (limited) await limited;
-  const raw = fromQuery ? query : await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
+  const raw = fromQuery ? query : await readJsonBody(ctx, deps.body);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
   const params = raw as Record<string, unknown>;
   const authenticating = deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(params, 'token')));

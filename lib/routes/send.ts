@@ -5,7 +5,7 @@
  */
 import type { Context } from 'koa';
 import type { Auth } from '../auth.js';
-import { readJsonBody } from '../http/body.js';
+import { readJsonBody, type BodyLimits } from '../http/body.js';
 import { queryParams } from '../http/params.js';
 import { credentialFrom } from '../http/credentials.js';
 import { noStore } from '../http/request-log.js';
@@ -15,8 +15,7 @@ import { requestHeader, setHeader } from '../http/headers.js';
 export interface SendDeps {
   auth: Auth;
   messages: Messages;
-  bodyBytes: number;
-  bodyTimeoutMs: number;
+  body: BodyLimits;
 }
 
 export function sendRoute(deps: SendDeps) {
@@ -24,7 +23,7 @@ export function sendRoute(deps: SendDeps) {
     noStore(ctx);
     // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
     if (queryParams(ctx).transport === 'xdr') ctx.state.errorsAs200 = true;
-    const body = await readJsonBody(ctx, deps.bodyBytes, deps.bodyTimeoutMs);
+    const body = await readJsonBody(ctx, deps.body);
     const token = typeof body === 'object' && body !== null ? (body as { token?: unknown }).token : undefined;
     // A key or token seen before is answered without a promise; an `await` would cost one.
     const authenticating = deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), token));

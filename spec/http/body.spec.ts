@@ -4,10 +4,11 @@
  * own 400s.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createHook } from 'node:async_hooks';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'chai';
 import type { Context } from 'koa';
-import { readJsonBody } from '../../lib/http/body.js';
+import { bodyLimits, readJsonBody } from '../../lib/http/body.js';
 
 /** What the handler saw of one request. */
 interface Seen {
@@ -41,7 +42,7 @@ describe('request bodies', function () {
         const ctx = { req, res, request: {} } as unknown as Context;
         try {
           lookedAt();
-          const pending = readJsonBody(ctx, 1024, 5000);
+          const pending = readJsonBody(ctx, bodyLimits(1024, 5000));
           out.dataListeners = req.listenerCount('data');
           out.result = await pending;
         } catch (err) {
@@ -99,7 +100,7 @@ describe('request bodies', function () {
       seen = new Promise((r) => (done = r));
       server.removeAllListeners('request');
       server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-        readJsonBody({ req, res, request: {} } as unknown as Context, 1024, 5000).then(
+        readJsonBody({ req, res, request: {} } as unknown as Context, bodyLimits(1024, 5000)).then(
           (result) => done({ completeAtStart: req.complete, result, dataListeners: 0 }),
           (err: Error) => done({ completeAtStart: req.complete, error: err.message, dataListeners: 0 }),
         ).finally(() => res.end());
@@ -109,4 +110,38 @@ describe('request bodies', function () {
       expect((await seen).error).to.equal(message);
     }
   });
+
+  it('reads bodies under one deadline timer, not a timer each (lib/http/deadlines.ts)', async function () {
+    // A length no other timer in this process has: the Timeouts made for it are the body reads'.
+    const limits = bodyLimits(1024, 4321);
+    let timers = 0;
+    const hook = createHook({
+      init(_id, type, _trigger, resource) {
+        if (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === 4321) timers++;
+      },
+    }).enable();
+    try {
+      server.removeAllListeners('request');
+      let read = 0;
+      let allRead!: () => void;
+      const done = new Promise<void>((r) => (allRead = r));
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        void readJsonBody({ req, res, request: {} } as unknown as Context, limits).finally(() => {
+          res.end();
+          if (++read === 20) allRead();
+        });
+      });
+      const s = open();
+      const body = '{"stream":"a","data":1}';
+      // Twenty requests, one after the other on one connection.
+      for (let i = 0; i < 20; i++) s.write(head(body.length).replace('Host: x', 'Host: x\r\nConnection: keep-alive') + body);
+      await done;
+      expect(limits.deadlines.pending).to.equal(0);
+      // A Timeout each (20) without the queue; the queue's own timer, armed once, with it.
+      expect(timers).to.equal(1);
+    } finally {
+      hook.disable();
+    }
+  });
 });
+
