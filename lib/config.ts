@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_ANSWER_BYTES } from './answer-budget.js';
+import { MAX_CURSOR_STREAMS } from './cursor.js';
 
 const seconds = (def: number, max = 10 * 365 * 86400) => z.number().int().min(1).max(max).default(def);
 
@@ -111,8 +112,8 @@ const schema = z.strictObject({
     defaultLimit: z.number().int().min(1).max(10_000).default(100),
     /** Largest limit a client may ask for (default 1000). */
     maxLimit: z.number().int().min(1).max(10_000).default(1000),
-    /** Streams one poll may name (default 50). */
-    maxStreams: z.number().int().min(1).max(1000).default(50),
+    /** Streams one poll may name (default 50; at most what a cursor holds). */
+    maxStreams: z.number().int().min(1).max(MAX_CURSOR_STREAMS).default(50),
   }).prefault({}),
   retention: z.strictObject({
     default: retentionRule.prefault({}),

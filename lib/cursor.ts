@@ -23,7 +23,13 @@ const VERSION = 1;
 const HASH_BYTES = 4;
 const EPOCH_BYTES = 6;
 const TAG_BYTES = 8;
-const MAX_CURSOR_CHARS = 8192;
+/** The most streams one cursor may hold: poll.maxStreams may be at most this. */
+export const MAX_CURSOR_STREAMS = 1000;
+/**
+ * The longest cursor this codec can issue (MAX_CURSOR_STREAMS entries with 8-byte varints), so
+ * that every cursor it gives out is one it takes back; anything longer is refused unread.
+ */
+const MAX_CURSOR_CHARS = Math.ceil(((1 + MAX_CURSOR_STREAMS * (HASH_BYTES + EPOCH_BYTES + 8) + TAG_BYTES) * 4) / 3);
 const ZERO_EPOCH = Buffer.alloc(EPOCH_BYTES);
 
 /** A fresh random epoch: 8 base64url characters (6 bytes, never all zero). */
@@ -51,13 +57,14 @@ for (let i = 0; i < BASE64URL.length; i++) SEXTET[BASE64URL.charCodeAt(i)] = i;
 SEXTET['+'.charCodeAt(0)] = 62;
 SEXTET['/'.charCodeAt(0)] = 63;
 
-/** Appends an epoch's 6 bytes (zeros for '') to `out`: decoded here, without a Buffer per cursor. */
-function pushEpochBytes(out: number[], epoch: string): void {
+/** Writes an epoch's 6 bytes (zeros for '') at `at`, decoded here without a Buffer; returns the end. */
+function writeEpochBytes(out: Buffer, at: number, epoch: string): number {
   if (epoch === '') {
-    for (let i = 0; i < EPOCH_BYTES; i++) out.push(0);
-    return;
+    out.fill(0, at, at + EPOCH_BYTES);
+    return at + EPOCH_BYTES;
   }
   if (epoch.length !== 8) throw new Error(`malformed epoch "${epoch}"`);
+  let end = at;
   for (let i = 0; i < 8; i += 4) {
     let v = 0;
     for (let k = 0; k < 4; k++) {
@@ -66,17 +73,23 @@ function pushEpochBytes(out: number[], epoch: string): void {
       if (s < 0) throw new Error(`malformed epoch "${epoch}"`);
       v = (v << 6) | s;
     }
-    out.push(v >>> 16, (v >>> 8) & 0xff, v & 0xff);
+    out[end++] = v >>> 16;
+    out[end++] = (v >>> 8) & 0xff;
+    out[end++] = v & 0xff;
   }
+  return end;
 }
 
-function writeVarint(out: number[], value: number): void {
+/** LEB128 at `at`; returns the end. */
+function writeVarint(out: Buffer, at: number, value: number): number {
   let v = value;
+  let end = at;
   while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
+    out[end++] = (v % 0x80) | 0x80;
     v = Math.floor(v / 0x80);
   }
-  out.push(v);
+  out[end++] = v;
+  return end;
 }
 
 // crypto.hash (Node >= 20.12) hashes in one call, without a Hash object.
@@ -87,28 +100,56 @@ const HMAC_BLOCK = 64;
  * HMAC-SHA256 (RFC 2104) with precomputed padded keys, from two one-shot hashes: every answer
  * signs a cursor, and createHmac's per-call set-up (OpenSSL 3 fetches the MAC each time) cost
  * several times the hashing (docs/PERFORMANCE.md). Falls back to createHmac without crypto.hash.
+ *
+ * The message is written by the caller into `message()`, right after the inner padded key, and
+ * the outer hash's input is a second buffer kept for it: signing a cursor makes no Buffer but the
+ * two digests and one view, where concatenating the pads, the body and the tag made seven
+ * (docs/PERFORMANCE.md, "A cursor signed in place").
  */
 class HmacSha256 {
-  private readonly inner: Buffer;
+  /** The inner padded key, then room for a message. */
+  private scratch: Buffer;
+  /** The outer padded key, then the inner digest. */
   private readonly outer: Buffer;
 
   constructor(private readonly key: Buffer) {
     // Keys longer than a block would be hashed first; ours is a 32-byte digest.
     if (key.length > HMAC_BLOCK) throw new Error('HMAC key longer than a block');
-    this.inner = Buffer.alloc(HMAC_BLOCK, 0x36);
-    this.outer = Buffer.alloc(HMAC_BLOCK, 0x5c);
+    this.scratch = Buffer.alloc(HMAC_BLOCK + 256, 0x36);
+    this.outer = Buffer.alloc(HMAC_BLOCK + 32, 0x5c);
     for (let i = 0; i < key.length; i++) {
-      this.inner[i]! ^= key[i]!;
+      this.scratch[i]! ^= key[i]!;
       this.outer[i]! ^= key[i]!;
     }
   }
 
+  /** A buffer with room for `bytes` of message (and a tag after it) from MESSAGE_AT; valid until the next call. */
+  message(bytes: number): Buffer {
+    if (this.scratch.length < HMAC_BLOCK + bytes) {
+      const grown = Buffer.alloc(HMAC_BLOCK + bytes * 2);
+      this.scratch.copy(grown, 0, 0, HMAC_BLOCK);
+      this.scratch = grown;
+    }
+    return this.scratch;
+  }
+
+  /** The MAC of message()'s bytes from MESSAGE_AT up to `end`. */
+  digestMessage(end: number): Buffer {
+    const scratch = this.scratch;
+    if (!oneShot) return createHmac('sha256', this.key).update(scratch.subarray(MESSAGE_AT, end)).digest();
+    const inner = oneShot('sha256', scratch.subarray(0, end), 'buffer');
+    inner.copy(this.outer, HMAC_BLOCK);
+    return oneShot('sha256', this.outer, 'buffer');
+  }
+
   digest(data: Buffer): Buffer {
-    if (!oneShot) return createHmac('sha256', this.key).update(data).digest();
-    const inner = oneShot('sha256', Buffer.concat([this.inner, data]), 'buffer');
-    return oneShot('sha256', Buffer.concat([this.outer, inner]), 'buffer');
+    data.copy(this.message(data.length), MESSAGE_AT);
+    return this.digestMessage(MESSAGE_AT + data.length);
   }
 }
+
+/** Where a message starts in HmacSha256.message(): after the inner padded key. */
+const MESSAGE_AT = HMAC_BLOCK;
 
 /**
  * A cursor's entries as name hash, position, name hash, position, ...; the first entry of a hash
@@ -176,15 +217,18 @@ export class CursorCodec {
   }
 
   private sign(positions: ReadonlyMap<string, Position>): string {
-    const bytes: number[] = [VERSION];
+    // Each entry: a 4-byte hash, a 6-byte epoch, a varint of at most 8 bytes (seqs below 2^53).
+    const buf = this.mac.message(1 + positions.size * (HASH_BYTES + EPOCH_BYTES + 8) + TAG_BYTES);
+    let at = MESSAGE_AT;
+    buf[at++] = VERSION;
     for (const [stream, pos] of positions) {
-      const h = nameHash(stream);
-      bytes.push(h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff);
-      pushEpochBytes(bytes, pos.seq === 0 ? '' : pos.epoch);
-      writeVarint(bytes, pos.seq);
+      at = buf.writeUInt32BE(nameHash(stream), at);
+      at = writeEpochBytes(buf, at, pos.seq === 0 ? '' : pos.epoch);
+      at = writeVarint(buf, at, pos.seq);
     }
-    const body = Buffer.from(bytes);
-    return Buffer.concat([body, this.tag(body)]).toString('base64url');
+    const mac = this.mac.digestMessage(at);
+    for (let i = 0; i < TAG_BYTES; i++) buf[at + i] = mac[i]!;
+    return buf.toString('base64url', MESSAGE_AT, at + TAG_BYTES);
   }
 
   /**

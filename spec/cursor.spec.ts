@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHmac } from 'node:crypto';
-import { CursorCodec, NO_POSITION, newEpoch, type Position } from '../lib/cursor.js';
+import { CursorCodec, MAX_CURSOR_STREAMS, NO_POSITION, newEpoch, type Position } from '../lib/cursor.js';
 import { InvalidCursorError } from '../lib/errors.js';
 
 const SECRET = 'cursor-secret-0123456789abcdefghijklmnop';
@@ -79,7 +79,7 @@ describe('CursorCodec', function () {
   });
 
   it('refuses garbage, padding, non-base64url characters and oversized input', function () {
-    for (const bad of ['', '!!!!', 'abc=', 'a b', 'ab+/cd', 'é', 'A'.repeat(20), 'A'.repeat(9000)]) {
+    for (const bad of ['', '!!!!', 'abc=', 'a b', 'ab+/cd', 'é', 'A'.repeat(20), 'A'.repeat(30_000)]) {
       expect(() => codec.decode(bad, ['a']), JSON.stringify(bad.slice(0, 20))).to.throw(InvalidCursorError);
     }
   });
@@ -90,6 +90,21 @@ describe('CursorCodec', function () {
       const raw = Buffer.from(codec.encode(positions(Array.from({ length: n % 4 }, (_, i): [string, Position] => [`s${n}:${i}`, { epoch: epochA, seq: n * 1000 + i }]))), 'base64url');
       const body = raw.subarray(0, raw.length - 8);
       expect(raw.subarray(raw.length - 8).toString('hex')).to.equal(createHmac('sha256', key).update(body).digest().subarray(0, 8).toString('hex'));
+    }
+  });
+
+  it('signs cursors of any size, larger than the buffer it signs in at first, as createHmac does', function () {
+    const key = createHmac('sha256', SECRET).update('pollgate cursor v1').digest();
+    // A codec of its own: the buffer it signs in grows with the largest cursor so far. The largest
+    // a poll may ask for (poll.maxStreams at its maximum, every seq 8 varint bytes) is taken back too.
+    const fresh = new CursorCodec(SECRET);
+    for (const n of [1, 14, 15, 60, MAX_CURSOR_STREAMS, 3]) {
+      const given = positions(Array.from({ length: n }, (_, i): [string, Position] => [`big${n}:${i}`, { epoch: epochA, seq: 2 ** 52 + i }]));
+      const cursor = fresh.encode(given);
+      const raw = Buffer.from(cursor, 'base64url');
+      const body = raw.subarray(0, raw.length - 8);
+      expect(raw.subarray(raw.length - 8).toString('hex')).to.equal(createHmac('sha256', key).update(body).digest().subarray(0, 8).toString('hex'));
+      expect(new CursorCodec(SECRET).decode(cursor, [...given.keys()])).to.deep.equal(given);
     }
   });
 
