@@ -27,8 +27,7 @@ export async function readJsonBody(ctx: Context, limits: BodyLimits): Promise<un
   const limitBytes = limits.bytes;
   const parsed = parsedByHost(ctx);
   if (parsed !== undefined) return parsed;
-  const type = (requestHeader(ctx, 'content-type').split(';')[0] ?? '').trim().toLowerCase();
-  if (!JSON_TYPES.has(type)) {
+  if (!JSON_TYPES.has(mediaType(requestHeader(ctx, 'content-type')))) {
     throw new UnsupportedMediaTypeError('send the body as application/json (text/plain holding JSON is accepted too)');
   }
   const declared = Number(requestHeader(ctx, 'content-length') || '0');
@@ -47,6 +46,12 @@ export async function readJsonBody(ctx: Context, limits: BodyLimits): Promise<un
     if (text.trim() === '') throw new BadRequestError('request body is empty: send a JSON object');
     throw new BadRequestError('request body is not valid JSON');
   }
+}
+
+/** A Content-Type's media type, lower-cased, without its parameters ('' when absent). */
+function mediaType(header: string): string {
+  const semi = header.indexOf(';');
+  return (semi < 0 ? header : header.slice(0, semi)).trim().toLowerCase();
 }
 
 /**

@@ -209,6 +209,15 @@ describe('POST /send', function () {
       expectError(await raw('null'), 400, 'bad_request');
     });
 
+    it('takes JSON whatever the case and parameters of its Content-Type', async function () {
+      for (const type of ['application/json; charset=utf-8', 'Application/JSON', ' application/json ;charset=UTF-8', 'text/plain;charset=UTF-8']) {
+        const stream = uniqueStream();
+        const res = await raw(JSON.stringify({ stream, data: type }), type);
+        expect(res.status, type).to.equal(200);
+        expect(await retained(gw.url, gw.apiKey, stream)).to.have.length(1);
+      }
+    });
+
     it('415 on form posts and other content types, so a cross-site form cannot publish', async function () {
       const stream = uniqueStream();
       for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'text/html']) {
