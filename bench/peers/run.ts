@@ -2,8 +2,9 @@
  * The peer comparison (issue 19, item 1): pollgate on both stores beside Socket.IO polling,
  * Socket.IO + redis-adapter and Faye, each its own process on core 0, driven by the same load
  * generator on core 1. Memory and broadcast (after a smaller broadcast, not measured) on a fresh
- * process per target, one target at a time; then every target running at once (the idle ones cost nothing) and the CPU figures measured in
- * rounds that alternate the targets (the order rotates each round), the median of the rounds kept.
+ * process per target, one target at a time; then every target running at once (the idle ones
+ * cost nothing) and the CPU figures measured in rounds that alternate the targets (the order
+ * rotates each round), the median of the rounds kept.
  */
 import type { RedisServer } from '../../spec/support/redis.js';
 import type { Violations } from '../client.js';
