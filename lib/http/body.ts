@@ -7,12 +7,12 @@ import { isUtf8 } from 'node:buffer';
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
 import type { Context } from 'koa';
 import { requestHeader, setHeader } from './headers.js';
-import { SameLengthDeadlines } from './deadlines.js';
+import { SameLengthDeadlines } from '../deadlines.js';
 
 /** How large a request body may be, and how long it may take to arrive (limits.bodyBytes, limits.bodyTimeoutMs). */
 export interface BodyLimits {
   bytes: number;
-  /** Every body read's deadline, in one queue with one timer (lib/http/deadlines.ts). */
+  /** Every body read's deadline, in one queue with one timer (lib/deadlines.ts). */
   deadlines: SameLengthDeadlines;
 }
 
@@ -78,7 +78,7 @@ function readCapped(ctx: Context, limitBytes: number, deadlines: SameLengthDeadl
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const deadline = deadlines.set(() => {
+    const deadline = deadlines.start(() => {
       cleanup();
       // The rest is never read: the connection is closed after the 408.
       req.pause();
@@ -86,7 +86,7 @@ function readCapped(ctx: Context, limitBytes: number, deadlines: SameLengthDeadl
       reject(new RequestTimeoutError(`request body not received within ${deadlines.lengthMs} ms`));
     });
     const cleanup = () => {
-      deadline.cancel();
+      deadlines.done(deadline);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);

@@ -8,7 +8,7 @@ import type { Config, RetentionRule } from '../config.js';
 import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CommandDeadlines } from './command-deadlines.js';
+import { SameLengthDeadlines } from '../deadlines.js';
 import { LuaScript, type Reply } from './lua-script.js';
 import { openRedisConnections, type RedisConnections } from './redis-connections.js';
 import type { DurableAppends } from './redis-durability.js';
@@ -71,7 +71,7 @@ export class RedisStore implements Store {
   /** Appends and their WAIT/WAITAOF, when acknowledgements wait for durability. */
   private readonly acks?: DurableAppends;
   private readonly keys: RedisKeys;
-  private readonly deadlines: CommandDeadlines;
+  private readonly deadlines: SameLengthDeadlines;
   /** A Redis function where the server has them: it keeps INFO server's reply (lua/server-info-kept.lua). */
   private readonly appendScript = new LuaScript('append-3', 3, undefined, 'server-info', 'server-info-kept');
   /** append-3.lua's ARGV[8]: wake with SPUBLISH (1) or PUBLISH (0). */
@@ -92,7 +92,7 @@ export class RedisStore implements Store {
 
   constructor(private readonly options: RedisStoreOptions) {
     this.keys = new RedisKeys(options.keyPrefix);
-    this.deadlines = new CommandDeadlines(options.commandTimeoutMs);
+    this.deadlines = new SameLengthDeadlines(options.commandTimeoutMs);
     this.publishFlag = options.cluster && options.shardedPubSub !== false ? '1' : '0';
     this.connections = openRedisConnections(options, this.keys, {
       message: (channel, payload) => this.onMessage(channel, payload),

@@ -111,7 +111,7 @@ describe('request bodies', function () {
     }
   });
 
-  it('reads bodies under one deadline timer, not a timer each (lib/http/deadlines.ts)', async function () {
+  it('reads bodies under one deadline timer, not a timer each (lib/deadlines.ts)', async function () {
     // A length no other timer in this process has: the Timeouts made for it are the body reads'.
     const limits = bodyLimits(1024, 4321);
     let timers = 0;
@@ -136,7 +136,7 @@ describe('request bodies', function () {
       // Twenty requests, one after the other on one connection.
       for (let i = 0; i < 20; i++) s.write(head(body.length).replace('Host: x', 'Host: x\r\nConnection: keep-alive') + body);
       await done;
-      expect(limits.deadlines.pending).to.equal(0);
+      expect(limits.deadlines.size).to.equal(0);
       // A Timeout each (20) without the queue; the queue's own timer, armed once, with it.
       expect(timers).to.equal(1);
     } finally {

@@ -1,0 +1,97 @@
+/**
+ * Deadlines that all have the same length, in one queue with one timer: the Redis store's
+ * commands in flight (redis.commandTimeoutMs) and request bodies being read
+ * (limits.bodyTimeoutMs). A timer each cost a Timeout per command or request; for a body read,
+ * cleared microseconds later when the body came with its headers, Node also made a timer list
+ * for that length, sorted it into its priority queue and dropped both again, every /send
+ * (docs/PERFORMANCE.md, "Body deadlines, one timer").
+ *
+ * Deadlines of one length expire in the order they started, so the queue is a linked list,
+ * oldest first, and the one timer waits only for the oldest. done() unlinks; the timer stays
+ * armed past an entry that is done and, when it fires, expires what is due and re-arms for the
+ * new oldest, or stops when the queue is empty. A list, not a Set: a Set of short-lived entries
+ * replaces its hash table as they come and go, and the old table keeps young entries alive
+ * through scavenges (docs/PERFORMANCE.md, "No table of every parked poll").
+ */
+
+/** A started deadline; pass it to done() once its work finished. */
+export interface Deadline {
+  readonly expiresAt: number;
+}
+
+class QueuedDeadline implements Deadline {
+  prev: QueuedDeadline | undefined = undefined;
+  next: QueuedDeadline | undefined = undefined;
+  queued = true;
+
+  constructor(
+    readonly expiresAt: number,
+    readonly onExpiry: () => void,
+  ) {}
+}
+
+export class SameLengthDeadlines {
+  private oldest: QueuedDeadline | undefined;
+  private newest: QueuedDeadline | undefined;
+  private count = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly lengthMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Starts a deadline lengthMs from now; `onExpiry` runs once if done() is not called first. */
+  start(onExpiry: () => void): Deadline {
+    const d = new QueuedDeadline(this.now() + this.lengthMs, onExpiry);
+    const newest = this.newest;
+    if (newest) {
+      newest.next = d;
+      d.prev = newest;
+    } else {
+      this.oldest = d;
+    }
+    this.newest = d;
+    this.count++;
+    if (!this.timer) this.arm(this.lengthMs);
+    return d;
+  }
+
+  /** The work finished: false when its deadline had already passed (and `onExpiry` ran). */
+  done(deadline: Deadline): boolean {
+    const d = deadline as QueuedDeadline;
+    if (!d.queued) return false;
+    this.unlink(d);
+    return true;
+  }
+
+  /** Deadlines started and neither done nor expired. */
+  get size(): number {
+    return this.count;
+  }
+
+  private unlink(d: QueuedDeadline): void {
+    d.queued = false;
+    if (d.prev) d.prev.next = d.next;
+    else this.oldest = d.next;
+    if (d.next) d.next.prev = d.prev;
+    else this.newest = d.prev;
+    d.prev = d.next = undefined;
+    this.count--;
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = this.now();
+    for (let d = this.oldest; d; d = this.oldest) {
+      if (d.expiresAt > now) return this.arm(Math.max(1, Math.ceil(d.expiresAt - now)));
+      this.unlink(d);
+      d.onExpiry();
+    }
+  }
+
+  private arm(ms: number): void {
+    // Unref'd: what waits (a socket, a request) keeps the process alive, not its deadline.
+    this.timer = setTimeout(() => this.expire(), ms).unref();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * SameLengthDeadlines, the one timer for the Redis store's commands in flight and for request
+ * bodies being read: each deadline whose work is not done by then expires once, in the order
+ * they started, and no other; the timer re-arms past entries that are done and takes deadlines
+ * again after the queue ran empty.
+ */
+import { expect } from 'chai';
+import { SameLengthDeadlines } from '../lib/deadlines.js';
+import { waitFor } from './support/wait.js';
+
+describe('SameLengthDeadlines', function () {
+  it('fails each command without a reply at its deadline, oldest first, and only those', async function () {
+    let now = 0;
+    const deadlines = new SameLengthDeadlines(40, () => now);
+    const expired: string[] = [];
+    const a = deadlines.start(() => expired.push('a'));
+    const b = deadlines.start(() => expired.push('b'));
+    now = 15;
+    const c = deadlines.start(() => expired.push('c'));
+    expect(deadlines.done(b)).to.equal(true);
+    // Past both deadlines (40 and 55) by the time the timer looks.
+    now = 60;
+    await waitFor(() => expired.length === 2, 'a and c to expire');
+    expect(expired).to.deep.equal(['a', 'c']);
+    // A reply after the deadline is too late: done() says so, and nothing runs twice.
+    expect(deadlines.done(a)).to.equal(false);
+    expect(deadlines.done(c)).to.equal(false);
+    expect(deadlines.size).to.equal(0);
+  });
+
+  it('keeps a later command waiting for its own deadline when an earlier one expires', async function () {
+    let now = 0;
+    const deadlines = new SameLengthDeadlines(30, () => now);
+    const expired: string[] = [];
+    deadlines.start(() => expired.push('first'));
+    now = 20;
+    const second = deadlines.start(() => expired.push('second'));
+    now = 30;
+    // The timer fires for the first; the second (due at 50) must wait.
+    await waitFor(() => expired.length === 1, 'the first to expire');
+    expect(expired).to.deep.equal(['first']);
+    expect(deadlines.size).to.equal(1);
+    now = 50;
+    await waitFor(() => expired.length === 2, 'the second to expire');
+    expect(deadlines.done(second)).to.equal(false);
+  });
+
+  it('never fails a command that answered in time', async function () {
+    const deadlines = new SameLengthDeadlines(10);
+    let expired = 0;
+    for (let i = 0; i < 100; i++) deadlines.done(deadlines.start(() => expired++));
+    const last = deadlines.start(() => expired++);
+    await waitFor(() => expired === 1, 'the one unanswered command to expire');
+    expect(deadlines.done(last)).to.equal(false);
+    expect(expired).to.equal(1);
+  });
+
+  it('re-arms past an oldest entry that is done, for the next one due', async function () {
+    let now = 1000;
+    let clockReads = 0;
+    const deadlines = new SameLengthDeadlines(30, () => (clockReads++, now));
+    const expired: string[] = [];
+    const first = deadlines.start(() => expired.push('first'));
+    now = 1020;
+    deadlines.start(() => expired.push('second'));
+    deadlines.done(first);
+    // The timer armed for the first (due at 1030) looks at the clock, finds nothing due at 1035
+    // and waits for the second (due at 1050).
+    now = 1035;
+    const readsBefore = clockReads;
+    await waitFor(() => clockReads > readsBefore, 'the timer to look at the clock');
+    expect(expired).to.deep.equal([]);
+    expect(deadlines.size).to.equal(1);
+    now = 1050;
+    await waitFor(() => expired.length === 1, 'the second to expire');
+    expect(expired).to.deep.equal(['second']);
+  });
+
+  it('takes deadlines again after the queue ran empty, and counts only those pending', async function () {
+    const deadlines = new SameLengthDeadlines(5);
+    await new Promise<void>((r) => deadlines.start(r));
+    expect(deadlines.size).to.equal(0);
+    const a = deadlines.start(() => expect.fail('a was done'));
+    const b = deadlines.start(() => undefined);
+    expect(deadlines.size).to.equal(2);
+    expect(deadlines.done(a)).to.equal(true);
+    expect(deadlines.done(a)).to.equal(false);
+    expect(deadlines.size).to.equal(1);
+    await waitFor(() => deadlines.size === 0, 'b to expire');
+    expect(deadlines.done(b)).to.equal(false);
+  });
+});
