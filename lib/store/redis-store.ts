@@ -4,11 +4,13 @@
  * cache. Atomic operations are the Lua scripts in ./lua, one per file.
  */
 import type { Redis, Cluster } from 'ioredis';
+import type { Writable } from 'node:stream';
 import type { Config, RetentionRule } from '../config.js';
 import { newEpoch } from '../cursor.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SameLengthDeadlines } from '../deadlines.js';
+import { TurnWrites } from './turn-writes.js';
 import { LuaScript, type Reply } from './lua-script.js';
 import { openRedisConnections, type RedisConnections } from './redis-connections.js';
 import type { DurableAppends } from './redis-durability.js';
@@ -72,6 +74,8 @@ export class RedisStore implements Store {
   private readonly acks?: DurableAppends;
   private readonly keys: RedisKeys;
   private readonly deadlines: SameLengthDeadlines;
+  /** The command connection's writes of a turn, in one (lib/store/turn-writes.ts); a cluster auto-pipelines instead. */
+  private readonly turnWrites?: TurnWrites;
   /** A Redis function where the server has them: it keeps INFO server's reply (lua/server-info-kept.lua). */
   private readonly appendScript = new LuaScript('append-3', 3, undefined, 'server-info', 'server-info-kept');
   /** append-3.lua's ARGV[8]: wake with SPUBLISH (1) or PUBLISH (0). */
@@ -99,6 +103,10 @@ export class RedisStore implements Store {
       lost: (channels) => this.onShardLost(channels),
     });
     ({ cmd: this.cmd, sub: this.sub, sharded: this.sharded, acks: this.acks } = this.connections);
+    if (!this.cmd.isCluster) {
+      const cmd = this.cmd as Redis;
+      this.turnWrites = new TurnWrites(() => (cmd as Redis & { stream?: Writable }).stream);
+    }
     const tail = options.tailCache;
     if (tail?.enabled && !this.sub?.isCluster) {
       this.tail = new TailCache({
@@ -268,6 +276,7 @@ export class RedisStore implements Store {
         else reject(this.failed(value));
       };
       let reply: Promise<T>;
+      this.turnWrites?.hold();
       try {
         reply = op();
       } catch (err) {

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { expect } from 'chai';
 import calculateSlot from 'cluster-key-slot';
 import { RedisStore } from '../../lib/store/redis-store.js';
@@ -35,6 +36,34 @@ describe('RedisStore (Redis only)', () => {
     } finally {
       await store.close();
       admin.disconnect();
+    }
+  });
+
+  it('sends the commands of one turn of the event loop in one write (lib/store/turn-writes.ts)', async () => {
+    const redis = await sharedRedis();
+    const store = new RedisStore({ url: redis.url, keyPrefix: uniquePrefix(), cluster: false, commandTimeoutMs: 2000, retention: () => ({ maxLength: 10, ttlSeconds: 100, metaTtlSeconds: 1000 }), log });
+    await store.connect();
+    try {
+      // The first append finds the library or loads it: not counted.
+      await store.append('w', [{ id: 'w0', sender: SERVER_SENDER, tail: messageTail('w0', 1, '0') }]);
+      const socket = (store as unknown as { cmd: { stream: Socket } }).cmd.stream;
+      const writes = { write: 0, writev: 0 };
+      const { _write: write, _writev: writev } = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => void>;
+      Object.assign(socket, {
+        _write: (...args: unknown[]) => (writes.write++, write.apply(socket, args)),
+        _writev: (...args: unknown[]) => (writes.writev++, writev.apply(socket, args)),
+      });
+      let results;
+      try {
+        results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.append(`w${i}`, [{ id: `m${i}`, sender: SERVER_SENDER, tail: messageTail(`m${i}`, 1, String(i)) }])));
+      } finally {
+        Object.assign(socket, { _write: write, _writev: writev });
+      }
+      expect(results.map((r) => r[0]!.seq)).to.deep.equal(Array<number>(20).fill(1));
+      // Twenty appends sent in one turn: one writev, where each was a write of its own.
+      expect(writes).to.deep.equal({ write: 0, writev: 1 });
+    } finally {
+      await store.close();
     }
   });
 
