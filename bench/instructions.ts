@@ -6,7 +6,7 @@
  * minutes; run one at a time with 1,000 clients, or their polls time out).
  *
  *   node dist/bench/instructions.js [--store=memory|redis] [--n=2000] [--warmup=5000] [--clients=1000] [--node-flags=a,b] [--only=floor,send,delivery] [--keep]
- *                                   [--long-poll-floor] [--config=FILE]
+ *                                   [--long-poll-floor] [--config=FILE] [--peer=socketio|faye]
  *
  * Each measure warms up with `warmup` operations, zeroes the counters (`callgrind_control -z`), runs n
  * operations one at a time (no batching, no concurrency: the same work every run), dumps the
@@ -17,6 +17,14 @@
  *             client's next poll parking again (the long-poll cycle of one message)
  * With --long-poll-floor, send and delivery count bench/long-poll-floor-server.ts in the
  * gateway's place: the same cycle with none of pollgate's own work.
+ *
+ * With --peer=socketio or --peer=faye, send and delivery count that peer of the comparison
+ * (bench/peers: Socket.IO polling or Faye long-polling, on the memory store's terms), driven
+ * through its own protocol by the comparison's driver: the peers' CPU per delivery without this
+ * machine's noise, beside pollgate's. Run pollgate and the peer with the same --clients (200
+ * keeps every client's turn well inside a 25 s hold under valgrind). Socket.IO's pings are moved
+ * to every 10 minutes here: at its 25 s default, under valgrind's slowness, pings and pongs
+ * would outnumber the deliveries counted.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -28,6 +36,10 @@ import { GatewayProcess, type Stats } from './gateway.js';
 import { LONG_POLL_FLOOR, floorRequest, startFloorServer } from './scenarios/floor.js';
 import { startRedisServer, type RedisServer } from '../spec/support/redis.js';
 import { option } from './args.js';
+import { connection, type PeerDriver, type Subscription } from './peers/driver.js';
+import { bayeuxDriver } from './peers/bayeux.js';
+import { socketIoDriver } from './peers/engine-io.js';
+import { FAYE, SOCKETIO } from './peers/targets.js';
 
 const args = process.argv.slice(2);
 const store = option('store', 'memory') as 'memory' | 'redis';
@@ -48,6 +60,10 @@ const config = option('config', '');
  * poll lives as much allocation as there (what decides whether the GC copies and promotes it).
  */
 const CLIENTS = Number(option('clients', '1000'));
+/** A peer of the comparison counted in pollgate's place (see above). */
+const peer = option('peer', '');
+if (peer && peer !== 'socketio' && peer !== 'faye') throw new Error(`--peer must be socketio or faye, not "${peer}"`);
+const PEER: { script: string; driver: PeerDriver } | undefined = peer === 'socketio' ? { script: SOCKETIO, driver: socketIoDriver } : peer === 'faye' ? { script: FAYE, driver: bayeuxDriver } : undefined;
 
 const outDir = mkdtempSync(join(tmpdir(), 'pollgate-callgrind-'));
 const callgrind = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${join(outDir, 'cg.%p')}`];
@@ -152,8 +168,9 @@ async function floor(): Promise<Count> {
 
 async function withGatewayUnderValgrind<T>(redis: RedisServer | undefined, fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
   const gw = await GatewayProcess.start({
-    redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000, extraEnv: { ...VGDB_ENV, ...(config ? { POLLGATE_CONFIG: config } : {}) }, nodeFlags,
-    script: longPollFloor ? LONG_POLL_FLOOR : undefined,
+    redisUrl: redis?.url ?? '', logLevel: 'warn', logFile: join(outDir, 'gateway.log'), wrapper: callgrind, startTimeoutMs: 300_000,
+    extraEnv: { ...VGDB_ENV, ...(config ? { POLLGATE_CONFIG: config } : {}), ...(PEER ? { PEER_PING_INTERVAL_MS: '600000', PEER_PING_TIMEOUT_MS: '600000' } : {}) }, nodeFlags,
+    script: longPollFloor ? LONG_POLL_FLOOR : PEER?.script,
     onSpawn: (child) => underValgrind.add(child),
   });
   try {
@@ -169,7 +186,10 @@ async function sendOnly(gw: GatewayProcess): Promise<Count> {
   let round = 0;
   const total = await window(gw.pid, async (count) => {
     const r = round++;
-    for (let k = 0; k < count; k++) await send(p, `i:send:${r}:${k % 100}`, { n: k, t: 0 });
+    for (let k = 0; k < count; k++) {
+      if (PEER) await PEER.driver.publish(p, `i-send-${r}-${k % 100}`, { n: k, t: 0 });
+      else await send(p, `i:send:${r}:${k % 100}`, { n: k, t: 0 });
+    }
   });
   await p.destroy();
   return total;
@@ -204,6 +224,43 @@ async function delivery(gw: GatewayProcess): Promise<Count> {
   stop.abort();
   await Promise.allSettled(loops);
   await Promise.all([pub.destroy(), conns.destroy()]);
+  return total;
+}
+
+/** delivery() for a peer: its clients subscribe through its driver, one connection each. */
+async function peerDelivery(gw: GatewayProcess, driver: PeerDriver): Promise<Count> {
+  const pub = pool(gw.url, 1);
+  const streams = Array.from({ length: CLIENTS }, (_, i) => `i-deliver-${i}`);
+  const arrivals = streams.map(() => new Arrivals());
+  const stop = sharedAbort();
+  const conns = streams.map(() => connection(gw.url));
+  const subs: Subscription[] = [];
+  const problem = (what: string) => {
+    if (stop.signal.aborted) return;
+    // The window would wait for this client for ever: fail the run instead.
+    console.error(what);
+    process.exit(1);
+  };
+  for (let i = 0; i < CLIENTS; i += 50) {
+    for (let k = i; k < Math.min(CLIENTS, i + 50); k++) {
+      subs.push(driver.subscribe(conns[k]!, streams[k]!, { onData: (items) => items.forEach(() => arrivals[k]!.arrived()), onProblem: problem }, stop.signal));
+    }
+    await Promise.all(subs.slice(i).map((s) => s.ready));
+  }
+  const allParked = (s: Stats) => s.parkedPolls === CLIENTS;
+  await gw.waitFor('clients to park', allParked, 120_000);
+  const total = await window(gw.pid, async (count) => {
+    for (let k = 0; k < count; k++) {
+      const i = k % CLIENTS;
+      const got = arrivals[i]!.next();
+      await driver.publish(pub, streams[i]!, { n: k, t: 0 });
+      await got;
+    }
+    await gw.waitFor('clients to park again', allParked, 120_000);
+  });
+  stop.abort();
+  await Promise.allSettled(subs.map((s) => s.done));
+  await Promise.all([pub.destroy(), ...conns.map((c) => c.destroy())]);
   return total;
 }
 
@@ -267,19 +324,19 @@ async function main(): Promise<void> {
   };
   if (only.includes('floor')) show('floor: bare node:http request', await floor());
   if (only.includes('send') || only.includes('delivery')) {
-    const redis = store === 'redis' ? await startRedisServer() : undefined;
+    const redis = store === 'redis' && !PEER ? await startRedisServer() : undefined;
     try {
       await withGatewayUnderValgrind(redis, async (gw) => {
-        const who = longPollFloor ? 'long-poll floor' : store;
+        const who = longPollFloor ? 'long-poll floor' : PEER ? peer : store;
         if (only.includes('send')) show(`${who}: per /send`, await sendOnly(gw));
-        if (only.includes('delivery')) show(`${who}: per delivery (send + answer + re-park)`, await delivery(gw));
+        if (only.includes('delivery')) show(`${who}: per delivery (send + answer + re-park)`, await (PEER ? peerDelivery(gw, PEER.driver) : delivery(gw)));
       });
     } finally {
       await redis?.stop();
     }
   }
   if (timedOut) console.log(`(${timedOut} polls timed out and were repeated: the count holds those requests too)`);
-  console.log(JSON.stringify({ store, n, warmup, clients: CLIENTS, nodeFlags, timedOut, results }));
+  console.log(JSON.stringify({ store, peer: peer || undefined, n, warmup, clients: CLIENTS, nodeFlags, timedOut, results }));
 }
 
 main()

@@ -31,8 +31,8 @@ export const TARGET_LABELS: Record<TargetName, string> = {
   faye: 'Faye',
 };
 
-const SOCKETIO = fileURLToPath(new URL('./socketio-server.js', import.meta.url));
-const FAYE = fileURLToPath(new URL('./faye-server.js', import.meta.url));
+export const SOCKETIO = fileURLToPath(new URL('./socketio-server.js', import.meta.url));
+export const FAYE = fileURLToPath(new URL('./faye-server.js', import.meta.url));
 
 /** A running target: its process (GET /stats as pollgate's), its protocol, and the Redis it uses. */
 export interface PeerTarget {
