@@ -4,6 +4,7 @@
  * close codes) starts from it. `expose` marks messages written for clients; anything else is a
  * generic 500 `internal`.
  */
+import { STATUS_CODES } from 'node:http';
 export class GatewayError extends Error {
   readonly code: string = 'internal';
   readonly status: number = 500;
@@ -179,11 +180,22 @@ export function toWire(err: unknown): WireError {
     };
   }
   if (isClientHttpError(err)) {
-    // Raised by Koa or Node for a malformed request (a bad URL encoding): the request's fault.
-    return { status: err.status, code: 'bad_request', message: 'malformed request', closeCode: closeCodeOf('bad_request', err.status), unexpected: false };
+    // Raised by Koa or Node (a bad URL encoding, say): the request's fault. Its status keeps the
+    // code our own error of that status has; its text is not ours and is not shown.
+    const code = CODE_OF_CLIENT_STATUS.get(err.status) ?? 'bad_request';
+    const message = err.status === 400 ? 'malformed request' : (STATUS_CODES[err.status] ?? 'client error').toLowerCase();
+    return { status: err.status, code, message, closeCode: closeCodeOf(code, err.status), unexpected: false };
   }
   return { status: 500, code: 'internal', message: 'internal error', closeCode: 1011, unexpected: true };
 }
+
+/** The code each client-error status has among our own errors: what a foreign 4xx of that status is called. */
+const CODE_OF_CLIENT_STATUS = new Map<number, string>(
+  [
+    new BadRequestError(''), new UnauthorizedError(''), new ForbiddenError(''), new NotFoundError(''), new MethodNotAllowedError('', []),
+    new RequestTimeoutError(''), new PayloadTooLargeError(''), new UnsupportedMediaTypeError(''), new RateLimitedError('', 0),
+  ].map((e) => [e.status, e.code]),
+);
 
 function isClientHttpError(err: unknown): err is { status: number } {
   const status = (err as { status?: unknown })?.status;

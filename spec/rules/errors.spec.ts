@@ -83,8 +83,12 @@ describe('toWire', function () {
     }
   });
 
-  it('turns Koa\'s own client errors (ctx.throw, http-errors) into 400 bad_request with a generic message; its server errors into internal', function () {
+  it('turns Koa\'s own client errors (ctx.throw, http-errors) into their status with our code for it and a generic message; its server errors into internal', function () {
     expect(toWire(koaThrown(400, 'hunter2 in the URL'))).to.deep.equal({ status: 400, code: 'bad_request', message: 'malformed request', closeCode: 4400, unexpected: false });
+    expect(toWire(koaThrown(404, 'hunter2'))).to.deep.equal({ status: 404, code: 'not_found', message: 'not found', closeCode: 4404, unexpected: false });
+    expect(toWire(koaThrown(413, 'hunter2'))).to.deep.equal({ status: 413, code: 'payload_too_large', message: 'payload too large', closeCode: 4413, unexpected: false });
+    // A client-error status none of ours has: still the request's fault, and still a code clients know.
+    expect(toWire(koaThrown(418, 'hunter2'))).to.deep.equal({ status: 418, code: 'bad_request', message: "i'm a teapot", closeCode: 4418, unexpected: false });
     expect(toWire(koaThrown(500, 'hunter2'))).to.deep.equal(INTERNAL);
   });
 });
