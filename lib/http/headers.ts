@@ -68,14 +68,15 @@ export const WRITTEN_HEAD = 'HTTP/1.1 (head written)\r\n\r\n';
  * where it reads it only as "headers sent" (headersSent, and the checks that throw
  * ERR_HTTP_HEADERS_SENT). A parked poll's response is old by the time it is answered, and what an
  * old object points to survives every scavenge until the next full collection: each answered
- * poll's head (about 400 bytes) was copied twice and then promoted. A short constant in its place
- * keeps every check as it was (docs/PERFORMANCE.md, "A written head, let go").
+ * poll's head (about 400 bytes) was copied twice and then promoted. An event stream held its head
+ * for the whole life of the connection. A short constant in its place keeps every check as it
+ * was (docs/PERFORMANCE.md, "A written head, let go").
  */
 export function releaseWrittenHead(res: ServerResponse): void {
-  const written = res as ServerResponse & { _header?: unknown };
-  // Only once the answer is ended (its head is with the socket's write or Node's queue by then),
-  // and only while Node keeps the head as a string: any other shape is left alone.
-  if (res.writableEnded && typeof written._header === 'string') written._header = WRITTEN_HEAD;
+  const written = res as ServerResponse & { _header?: unknown; _headerSent?: unknown };
+  // Only once Node has handed the head to the socket (`_headerSent`: with the first body bytes, or
+  // at the end), and only while it keeps the head as a string: any other shape is left alone.
+  if (written._headerSent === true && typeof written._header === 'string') written._header = WRITTEN_HEAD;
 }
 
 /**

@@ -11,6 +11,7 @@ import type { ServerResponse } from 'node:http';
 import type { CursorCodec, Position } from '../cursor.js';
 import type { Batch } from '../delivery.js';
 import { errorBody, ForbiddenError, toWire, UnauthorizedError } from '../errors.js';
+import { releaseWrittenHead } from '../http/headers.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Session, Sessions } from '../sessions.js';
@@ -92,6 +93,8 @@ class SseStream implements FeedSink {
       'X-Accel-Buffering': 'no',
     });
     this.res.write(`retry: ${o.retryMs}\n\n`);
+    // The head went out with that write: the connection need not hold its text for its whole life.
+    releaseWrittenHead(this.res);
     this.res.once('close', this.onClose);
     const expiresIn = this.expiresAtMs - Date.now();
     this.lifetime = expiresIn < o.maxLifetimeMs ? setTimeout(() => this.end('expired'), Math.max(0, expiresIn)) : setTimeout(() => this.end('lifetime'), o.maxLifetimeMs);

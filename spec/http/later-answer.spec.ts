@@ -40,12 +40,14 @@ describe('a parked poll\'s later answer (lib/http/answer-later.ts)', function ()
   let server: Server;
   let url: string;
   let lastPoll: Context | undefined;
+  let lastSse: Context | undefined;
 
   before(async function () {
     gateway = await createGateway({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, cors: { origins: [ORIGIN] }, jsonp: { enabled: true }, log: { level: 'silent' } });
     const app = new Koa();
     app.use((ctx, next) => {
       if (ctx.path === '/poll') lastPoll = ctx;
+      if (ctx.path === '/sse') lastSse = ctx;
       // A host's own headers, set before the gateway sees the request.
       if (ctx.get('x-host-headers')) {
         ctx.set('x-host', 'kept');
@@ -100,6 +102,27 @@ describe('a parked poll\'s later answer (lib/http/answer-later.ts)', function ()
     expect(written.headersSent).to.equal(true);
     expect(() => written.setHeader('x-late', '1')).to.throw(/Cannot set headers after they are sent/);
     expect(() => written.writeHead(500)).to.throw(/Cannot (write|render) headers after they are sent/);
+  });
+
+  it("lets an event stream's head go once it went out with the first bytes: the connection does not hold it", async function () {
+    const stream = uniqueStream('later');
+    const ac = new AbortController();
+    const res = await fetch(`${url}/sse?streams=${stream}`, { headers: { authorization: AUTH }, signal: ac.signal });
+    try {
+      expect(res.headers.get('content-type')).to.equal('text/event-stream; charset=utf-8');
+      const reader = res.body!.getReader();
+      let text = '';
+      while (!text.includes('event: ready')) text += new TextDecoder().decode((await reader.read()).value);
+      const written = lastSse!.res as ServerResponse & { _header?: unknown };
+      expect(written._header).to.equal(WRITTEN_HEAD);
+      expect(written.headersSent).to.equal(true);
+      expect(() => written.setHeader('x-late', '1')).to.throw(/Cannot set headers after they are sent/);
+      // Still an event stream: a message sent now arrives.
+      expect((await send(stream, 'after')).status).to.equal(200);
+      while (!text.includes('"after"')) text += new TextDecoder().decode((await reader.read()).value);
+    } finally {
+      ac.abort();
+    }
   });
 
   it('keeps the headers a host app set before the poll parked, and adds Origin to its Vary', async function () {
