@@ -215,6 +215,8 @@ const schema = z.strictObject({
   hooks: z.strictObject({
     /** The standalone server's authorize hook: the gateway POSTs each read/write decision for client tokens here (default empty: none). */
     url: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''),
+    /** Signs every HTTP hook request (header x-pollgate-signature) so the application can check it came from the gateway (default empty: unsigned, with a warning at start; at least 16 characters). */
+    secret: z.union([z.literal(''), z.string().min(16)]).default(''),
     /** A hook answer not received within this is no decision (default 1000 ms). */
     timeoutMs: z.number().int().min(10).max(60_000).default(1000),
     /** On a timeout or a failed hook: false (default) refuses with 503 hook_unavailable (fail closed); true allows, uncached. */
@@ -330,7 +332,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
     log: { level: env.LOG_LEVEL || undefined },
     presence: { streams: env.POLLGATE_PRESENCE_STREAMS ? list(env.POLLGATE_PRESENCE_STREAMS) : undefined },
     metrics: { port: num('POLLGATE_METRICS_PORT') },
-    hooks: { url: env.POLLGATE_HOOKS_URL || undefined },
+    hooks: { url: env.POLLGATE_HOOKS_URL || undefined, secret: env.POLLGATE_HOOKS_SECRET || undefined },
   };
 }
 

@@ -4,9 +4,10 @@
  * subscribe, history, presence), Messages for writes (/send, WebSocket send); a refusal is the
  * usual ForbiddenError. Two sources, never both: an embedder's async callbacks (createGateway
  * options, lib/index.ts) or, for the standalone server, an HTTP hook (config `hooks.url`) that
- * the gateway POSTs JSON to. Allow decisions are cached for `hooks.allowCacheSeconds`; refusals
+ * the gateway POSTs JSON to, signed with `hooks.secret`. Allow decisions are cached for `hooks.allowCacheSeconds`; refusals
  * never are. API keys are trusted backends: hooks are not asked about them.
  */
+import { createHmac } from 'node:crypto';
 import type { Principal } from './auth.js';
 import { ForbiddenError, HookUnavailableError } from './errors.js';
 import type { Logger } from './log.js';
@@ -56,6 +57,8 @@ export interface GatewayHooks {
 export interface HttpHookConfig {
   /** Empty: no HTTP hook. */
   url: string;
+  /** Signs each request (HOOK_SIGNATURE_HEADER) so the application can tell it from anyone else's; empty: unsigned. */
+  secret: string;
   timeoutMs: number;
   /** true: a hook that times out or fails allows (not cached); false (default): 503 hook_unavailable. */
   failOpen: boolean;
@@ -64,14 +67,24 @@ export interface HttpHookConfig {
 
 const ALLOW_CACHE_MAX = 50_000;
 
+/** The header that signs an HTTP hook request (hooks.secret): `t=<unix seconds>,v1=<hex HMAC-SHA256>`. */
+export const HOOK_SIGNATURE_HEADER = 'x-pollgate-signature';
+
+/**
+ * The signature of a hook request's body at `unixSeconds`: HMAC-SHA256 under hooks.secret of
+ * `<unixSeconds>.<body>`, in hex. The time is signed with the body so that the application can
+ * refuse an old request replayed at it (docs/SECURITY.md, "Operator endpoints, hooks").
+ */
+export function hookSignature(secret: string, unixSeconds: number, body: string): string {
+  return `t=${unixSeconds},v1=${createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex')}`;
+}
+
 /** The HTTP hook's decision: POST {type:"authorize",...}; a 200 with {"allow":true} allows, any other answer refuses. */
 async function askHttpHook(config: HttpHookConfig, request: AuthorizeRequest): Promise<boolean> {
-  const res = await fetch(config.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'authorize', ...request }),
-    signal: AbortSignal.timeout(config.timeoutMs),
-  });
+  const body = JSON.stringify({ type: 'authorize', ...request });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (config.secret) headers[HOOK_SIGNATURE_HEADER] = hookSignature(config.secret, Math.floor(Date.now() / 1000), body);
+  const res = await fetch(config.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(config.timeoutMs) });
   if (res.status !== 200) {
     await res.body?.cancel();
     return false;
@@ -92,6 +105,9 @@ export class Hooks {
   constructor(private readonly callbacks: GatewayHooks, private readonly http: HttpHookConfig, private readonly log: Logger) {
     if (callbacks.authorize) this.decide = callbacks.authorize.bind(callbacks);
     else if (http.url) this.decide = (request) => this.askHttp(request);
+    if (http.url && !callbacks.authorize && !http.secret) {
+      log.warn({ url: http.url }, 'the HTTP hook\'s requests are unsigned: the application cannot tell them from anyone else\'s; set hooks.secret (POLLGATE_HOOKS_SECRET) and check x-pollgate-signature');
+    }
   }
 
   /** Whether anyone is asked at all: without a hook, authorisation stays the token's patterns. */

@@ -222,7 +222,7 @@ describe('loadConfig: issue 21 keys', function () {
     expect(c.presence).to.deep.equal({ streams: [], joinLeave: [], pollGraceSeconds: 5, heartbeatSeconds: 5, ttlSeconds: 15 });
     expect(c.metrics.port).to.equal(undefined);
     expect(c.metrics.host).to.equal('127.0.0.1');
-    expect(c.hooks).to.deep.equal({ url: '', timeoutMs: 1000, failOpen: false, allowCacheSeconds: 5 });
+    expect(c.hooks).to.deep.equal({ url: '', secret: '', timeoutMs: 1000, failOpen: false, allowCacheSeconds: 5 });
     expect(c.disconnect).to.deep.equal({ revokeSeconds: 86_400, recheckMs: 2000 });
   });
 

@@ -5,12 +5,14 @@
  * same way, fails closed with 503 hook_unavailable on a timeout (or open with failOpen), and its
  * allows are cached for hooks.allowCacheSeconds.
  */
+import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import Koa from 'koa';
 import { createGateway, type Gateway } from '../lib/index.js';
-import type { AuthorizeRequest, ConnectionEvent, PublishedMessage } from '../lib/hooks.js';
+import { HOOK_SIGNATURE_HEADER, hookSignature, type AuthorizeRequest, type ConnectionEvent, type PublishedMessage } from '../lib/hooks.js';
+import { loadConfig } from '../lib/config.js';
 import { startGateway, TEST_API_KEY, TEST_SECRET, type TestGateway } from './support/gateway.js';
 import { SseClient, WsClient, until } from './support/clients.js';
 import { expectFetchError } from './support/http.js';
@@ -132,6 +134,8 @@ describe('server hooks', () => {
     let hook: Server;
     let hookUrl: string;
     const bodies: any[] = [];
+    /** The signature header of each request, beside its body text. */
+    const signed: { header: string | undefined; body: string }[] = [];
     /** What the hook does with the next requests. */
     let behave: 'allow' | 'deny' | 'hang' | 'error' = 'allow';
     const hanging: Array<() => void> = [];
@@ -142,6 +146,7 @@ describe('server hooks', () => {
         req.on('data', (c) => (body += c));
         req.on('end', () => {
           bodies.push(JSON.parse(body));
+          signed.push({ header: req.headers[HOOK_SIGNATURE_HEADER] as string | undefined, body });
           if (behave === 'hang') return hanging.push(() => res.end());
           if (behave === 'error') return res.writeHead(500).end();
           res.writeHead(200, json).end(JSON.stringify({ allow: behave === 'allow' }));
@@ -174,6 +179,39 @@ describe('server hooks', () => {
       } finally {
         await gw.shutdown();
       }
+    });
+
+    it('signs each request with hooks.secret: HMAC-SHA256 of "<unix seconds>.<body>", which the application can check', async () => {
+      const secret = 'hook-secret-0123456789abcdef';
+      const gw = await gatewayWith({ allowCacheSeconds: 0, secret });
+      const unsigned = await gatewayWith({ allowCacheSeconds: 0 });
+      try {
+        const token = await gw.token({ sub: 'sig', streams: ['*'] });
+        behave = 'allow';
+        signed.length = 0;
+        const before = Math.floor(Date.now() / 1000);
+        expect((await fetch(`${gw.url}/poll?streams=s:1&timeout=0`, { headers: { Authorization: `Bearer ${token}` } })).status).to.equal(200);
+        const [{ header, body }] = signed.splice(0);
+        const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header ?? '');
+        expect(m, header).to.not.equal(null);
+        const t = Number(m![1]);
+        expect(t).to.be.within(before, Math.floor(Date.now() / 1000));
+        // What the application computes from the body it received and its copy of the secret.
+        expect(m![2]).to.equal(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'));
+        expect(JSON.parse(body)).to.deep.equal({ type: 'authorize', subject: 'sig', stream: 's:1', action: 'read', transport: 'poll' });
+        // The body altered, or signed under another secret, does not check.
+        expect(hookSignature(secret, t, body.replace('s:1', 's:2'))).to.not.equal(header);
+        expect(hookSignature('another-secret-0123456789', t, body)).to.not.equal(header);
+        const token2 = await unsigned.token({ sub: 'sig', streams: ['*'] });
+        expect((await fetch(`${unsigned.url}/poll?streams=s:1&timeout=0`, { headers: { Authorization: `Bearer ${token2}` } })).status).to.equal(200);
+        expect(signed.splice(0).map((r) => r.header)).to.deep.equal([undefined]);
+      } finally {
+        await Promise.all([gw.shutdown(), unsigned.shutdown()]);
+      }
+    });
+
+    it('refuses a hooks.secret shorter than 16 characters', async () => {
+      expect(() => loadConfig({ env: {}, files: false, overrides: { hooks: { url: hookUrl, secret: 'short' } } })).to.throw(/hooks.secret/);
     });
 
     it('fails closed with 503 hook_unavailable and Retry-After after hooks.timeoutMs, or open with failOpen', async () => {
