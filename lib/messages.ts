@@ -107,7 +107,9 @@ export class Messages {
     const limited = this.deps.rateLimits.checkSend(principal, appends);
     if (limited) await limited;
     const started = Date.now();
-    const results = await appendAll(this.deps.store, outgoing, senderOf(principal), started);
+    // The memory store appends without a promise (Store.append): an `await` would cost one.
+    const appending = appendAll(this.deps.store, outgoing, senderOf(principal), started);
+    const results = appending instanceof Promise ? await appending : appending;
     metrics?.sent(transport, appends, Date.now() - started);
     hooks?.published(() => publishedMessages(principal, outgoing, results, transport));
     return results;
@@ -133,11 +135,19 @@ function senderOf(principal: Principal): string {
   return principal.kind === 'server' ? SERVER_SENDER : principal.subject;
 }
 
-/** One atomic append per stream, in request order; the results come back in request order. */
-async function appendAll(store: Store, outgoing: readonly Outgoing[], sender: string, ts: number): Promise<AppendResult[]> {
+/**
+ * One atomic append per stream, in request order; the results come back in request order. Most
+ * sends carry one message to one stream: that one is the store's own answer (at once from the
+ * memory store), with no grouping to do.
+ */
+function appendAll(store: Store, outgoing: readonly Outgoing[], sender: string, ts: number): AppendResult[] | Promise<AppendResult[]> {
   const only = outgoing.length === 1 && outgoing[0]!.streams.length === 1 ? outgoing[0]! : undefined;
-  // Most sends carry one message to one stream: no grouping to do.
   if (only) return store.append(only.streams[0]!, [{ id: only.id, sender, tail: messageTail(only.id, ts, only.dataJson), idMadeHere: only.idMadeHere }]);
+  return appendGrouped(store, outgoing, sender, ts);
+}
+
+/** appendAll for a batch or a fan-out: one append per stream, all at once. */
+async function appendGrouped(store: Store, outgoing: readonly Outgoing[], sender: string, ts: number): Promise<AppendResult[]> {
   const perStream = new Map<string, { messages: NewMessage[]; slots: number[] }>();
   const results: AppendResult[] = [];
   for (const m of outgoing) {

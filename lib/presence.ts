@@ -117,7 +117,13 @@ export class Presence implements SessionListener {
       const id = nanoid();
       return { id, sender: SERVER_SENDER, tail: messageTail(id, ts, JSON.stringify({ type: c.type, stream, sub: c.sub })), idMadeHere: true };
     });
-    this.store.append(presenceStream(stream), messages).catch((err: Error) => this.log.warn({ err: err.message, stream }, 'presence event not stored'));
+    const notStored = (err: Error) => this.log.warn({ err: err.message, stream }, 'presence event not stored');
+    try {
+      const stored = this.store.append(presenceStream(stream), messages);
+      if (stored instanceof Promise) stored.catch(notStored);
+    } catch (err) {
+      notStored(err as Error);
+    }
   }
 }
 

@@ -13,6 +13,7 @@ import { createLogger } from '../lib/log.js';
 import { MemoryStore } from '../lib/store/memory-store.js';
 import { messageTail } from '../lib/store/store.js';
 import { Subscriptions } from '../lib/subscriptions.js';
+import { Messages } from '../lib/messages.js';
 
 const SECRET = 'positions-secret-0123456789abcdefghijkl';
 
@@ -84,5 +85,35 @@ describe('RateLimits.checkPoll and checkSend', function () {
       return;
     }
     throw new Error('the second send in a second was let through');
+  });
+});
+
+describe('a send stored by the memory store', function () {
+  const log = createLogger('silent');
+
+  it('is appended without a promise, and publish awaits none for it', async function () {
+    const store = new MemoryStore(() => ({ maxLength: 10, ttlSeconds: 60, metaTtlSeconds: 60 }));
+    try {
+      expect(store.append('a', [{ id: 'm1', sender: 's', tail: messageTail('m1', 1, '1') }])).to.deep.equal([{ stream: 'a', seq: 1, id: 'm1', duplicate: false }]);
+      const messages = new Messages({
+        store,
+        limits: { dataBytes: 1024, batchSize: 10, streamsPerSend: 10 },
+        rateLimits: new RateLimits({ sendPerSecond: 0, apiKeySendPerSecond: 0, pollsPerIpPerSecond: 0 }, log),
+      });
+      const server = { kind: 'server', subject: 'apikey:0', canWrite: () => true } as unknown as Principal;
+      // Turns of the microtask queue until publish's promise settles: its own, and one for each
+      // promise awaited on the way (the store's, appendAll's) when the append was async.
+      let settled = false;
+      const published = messages.publish(server, [messages.parse({ stream: 'a', data: 2 }, 'message')]).then((r) => ((settled = true), r));
+      let turns = 0;
+      while (!settled) {
+        await undefined;
+        turns++;
+      }
+      expect((await published)[0]!.seq).to.equal(2);
+      expect(turns).to.equal(1);
+    } finally {
+      await store.close();
+    }
   });
 });

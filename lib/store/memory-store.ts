@@ -48,7 +48,7 @@ export class MemoryStore implements Store {
     this.sweeper.unref();
   }
 
-  async append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]> {
+  append(stream: string, messages: readonly NewMessage[]): AppendResult[] {
     const rule = this.retention(stream);
     let log = this.live(stream);
     if (!log) {

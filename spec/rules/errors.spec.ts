@@ -12,6 +12,7 @@ import {
   UnauthorizedError, type WireError,
 } from '../../lib/errors.js';
 import { MemoryStore } from '../../lib/store/memory-store.js';
+import type { Store } from '../../lib/store/store.js';
 import { handshake, WsClient } from '../support/clients.js';
 import { startGateway, testConfig, type TestGateway } from '../support/gateway.js';
 import { errorClasses, everyGatewayError } from './error-classes.js';
@@ -160,7 +161,7 @@ describe('one error through every renderer', function () {
     beforeEach(async () => {
       const config = testConfig();
       const store = new MemoryStore((stream) => retentionFor(config, stream));
-      store.append = async () => {
+      (store as Store).append = async () => {
         throw new Error('redis://:hunter2@db refused');
       };
       gw = closers.add(await startGateway({}, { store }), (g) => g.shutdown());

@@ -25,7 +25,7 @@ export class HookedStore implements Store {
   get kind() {
     return this.inner.kind;
   }
-  append(stream: string, messages: readonly NewMessage[]): Promise<AppendResult[]> {
+  append(stream: string, messages: readonly NewMessage[]): AppendResult[] | Promise<AppendResult[]> {
     return this.inner.append(stream, messages);
   }
   async read(stream: string, after: number, limit: number, maxBytes?: number): Promise<StreamRead> {
