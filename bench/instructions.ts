@@ -63,6 +63,7 @@ const CLIENTS = Number(option('clients', '1000'));
 /** A peer of the comparison counted in pollgate's place (see above). */
 const peer = option('peer', '');
 if (peer && peer !== 'socketio' && peer !== 'faye') throw new Error(`--peer must be socketio or faye, not "${peer}"`);
+if (peer && (longPollFloor || store !== 'memory')) throw new Error('--peer counts a peer on its own terms: not with --long-poll-floor or --store=redis');
 const PEER: { script: string; driver: PeerDriver } | undefined = peer === 'socketio' ? { script: SOCKETIO, driver: socketIoDriver } : peer === 'faye' ? { script: FAYE, driver: bayeuxDriver } : undefined;
 
 const outDir = mkdtempSync(join(tmpdir(), 'pollgate-callgrind-'));

@@ -176,7 +176,7 @@ const schema = z.strictObject({
     /** Outgoing bytes buffered for a client that does not read; above this it is closed with 4008 (default 1 MiB). */
     maxBufferedBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
     /** Streams one connection may subscribe to (default 128). */
-    maxSubscriptions: z.number().int().min(1).max(10_000).default(128),
+    maxSubscriptions: z.number().int().min(1).max(MAX_CURSOR_STREAMS).default(128),
     /** Messages per messages frame and per store read (default 100). */
     batchLimit: z.number().int().min(1).max(10_000).default(100),
     /** A closing handshake the client does not finish in this time ends with the socket destroyed (default 5 s). */

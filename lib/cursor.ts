@@ -23,7 +23,7 @@ const VERSION = 1;
 const HASH_BYTES = 4;
 const EPOCH_BYTES = 6;
 const TAG_BYTES = 8;
-/** The most streams one cursor may hold: poll.maxStreams may be at most this. */
+/** The most streams one cursor may hold: poll.maxStreams and ws.maxSubscriptions may be at most this. */
 export const MAX_CURSOR_STREAMS = 1000;
 /**
  * The longest cursor this codec can issue (MAX_CURSOR_STREAMS entries with 8-byte varints), so

@@ -83,10 +83,15 @@ export class SameLengthDeadlines {
   private expire(): void {
     this.timer = undefined;
     const now = this.now();
-    for (let d = this.oldest; d; d = this.oldest) {
-      if (d.expiresAt > now) return this.arm(Math.max(1, Math.ceil(d.expiresAt - now)));
-      this.unlink(d);
-      d.onExpiry();
+    try {
+      for (let d = this.oldest; d && d.expiresAt <= now; d = this.oldest) {
+        this.unlink(d);
+        d.onExpiry();
+      }
+    } finally {
+      // Also when an onExpiry threw, and unless one started a deadline (which armed the timer).
+      const oldest = this.oldest;
+      if (oldest && !this.timer) this.arm(Math.max(1, Math.ceil(oldest.expiresAt - this.now())));
     }
   }
 

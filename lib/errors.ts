@@ -189,12 +189,14 @@ export function toWire(err: unknown): WireError {
   return { status: 500, code: 'internal', message: 'internal error', closeCode: 1011, unexpected: true };
 }
 
-/** The code each client-error status has among our own errors: what a foreign 4xx of that status is called. */
+/**
+ * The code each client-error status has among our own errors: what a foreign 4xx of that status
+ * is called. Not 405 and 429: ours carry Allow and Retry-After, which a foreign one cannot give,
+ * and a 429 would count as the gateway's own rate limiting in the metrics.
+ */
 const CODE_OF_CLIENT_STATUS = new Map<number, string>(
-  [
-    new BadRequestError(''), new UnauthorizedError(''), new ForbiddenError(''), new NotFoundError(''), new MethodNotAllowedError('', []),
-    new RequestTimeoutError(''), new PayloadTooLargeError(''), new UnsupportedMediaTypeError(''), new RateLimitedError('', 0),
-  ].map((e) => [e.status, e.code]),
+  [new BadRequestError(''), new UnauthorizedError(''), new ForbiddenError(''), new NotFoundError(''), new RequestTimeoutError(''), new PayloadTooLargeError(''), new UnsupportedMediaTypeError('')]
+    .map((e) => [e.status, e.code]),
 );
 
 function isClientHttpError(err: unknown): err is { status: number } {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { ConfigError, loadConfig, retentionFor, type ConfigInput } from '../lib/config.js';
+import { MAX_CURSOR_STREAMS } from '../lib/cursor.js';
 
 const SECRET = 'config-secret-0123456789abcdefghijklmn';
 const KEY = 'config-api-key-0123456789';
@@ -162,6 +163,12 @@ describe('loadConfig', function () {
     it('names every bad key at once', function () {
       const message = refusal(() => load({}, { port: -1, poll: { maxLimit: 0 } }));
       expect(message).to.include('port').and.to.include('poll.maxLimit');
+    });
+
+    it('refuses more streams per poll or WebSocket than one cursor holds (a cursor the gateway would issue and then refuse)', function () {
+      expect(refusal(() => load({}, { poll: { maxStreams: MAX_CURSOR_STREAMS + 1 } }))).to.include('poll.maxStreams');
+      expect(refusal(() => load({}, { ws: { maxSubscriptions: MAX_CURSOR_STREAMS + 1 } }))).to.include('ws.maxSubscriptions');
+      expect(load({}, { poll: { maxStreams: MAX_CURSOR_STREAMS }, ws: { maxSubscriptions: MAX_CURSOR_STREAMS } }).ws.maxSubscriptions).to.equal(MAX_CURSOR_STREAMS);
     });
 
     it('refuses a short secret or API key without repeating it', function () {

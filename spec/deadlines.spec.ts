@@ -4,6 +4,7 @@
  * they started, and no other; the timer re-arms past entries that are done and takes deadlines
  * again after the queue ran empty.
  */
+import { createHook } from 'node:async_hooks';
 import { expect } from 'chai';
 import { SameLengthDeadlines } from '../lib/deadlines.js';
 import { waitFor } from './support/wait.js';
@@ -88,5 +89,35 @@ describe('SameLengthDeadlines', function () {
     expect(deadlines.size).to.equal(1);
     await waitFor(() => deadlines.size === 0, 'b to expire');
     expect(deadlines.done(b)).to.equal(false);
+  });
+
+  it('keeps one timer when an expiry starts a deadline', async function () {
+    let now = 0;
+    // A length no other timer in this process has: the Timeouts made for it are the queue's.
+    const deadlines = new SameLengthDeadlines(7, () => now);
+    const expired: string[] = [];
+    let timers = 0;
+    const hook = createHook({
+      init(_id, type, _trigger, resource) {
+        if (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === 7) timers++;
+      },
+    }).enable();
+    try {
+      deadlines.start(() => {
+        expired.push('a');
+        // An expiry that starts another deadline (a retry, say) arms the timer itself.
+        deadlines.start(() => expired.push('c'));
+      });
+      deadlines.start(() => expired.push('b'));
+      now = 10;
+      await waitFor(() => expired.length === 2, 'a and b to expire');
+      now = 20;
+      await waitFor(() => expired.length === 3, 'c to expire');
+      expect(expired).to.deep.equal(['a', 'b', 'c']);
+      // The first start's, then the one the expiry's start() armed; re-arming over it left an orphan that fired for nothing.
+      expect(timers).to.equal(2);
+    } finally {
+      hook.disable();
+    }
   });
 });

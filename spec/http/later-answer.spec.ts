@@ -112,14 +112,21 @@ describe('a parked poll\'s later answer (lib/http/answer-later.ts)', function ()
       expect(res.headers.get('content-type')).to.equal('text/event-stream; charset=utf-8');
       const reader = res.body!.getReader();
       let text = '';
-      while (!text.includes('event: ready')) text += new TextDecoder().decode((await reader.read()).value);
+      const readUntil = async (what: string) => {
+        while (!text.includes(what)) {
+          const { done, value } = await reader.read();
+          if (done) throw new Error(`the event stream ended before ${what}: ${text}`);
+          text += new TextDecoder().decode(value);
+        }
+      };
+      await readUntil('event: ready');
       const written = lastSse!.res as ServerResponse & { _header?: unknown };
       expect(written._header).to.equal(WRITTEN_HEAD);
       expect(written.headersSent).to.equal(true);
       expect(() => written.setHeader('x-late', '1')).to.throw(/Cannot set headers after they are sent/);
       // Still an event stream: a message sent now arrives.
       expect((await send(stream, 'after')).status).to.equal(200);
-      while (!text.includes('"after"')) text += new TextDecoder().decode((await reader.read()).value);
+      await readUntil('"after"');
     } finally {
       ac.abort();
     }

@@ -90,6 +90,9 @@ describe('toWire', function () {
     expect(toWire(koaThrown(413, 'hunter2'))).to.deep.equal({ status: 413, code: 'payload_too_large', message: 'payload too large', closeCode: 4413, unexpected: false });
     // A client-error status none of ours has: still the request's fault, and still a code clients know.
     expect(toWire(koaThrown(418, 'hunter2'))).to.deep.equal({ status: 418, code: 'bad_request', message: "i'm a teapot", closeCode: 4418, unexpected: false });
+    // Ours of these statuses carry Allow and Retry-After, which a foreign one cannot.
+    expect(toWire(koaThrown(405, 'hunter2')).code).to.equal('bad_request');
+    expect(toWire(koaThrown(429, 'hunter2')).code).to.equal('bad_request');
     expect(toWire(koaThrown(500, 'hunter2'))).to.deep.equal(INTERNAL);
   });
 });
