@@ -1,7 +1,7 @@
 /**
  * The peer comparison (issue 19, item 1): pollgate on both stores beside Socket.IO polling,
  * Socket.IO + redis-adapter and Faye, each its own process on core 0, driven by the same load
- * generator on core 1. Memory and broadcast (after a smaller broadcast, not measured) on a fresh
+ * generator on core 1. Memory and broadcast (after one broadcast not measured) on a fresh
  * process per target, one target at a time; then every target running at once (the idle ones
  * cost nothing) and the CPU figures measured in rounds that alternate the targets (the order
  * rotates each round), the median of the rounds kept.
@@ -86,12 +86,12 @@ export async function runPeers(o: PeerRunOptions): Promise<PeersReport> {
       const target = await startTarget(name, o);
       try {
         targets[name].parked = await attempt(`${name} parked`, () => parked(ctxOf(target), sizes.parked));
-        // A smaller broadcast first, not measured, on its own stream: the load generator is one
-        // process for every target, and the first target's broadcast ran with its driver's answer
-        // path not yet compiled (pollgate memory, first, read 1,077 ms of load-generator CPU for
-        // the 5,000 answers that cost it 674 ms a minute later for pollgate Redis). The server's
-        // broadcast path is warmed alike, for every target.
-        await attempt(`${name} broadcast warm-up`, () => broadcast({ ...ctxOf(target), tag: `${ctxOf(target).tag}w` }, Math.ceil(sizes.broadcast / 5)));
+        // A broadcast of the same size first, not measured, on its own stream: a server's first
+        // broadcast to 5,000 polls is not its steady state. pollgate memory's first read 974 ms to
+        // t100 and 605 ms of server CPU, the next two 739 / 764 and 443 / 393 (three in a row on
+        // one process); a broadcast to a fifth as many before it did not make up the difference.
+        // The load generator, one process for every target, is warmed alike.
+        await attempt(`${name} broadcast warm-up`, () => broadcast({ ...ctxOf(target), tag: `${ctxOf(target).tag}w` }, sizes.broadcast));
         targets[name].broadcast = await attempt(`${name} broadcast`, () => broadcast(ctxOf(target), sizes.broadcast));
       } finally {
         await target.gw.stop();
