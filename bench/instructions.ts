@@ -211,21 +211,29 @@ async function delivery(gw: GatewayProcess): Promise<Count> {
     loops.push(...chunk);
     await Promise.all(arrivals.slice(i, i + 50).map((a) => a.next()));
   }
-  const allParked = (s: Stats) => s.parkedPolls === CLIENTS;
-  await gw.waitFor('clients to park', allParked, 120_000);
-  const total = await window(gw.pid, async (count) => {
-    for (let k = 0; k < count; k++) {
-      const i = k % CLIENTS;
-      const got = arrivals[i]!.next();
-      await send(pub, streams[i]!, { n: k, t: 0 });
-      await got;
-    }
-    await gw.waitFor('clients to park again', allParked, 120_000);
-  });
+  const total = await countDeliveries(gw, streams, arrivals, (stream, k) => send(pub, stream, { n: k, t: 0 }));
   stop.abort();
   await Promise.allSettled(loops);
   await Promise.all([pub.destroy(), conns.destroy()]);
   return total;
+}
+
+/**
+ * Once every client is parked, counts the delivery cycle: a publish to one client's stream at a
+ * time, taking turns, each awaited until that client has it; the window ends once all parked again.
+ */
+async function countDeliveries(gw: GatewayProcess, streams: readonly string[], arrivals: readonly Arrivals[], publish: (stream: string, k: number) => Promise<unknown>): Promise<Count> {
+  const allParked = (s: Stats) => s.parkedPolls === CLIENTS;
+  await gw.waitFor('clients to park', allParked, 120_000);
+  return window(gw.pid, async (count) => {
+    for (let k = 0; k < count; k++) {
+      const i = k % CLIENTS;
+      const got = arrivals[i]!.next();
+      await publish(streams[i]!, k);
+      await got;
+    }
+    await gw.waitFor('clients to park again', allParked, 120_000);
+  });
 }
 
 /** delivery() for a peer: its clients subscribe through its driver, one connection each. */
@@ -248,17 +256,7 @@ async function peerDelivery(gw: GatewayProcess, driver: PeerDriver): Promise<Cou
     }
     await Promise.all(subs.slice(i).map((s) => s.ready));
   }
-  const allParked = (s: Stats) => s.parkedPolls === CLIENTS;
-  await gw.waitFor('clients to park', allParked, 120_000);
-  const total = await window(gw.pid, async (count) => {
-    for (let k = 0; k < count; k++) {
-      const i = k % CLIENTS;
-      const got = arrivals[i]!.next();
-      await driver.publish(pub, streams[i]!, { n: k, t: 0 });
-      await got;
-    }
-    await gw.waitFor('clients to park again', allParked, 120_000);
-  });
+  const total = await countDeliveries(gw, streams, arrivals, (stream, k) => driver.publish(pub, stream, { n: k, t: 0 }));
   stop.abort();
   await Promise.allSettled(subs.map((s) => s.done));
   await Promise.all([pub.destroy(), ...conns.map((c) => c.destroy())]);

@@ -4,10 +4,10 @@
  * they started, and no other; the timer re-arms past entries that are done and takes deadlines
  * again after the queue ran empty.
  */
-import { createHook } from 'node:async_hooks';
 import { expect } from 'chai';
 import { SameLengthDeadlines } from '../lib/deadlines.js';
 import { waitFor } from './support/wait.js';
+import { countTimeouts } from './support/timeouts.js';
 
 describe('SameLengthDeadlines', function () {
   it('fails each command without a reply at its deadline, oldest first, and only those', async function () {
@@ -96,12 +96,7 @@ describe('SameLengthDeadlines', function () {
     // A length no other timer in this process has: the Timeouts made for it are the queue's.
     const deadlines = new SameLengthDeadlines(7, () => now);
     const expired: string[] = [];
-    let timers = 0;
-    const hook = createHook({
-      init(_id, type, _trigger, resource) {
-        if (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === 7) timers++;
-      },
-    }).enable();
+    const timers = countTimeouts(7);
     try {
       deadlines.start(() => {
         expired.push('a');
@@ -115,9 +110,9 @@ describe('SameLengthDeadlines', function () {
       await waitFor(() => expired.length === 3, 'c to expire');
       expect(expired).to.deep.equal(['a', 'b', 'c']);
       // The first start's, then the one the expiry's start() armed; re-arming over it left an orphan that fired for nothing.
-      expect(timers).to.equal(2);
+      expect(timers.made).to.equal(2);
     } finally {
-      hook.disable();
+      timers.stop();
     }
   });
 });

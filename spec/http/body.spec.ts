@@ -4,11 +4,11 @@
  * own 400s.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createHook } from 'node:async_hooks';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'chai';
 import type { Context } from 'koa';
 import { bodyLimits, readJsonBody } from '../../lib/http/body.js';
+import { countTimeouts } from '../support/timeouts.js';
 
 /** What the handler saw of one request. */
 interface Seen {
@@ -114,12 +114,7 @@ describe('request bodies', function () {
   it('reads bodies under one deadline timer, not a timer each (lib/deadlines.ts)', async function () {
     // A length no other timer in this process has: the Timeouts made for it are the body reads'.
     const limits = bodyLimits(1024, 4321);
-    let timers = 0;
-    const hook = createHook({
-      init(_id, type, _trigger, resource) {
-        if (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === 4321) timers++;
-      },
-    }).enable();
+    const timers = countTimeouts(4321);
     try {
       server.removeAllListeners('request');
       let read = 0;
@@ -138,9 +133,9 @@ describe('request bodies', function () {
       await done;
       expect(limits.deadlines.size).to.equal(0);
       // A Timeout each (20) without the queue; the queue's own timer, armed once, with it.
-      expect(timers).to.equal(1);
+      expect(timers.made).to.equal(1);
     } finally {
-      hook.disable();
+      timers.stop();
     }
   });
 });
