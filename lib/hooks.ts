@@ -4,8 +4,9 @@
  * subscribe, history, presence), Messages for writes (/send, WebSocket send); a refusal is the
  * usual ForbiddenError. Two sources, never both: an embedder's async callbacks (createGateway
  * options, lib/index.ts) or, for the standalone server, an HTTP hook (config `hooks.url`) that
- * the gateway POSTs JSON to, signed with `hooks.secret`. Allow decisions are cached for `hooks.allowCacheSeconds`; refusals
- * never are. API keys are trusted backends: hooks are not asked about them.
+ * the gateway POSTs JSON to, signed with `hooks.secret`. Allow decisions are cached for
+ * `hooks.allowCacheSeconds`; refusals never are. API keys are trusted backends: hooks are not
+ * asked about them.
  */
 import { createHmac } from 'node:crypto';
 import type { Principal } from './auth.js';

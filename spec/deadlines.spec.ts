@@ -103,11 +103,14 @@ describe('SameLengthDeadlines', function () {
         // An expiry that starts another deadline (a retry, say) arms the timer itself.
         deadlines.start(() => expired.push('c'));
       });
-      deadlines.start(() => expired.push('b'));
+      deadlines.start(() => {
+        expired.push('b');
+        // Past c's deadline (17) before its timer fires, whenever that is: it finds c due, and
+        // nothing re-arms. The expiry loop itself still reads 10, as it did when it began.
+        now = 20;
+      });
       now = 10;
-      await waitFor(() => expired.length === 2, 'a and b to expire');
-      now = 20;
-      await waitFor(() => expired.length === 3, 'c to expire');
+      await waitFor(() => expired.length === 3, 'a, b and then c to expire');
       expect(expired).to.deep.equal(['a', 'b', 'c']);
       // The first start's, then the one the expiry's start() armed; re-arming over it left an orphan that fired for nothing.
       expect(timers.made).to.equal(2);

@@ -104,8 +104,8 @@ export class RedisStore implements Store {
     });
     ({ cmd: this.cmd, sub: this.sub, sharded: this.sharded, acks: this.acks } = this.connections);
     if (!this.cmd.isCluster) {
-      const cmd = this.cmd as Redis;
-      this.turnWrites = new TurnWrites(() => (cmd as Redis & { stream?: Writable }).stream);
+      const cmd = this.cmd as Redis & { stream?: Writable };
+      this.turnWrites = new TurnWrites(() => cmd.stream);
     }
     const tail = options.tailCache;
     if (tail?.enabled && !this.sub?.isCluster) {
