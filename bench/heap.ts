@@ -20,7 +20,10 @@
  *            for the GC, some of it promoted before it dies (RSS per parked poll counts the old
  *            space it grew).
  *
- *   node dist/bench/heap.js --held|--alloc [--survivors] [--top=N]|--alloc-parking [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S]
+ *   node dist/bench/heap.js --held|--alloc [--survivors] [--top=N]|--alloc-parking [--store=memory|redis] [--transport=poll|ws|sse] [--clients=N] [--seconds=S] [--node-flags=a,b]
+ *
+ * --node-flags go to the gateway: --no-turbo-inlining, say, with --alloc, charges each allocation
+ * to the function that made it rather than to the optimized function it was inlined into.
  */
 import WebSocket from 'ws';
 import { tmpdir } from 'node:os';
@@ -42,6 +45,7 @@ const allocParking = args.includes('--alloc-parking');
 /** Leave out what a scavenge collected: only the bytes that survived one (or never were young). */
 const survivors = args.includes('--survivors');
 const transport = option('transport', 'poll') as Transport;
+const nodeFlags = option('node-flags', '').split(',').filter(Boolean);
 
 /** A minimal Chrome DevTools Protocol client: calls, and the chunks of a heap snapshot. */
 class Inspector {
@@ -108,7 +112,7 @@ async function main(): Promise<void> {
   const token = await readerToken();
   const setup = {
     store, redis, violations: new Violations(), token, maxClients: 15000,
-    logLevel: 'warn', logFile: join(tmpdir(), 'heap-gateway.log'), extraEnv: { NODE_OPTIONS: `--inspect=127.0.0.1:${port}` },
+    logLevel: 'warn', logFile: join(tmpdir(), 'heap-gateway.log'), extraEnv: { NODE_OPTIONS: `--inspect=127.0.0.1:${port}` }, nodeFlags,
   };
   try {
     await withGateway(setup, async (ctx) => {

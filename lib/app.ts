@@ -6,7 +6,6 @@
  * request target with a path, then the routes. No I/O of its own.
  */
 import type { Context, Middleware, Next } from 'koa';
-import compose from 'koa-compose';
 import Router from 'koa-router';
 import type { Auth } from './auth.js';
 import type { Config } from './config.js';
@@ -22,6 +21,7 @@ import { rememberedDispatch } from './http/route-dispatch.js';
 import type { RequestTracker } from './http/request-tracker.js';
 import { staticRoute, type StaticFile } from './http/static.js';
 import { wayOut } from './http/way-out.js';
+import { chainSteps, type Step, type StepNext } from './http/steps.js';
 import { assertTarget, targetOf } from './http/target.js';
 import type { RateLimits } from './limits/rate-limits.js';
 import type { Disconnects } from './disconnect.js';
@@ -96,9 +96,9 @@ function notFound(): never {
 }
 
 /** Before the router (which would throw a plain TypeError on an unparseable target): a 400. */
-function pathRequired(ctx: Context, next: Next): Promise<void> {
+function pathRequired(ctx: Context, next: StepNext): unknown {
   assertTarget(ctx.req.url ?? '');
-  return next();
+  return next(ctx);
 }
 
 /** The route table: every path the gateway serves, under the mount. */
@@ -155,14 +155,9 @@ export function createPipeline(deps: PipelineDeps, tracker: RequestTracker) {
   const head = answerHead([requestHeaders, cors.answerHeaders, drainRule(deps.isDraining)]);
   const router = routes(deps, head, tracker);
   const paths = new Set(router.stack.map((layer) => layer.path));
-  const pipeline = compose<Context>([
-    requestLog(deps.log),
-    wayOut(head, tracker, deps.metrics),
-    cors.preflight(),
-    pathRequired,
-    rememberedDispatch(router),
-    notFound,
-  ]);
+  // rememberedDispatch is the last step: it goes on (to notFound) only for a path and method
+  // that no route answers, and with Koa's next() it passes no context; notFound needs none.
+  const pipeline = chainSteps([requestLog(deps.log), wayOut(head, tracker, deps.metrics), cors.preflight(), pathRequired, rememberedDispatch(router) as Step], notFound);
   return (options: MiddlewareOptions = {}): Middleware => {
     const fallthrough = options.fallthrough ?? true;
     return function pollgate(ctx: Context, next: Next): Promise<void> {

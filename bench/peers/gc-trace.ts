@@ -124,11 +124,14 @@ async function main(): Promise<void> {
   const pace = rate > 0 ? `${rate} publishes/s for every target` : 'closed loop';
   const flags = nodeFlags.length ? `, with ${nodeFlags.join(' ')}` : '';
   console.log(`\nscavenges in the last ${seconds} s of the delivery scenario (${clients} subscribers, ${pace}${flags}), means per scavenge`);
-  const columns = ['deliveries/s', 'CPU µs/delivery', 'scavenges', 'every ms', 'allocated MB', 'survived MB', 'promoted MB', 'pause ms', 'promoted MB/s', 'promoted KB/delivery', 'mark-compacts', 'their pause ms'];
+  const columns = ['deliveries/s', 'CPU µs/delivery', 'scavenges', 'every ms', 'allocated MB', 'survived MB', 'promoted MB', 'pause ms', 'promoted MB/s', 'allocated KB/delivery', 'promoted KB/delivery', 'mark-compacts', 'their pause ms'];
   console.log(['target'.padEnd(28), ...columns.map((c) => c.padStart(Math.max(16, c.length + 2)))].join(''));
   for (const [name, s, perSec, cpu] of rows) {
     const perDelivery = perSec > 0 ? round((s.promotedMBPerSec * 1024) / perSec, 1) : 0;
-    const cells = [perSec, cpu, s.scavenges, s.intervalMs, s.allocatedMB, s.survivedMB, s.promotedMB, s.pauseMs, s.promotedMBPerSec, perDelivery, s.markCompacts, s.markCompactPauseMs];
+    // What a scavenge found allocated, over the deliveries between two scavenges: the figure that
+    // decides how many scavenges a parked poll lives through (docs/PERFORMANCE.md, "A poll's two scavenges").
+    const allocatedPerDelivery = perSec > 0 && s.intervalMs > 0 ? round((s.allocatedMB * 1024) / ((perSec * s.intervalMs) / 1000), 1) : 0;
+    const cells = [perSec, cpu, s.scavenges, s.intervalMs, s.allocatedMB, s.survivedMB, s.promotedMB, s.pauseMs, s.promotedMBPerSec, allocatedPerDelivery, perDelivery, s.markCompacts, s.markCompactPauseMs];
     console.log([TARGET_LABELS[name].padEnd(28), ...cells.map((c, i) => String(c).padStart(Math.max(16, columns[i]!.length + 2)))].join(''));
   }
   if (violations.list.length) {

@@ -3,8 +3,9 @@
  * then refuses to hand the answer to the page). `Origin: null` never matches. Credentials are never
  * allowed: auth travels in the Authorization header or a token parameter, not cookies.
  */
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { answerHeader, requestHeader, setHeader } from './headers.js';
+import type { StepNext } from './steps.js';
 
 export interface CorsOptions {
   origins: readonly string[];
@@ -35,13 +36,13 @@ export class Cors {
 
   /** Answers an allowed origin's preflight, for every path of the gateway; the rest go on. */
   preflight() {
-    return (ctx: Context, next: Next): Promise<void> => {
-      if (!isPreflight(ctx) || !this.allows(ctx)) return next();
+    return (ctx: Context, next: StepNext): unknown => {
+      if (!isPreflight(ctx) || !this.allows(ctx)) return next(ctx);
       setHeader(ctx, 'access-control-allow-methods', 'GET, POST, OPTIONS');
       setHeader(ctx, 'access-control-allow-headers', 'Authorization, Content-Type');
       setHeader(ctx, 'access-control-max-age', String(this.options.maxAgeSeconds));
       ctx.status = 204;
-      return Promise.resolve();
+      return undefined;
     };
   }
 

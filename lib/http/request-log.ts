@@ -2,9 +2,10 @@
  * Request ids, the access log line (tokens redacted) and headers every answer carries.
  */
 import { randomBytes } from 'node:crypto';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { redactUrl, type Logger } from '../log.js';
 import { requestHeader, setHeader } from './headers.js';
+import type { StepNext } from './steps.js';
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -28,7 +29,7 @@ export function newRequestId(): string {
  * requestHeaders, when the answer's head is written (lib/http/answer-head.ts).
  */
 export function requestLog(log: Logger) {
-  return function logRequest(ctx: Context, next: Next): Promise<void> {
+  return function logRequest(ctx: Context, next: StepNext): unknown {
     const given = requestHeader(ctx, 'x-request-id');
     ctx.state.requestId = REQUEST_ID.test(given) ? given : newRequestId();
     // The root logger, not a child bound to the id: a child (or a lazy getter for one) per request
@@ -36,7 +37,7 @@ export function requestLog(log: Logger) {
     ctx.state.log = log;
     // Below info, a request costs no clock read, no listener and no closure.
     if (log.isLevelEnabled('info')) logWhenClosed(ctx, log, ctx.state.requestId as string);
-    return next();
+    return next(ctx);
   };
 }
 

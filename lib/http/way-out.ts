@@ -7,20 +7,21 @@
  * docs/PERFORMANCE.md). An answer written later (`ctx.respond = false`: a parked poll, an event
  * stream) gets its head, and its errors rendered, from whoever writes it.
  */
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { Metrics } from '../metrics.js';
 import type { HeadRule } from './answer-head.js';
 import { renderError } from './errors.js';
 import type { RequestTracker } from './request-tracker.js';
+import type { StepNext } from './steps.js';
 
 /** `metrics` counts each refusal by code (pollgate_errors_total). */
 export function wayOut(head: HeadRule, requests: RequestTracker, metrics?: Metrics) {
-  return async function wayOut(ctx: Context, next: Next): Promise<void> {
+  return async function wayOut(ctx: Context, next: StepNext): Promise<void> {
     // Read by renderError, which a parked poll's later answer calls too.
     if (metrics) ctx.state.metrics = metrics;
     requests.enter();
     try {
-      await next();
+      await next(ctx);
     } catch (err) {
       renderError(ctx, err);
     } finally {
