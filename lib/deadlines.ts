@@ -26,7 +26,8 @@ class QueuedDeadline implements Deadline {
 
   constructor(
     readonly expiresAt: number,
-    readonly onExpiry: () => void,
+    readonly onExpiry: (subject: unknown) => void,
+    readonly subject: unknown,
   ) {}
 }
 
@@ -41,9 +42,12 @@ export class SameLengthDeadlines {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** Starts a deadline lengthMs from now; `onExpiry` runs once if done() is not called first. */
-  start(onExpiry: () => void): Deadline {
-    const d = new QueuedDeadline(this.now() + this.lengthMs, onExpiry);
+  /**
+   * Starts a deadline lengthMs from now; `onExpiry(subject)` runs once if done() is not called
+   * first. A shared function and its subject need no closure per deadline.
+   */
+  start<T>(onExpiry: (subject: T) => void, subject?: T): Deadline {
+    const d = new QueuedDeadline(this.now() + this.lengthMs, onExpiry as (subject: unknown) => void, subject);
     const newest = this.newest;
     if (newest) {
       newest.next = d;
@@ -86,7 +90,7 @@ export class SameLengthDeadlines {
     try {
       for (let d = this.oldest; d && d.expiresAt <= now; d = this.oldest) {
         this.unlink(d);
-        d.onExpiry();
+        d.onExpiry(d.subject);
       }
     } finally {
       // Also when an onExpiry threw, and unless one started a deadline (which armed the timer).

@@ -4,10 +4,11 @@
  * soon as the limit is crossed (or at once from Content-Length), never buffered whole.
  */
 import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
 import type { Context } from 'koa';
 import { requestHeader, setHeader } from './headers.js';
-import { SameLengthDeadlines } from '../deadlines.js';
+import { SameLengthDeadlines, type Deadline } from '../deadlines.js';
 
 /** How large a request body may be, and how long it may take to arrive (limits.bodyBytes, limits.bodyTimeoutMs). */
 export interface BodyLimits {
@@ -73,49 +74,94 @@ function parsedByHost(ctx: Context): unknown {
   }
 }
 
+/** The request's body being read, as its shared listeners find it (CappedRead). */
+const READING = Symbol('pollgate.bodyRead');
+
+interface ReadingRequest extends IncomingMessage {
+  [READING]?: CappedRead;
+}
+
+/**
+ * A body being read to its end, refused once it passes its cap, or cut at its deadline. The
+ * request's four listeners and the deadline's expiry are functions shared by every read, which
+ * find the read on the request (or are handed it): each read had made six closures and their
+ * context, on every /send (docs/PERFORMANCE.md, "A body read without closures").
+ */
+class CappedRead {
+  readonly chunks: Buffer[] = [];
+  size = 0;
+  readonly deadline: Deadline;
+
+  constructor(
+    readonly ctx: Context,
+    readonly limitBytes: number,
+    readonly deadlines: SameLengthDeadlines,
+    readonly resolve: (body: Buffer) => void,
+    readonly reject: (err: Error) => void,
+  ) {
+    this.deadline = deadlines.start(expireRead, this);
+  }
+}
+
 function readCapped(ctx: Context, limitBytes: number, deadlines: SameLengthDeadlines): Promise<Buffer> {
-  const req = ctx.req;
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const deadline = deadlines.start(() => {
-      cleanup();
-      // The rest is never read: the connection is closed after the 408.
-      req.pause();
-      setHeader(ctx, 'connection', 'close');
-      reject(new RequestTimeoutError(`request body not received within ${deadlines.lengthMs} ms`));
-    });
-    const cleanup = () => {
-      deadlines.done(deadline);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('aborted', onAborted);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limitBytes) {
-        cleanup();
-        // Stop reading; the connection is closed after the 413 so the rest is never buffered.
-        req.pause();
-        setHeader(ctx, 'connection', 'close');
-        reject(new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(new BadRequestError(`request body could not be read: ${err.message}`));
-    };
-    const onAborted = () => onError(new Error('client aborted'));
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('aborted', onAborted);
+    const req = ctx.req as ReadingRequest;
+    req[READING] = new CappedRead(ctx, limitBytes, deadlines, resolve, reject);
+    req.on('data', onReadData);
+    req.on('end', onReadEnd);
+    req.on('error', onReadError);
+    req.on('aborted', onReadAborted);
   });
+}
+
+/** The read of `req`, taken off it with its listeners and its deadline: it is over. */
+function endRead(req: ReadingRequest): CappedRead | undefined {
+  const read = req[READING];
+  if (!read) return undefined;
+  req[READING] = undefined;
+  read.deadlines.done(read.deadline);
+  req.off('data', onReadData);
+  req.off('end', onReadEnd);
+  req.off('error', onReadError);
+  req.off('aborted', onReadAborted);
+  return read;
+}
+
+/** Refuses the rest of a body: never read, and the connection is closed after the answer. */
+function refuseRest(read: CappedRead, err: Error): void {
+  read.ctx.req.pause();
+  setHeader(read.ctx, 'connection', 'close');
+  read.reject(err);
+}
+
+function expireRead(read: CappedRead): void {
+  if (endRead(read.ctx.req as ReadingRequest) !== read) return;
+  refuseRest(read, new RequestTimeoutError(`request body not received within ${read.deadlines.lengthMs} ms`));
+}
+
+function onReadData(this: ReadingRequest, chunk: Buffer): void {
+  const read = this[READING];
+  if (!read) return;
+  read.size += chunk.length;
+  if (read.size > read.limitBytes) {
+    endRead(this);
+    refuseRest(read, new PayloadTooLargeError(`request body exceeds ${read.limitBytes} bytes`));
+    return;
+  }
+  read.chunks.push(chunk);
+}
+
+function onReadEnd(this: ReadingRequest): void {
+  const read = endRead(this);
+  if (!read) return;
+  // A body that came in one chunk is that chunk: no copy of it.
+  read.resolve(read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks, read.size));
+}
+
+function onReadError(this: ReadingRequest, err: Error): void {
+  endRead(this)?.reject(new BadRequestError(`request body could not be read: ${err.message}`));
+}
+
+function onReadAborted(this: ReadingRequest): void {
+  onReadError.call(this, new Error('client aborted'));
 }

@@ -138,5 +138,31 @@ describe('request bodies', function () {
       timers.stop();
     }
   });
-});
 
+  it('reads every body with the same listeners: no closures made per read (CappedRead)', async function () {
+    server.removeAllListeners('request');
+    const limits = bodyLimits(1024, 5000);
+    const listeners: Function[][] = [];
+    const results: unknown[] = [];
+    let allRead!: () => void;
+    const done = new Promise<void>((r) => (allRead = r));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const reading = readJsonBody({ req, res, request: {} } as unknown as Context, limits);
+      listeners.push(['data', 'end', 'error', 'aborted'].map((event) => req.listeners(event).at(-1) as Function));
+      void reading.then((body) => results.push(body)).finally(() => {
+        res.end();
+        if (results.length === 2) allRead();
+      });
+    });
+    const s = open();
+    for (const n of [1, 2]) {
+      const body = `{"stream":"a","data":${n}}`;
+      s.write(head(body.length).replace('Host: x', 'Host: x\r\nConnection: keep-alive') + body);
+    }
+    await done;
+    expect(results).to.deep.equal([{ stream: 'a', data: 1 }, { stream: 'a', data: 2 }]);
+    // Four functions shared by both reads; a closure each per read (eight) without CappedRead.
+    expect(listeners[0]!.every((f) => typeof f === 'function')).to.equal(true);
+    expect(listeners[1]).to.deep.equal(listeners[0]);
+  });
+});
