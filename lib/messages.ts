@@ -92,26 +92,48 @@ export class Messages {
    * once the store confirmed every append. Ids are the sender's own: every API key shares one
    * server scope, each client subject has its own (idempotencyKey in store.ts). Throws
    * ForbiddenError, RateLimitedError (429), a BadRequestError for a request larger than a whole
-   * second's rate, or store errors.
+   * second's rate, or store errors, always as a rejection.
+   *
+   * Answers at once, with the results and no promise, when nothing on the way waits: no hook to
+   * ask, no rate to wait for, a store that appends at once (the memory store). As an async
+   * function it cost every send its promise and its frame, and the caller's `await` one more
+   * (docs/PERFORMANCE.md, "A send answered without promises").
    */
-  async publish(principal: Principal, outgoing: readonly Outgoing[], transport: 'http' | 'ws' = 'http'): Promise<AppendResult[]> {
-    for (const m of outgoing) {
-      for (const s of m.streams) if (!principal.canWrite(s)) throw new ForbiddenError(`not allowed to send to stream "${s}"`);
+  publish(principal: Principal, outgoing: readonly Outgoing[], transport: 'http' | 'ws' = 'http'): AppendResult[] | Promise<AppendResult[]> {
+    try {
+      for (const m of outgoing) {
+        for (const s of m.streams) if (!principal.canWrite(s)) throw new ForbiddenError(`not allowed to send to stream "${s}"`);
+      }
+      const { hooks } = this.deps;
+      // Only an answer not yet remembered is awaited (Hooks.assertAllowed).
+      const asking = hooks?.active && principal.kind === 'client' ? hooks.assertAllowed(principal, [...new Set(outgoing.flatMap((m) => m.streams))], 'write', transport) : undefined;
+      if (asking) return asking.then(() => this.publishAllowed(principal, outgoing, transport));
+      return this.publishAllowed(principal, outgoing, transport);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const { hooks, metrics } = this.deps;
-    if (hooks?.active && principal.kind === 'client') {
-      await hooks.assertAllowed(principal, [...new Set(outgoing.flatMap((m) => m.streams))], 'write', transport);
-    }
+  }
+
+  /** publish, once the writes are allowed: the sender's rate, then the appends. */
+  private publishAllowed(principal: Principal, outgoing: readonly Outgoing[], transport: 'http' | 'ws'): AppendResult[] | Promise<AppendResult[]> {
     const appends = outgoing.reduce((n, m) => n + m.streams.length, 0);
     // Counted per append, not per request: one request may fan out to thousands of new streams.
     const limited = this.deps.rateLimits.checkSend(principal, appends);
-    if (limited) await limited;
+    if (limited) return limited.then(() => this.append(principal, outgoing, transport, appends));
+    return this.append(principal, outgoing, transport, appends);
+  }
+
+  private append(principal: Principal, outgoing: readonly Outgoing[], transport: 'http' | 'ws', appends: number): AppendResult[] | Promise<AppendResult[]> {
     const started = Date.now();
-    // The memory store appends without a promise (Store.append): an `await` would cost one.
+    // The memory store appends without a promise (Store.append).
     const appending = appendAll(this.deps.store, outgoing, senderOf(principal), started);
-    const results = appending instanceof Promise ? await appending : appending;
-    metrics?.sent(transport, appends, Date.now() - started);
-    hooks?.published(() => publishedMessages(principal, outgoing, results, transport));
+    if (appending instanceof Promise) return appending.then((results) => this.appended(principal, outgoing, transport, appends, started, results));
+    return this.appended(principal, outgoing, transport, appends, started, appending);
+  }
+
+  private appended(principal: Principal, outgoing: readonly Outgoing[], transport: 'http' | 'ws', appends: number, started: number, results: AppendResult[]): AppendResult[] {
+    this.deps.metrics?.sent(transport, appends, Date.now() - started);
+    this.deps.hooks?.published(() => publishedMessages(principal, outgoing, results, transport));
     return results;
   }
 }

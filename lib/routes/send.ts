@@ -28,7 +28,8 @@ export function sendRoute(deps: SendDeps) {
     // A key or token seen before is answered without a promise; an `await` would cost one.
     const authenticating = deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), token));
     const principal = authenticating instanceof Promise ? await authenticating : authenticating;
-    const results = await deps.messages.publish(principal, deps.messages.parseBody(body));
+    const publishing = deps.messages.publish(principal, deps.messages.parseBody(body));
+    const results = publishing instanceof Promise ? await publishing : publishing;
     setHeader(ctx, 'content-type', 'application/json; charset=utf-8');
     // Stream names and ids are from JSON-safe grammars (lib/streams.ts): joined, not serialized.
     let json = '';

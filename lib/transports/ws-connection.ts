@@ -294,7 +294,8 @@ export class WsConnection implements HeartbeatMember, FeedSink {
   /** The same rules and rate limits as POST /send (lib/messages.ts); one stream per frame. */
   private async onSend(frame: Frame, ref: Ref): Promise<void> {
     const { messages } = this.deps;
-    const [r] = await messages.publish(this.principal!, [messages.parse(frame, 'send', false)], 'ws');
+    const publishing = messages.publish(this.principal!, [messages.parse(frame, 'send', false)], 'ws');
+    const [r] = publishing instanceof Promise ? await publishing : publishing;
     this.sendJson({ type: 'ack', id: r!.id, seq: r!.seq, stream: r!.stream, duplicate: r!.duplicate || undefined, ref });
   }
 
