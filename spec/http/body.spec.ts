@@ -165,4 +165,30 @@ describe('request bodies', function () {
     expect(listeners[0]!.every((f) => typeof f === 'function')).to.equal(true);
     expect(listeners[1]).to.deep.equal(listeners[0]);
   });
+
+  it("settles with the body's JSON in the turn its end arrives: no async function around the read", async function () {
+    server.removeAllListeners('request');
+    let done!: (turns: number) => void;
+    const counted = new Promise<number>((r) => (done = r));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      let settled = false;
+      const reading = readJsonBody({ req, res, request: {} } as unknown as Context, bodyLimits(1024, 5000));
+      void reading.then(() => (settled = true)).finally(() => res.end());
+      // Added after the read's own, so it runs right after the read took the body's end.
+      req.once('end', () => {
+        void (async () => {
+          let turns = 0;
+          while (!settled) {
+            await undefined;
+            turns++;
+          }
+          done(turns);
+        })();
+      });
+    });
+    const body = '{"stream":"a","data":1}';
+    open().write(head(body.length) + body);
+    // One turn for the reaction to the read's promise; an async readJsonBody awaiting it takes two more.
+    expect(await counted).to.equal(1);
+  });
 });
