@@ -77,8 +77,44 @@ export interface PollDeps {
 
 export function pollRoute(deps: PollDeps) {
   const render = answerRenderer(deps.cursors);
+  /**
+   * Validates and authorises the poll and resolves its positions (what the long-poll needs), then
+   * polls: the answer now, or the poll parked and answered when it ends. One async function for
+   * both halves: the first as an async function of its own cost every poll a second frame,
+   * promise and await (docs/PERFORMANCE.md, "A poll in one async function").
+   */
   return async function poll(ctx: Context): Promise<void> {
-    const request = await pollRequest(ctx, deps);
+    // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
+    const fromQuery = ctx.method !== 'POST';
+    const query = queryParams(ctx);
+    if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
+    if (fromQuery && query.callback !== undefined) {
+      if (!deps.jsonp) throw new BadRequestError('JSONP is disabled on this gateway');
+      ctx.state.jsonpCallback = assertCallbackName(single(query, 'callback'));
+    }
+    const ip = clientIp(ctx.req, deps.trustProxyHops);
+    // A returning poller's steps answer at once, without a promise (the rate check with no limit
+    // set, a token seen before, a cursor naming every stream): each `await` would cost one.
+    // Before any token is verified or the store read: a flood costs the least here.
+    const limited = deps.rateLimits.checkPoll(ip);
+    if (limited) await limited;
+    const raw = fromQuery ? query : await readJsonBody(ctx, deps.body);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
+    const params = raw as Record<string, unknown>;
+    const authenticating = deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(params, 'token')));
+    const principal = authenticating instanceof Promise ? await authenticating : authenticating;
+    const p = parsePollParams(params, deps.limits, fromQuery);
+    const allowed = deps.subscriptions.authorize(principal, p.streams, 'poll');
+    if (allowed) await allowed;
+    const positions = deps.subscriptions.positions(p);
+    const request: PollRequest = {
+      positions: positions instanceof Promise ? await positions : positions,
+      limit: p.limit,
+      timeoutMs: p.timeoutMs,
+      admit: deps.subscriptions.admission(principal, ip),
+      response: ctx.res,
+      session: { subject: principal.subject, conn: p.conn, issuedAt: principal.issuedAt },
+    };
     // A caught-up poller parks without a promise (LongPolls.poll); an `await` would cost one.
     const polled = deps.longPolls.poll(request);
     const now = polled instanceof Promise ? await polled : polled;
@@ -86,41 +122,6 @@ export function pollRoute(deps: PollDeps) {
     // Parked: the route returns now, and the answer is written when the poll ends.
     deps.later.defer(ctx);
     now.whenDone((outcome) => deps.later.finish(ctx, () => answer(ctx, deps, outcome, render)));
-  };
-}
-
-/** Validates and authorises a poll and resolves its positions: what the long-poll needs. */
-async function pollRequest(ctx: Context, deps: PollDeps): Promise<PollRequest> {
-  // koa-router serves HEAD with the GET route: it carries its parameters in the query too.
-  const fromQuery = ctx.method !== 'POST';
-  const query = queryParams(ctx);
-  if (query.transport === 'xdr') ctx.state.errorsAs200 = true;
-  if (fromQuery && query.callback !== undefined) {
-    if (!deps.jsonp) throw new BadRequestError('JSONP is disabled on this gateway');
-    ctx.state.jsonpCallback = assertCallbackName(single(query, 'callback'));
-  }
-  const ip = clientIp(ctx.req, deps.trustProxyHops);
-  // A returning poller's steps answer at once, without a promise (the rate check with no limit
-  // set, a token seen before, a cursor naming every stream): each `await` would cost one.
-  // Before any token is verified or the store read: a flood costs the least here.
-  const limited = deps.rateLimits.checkPoll(ip);
-  if (limited) await limited;
-  const raw = fromQuery ? query : await readJsonBody(ctx, deps.body);
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError('body must be a JSON object');
-  const params = raw as Record<string, unknown>;
-  const authenticating = deps.auth.authenticate(credentialFrom(requestHeader(ctx, 'authorization'), single(params, 'token')));
-  const principal = authenticating instanceof Promise ? await authenticating : authenticating;
-  const p = parsePollParams(params, deps.limits, fromQuery);
-  const allowed = deps.subscriptions.authorize(principal, p.streams, 'poll');
-  if (allowed) await allowed;
-  const positions = deps.subscriptions.positions(p);
-  return {
-    positions: positions instanceof Promise ? await positions : positions,
-    limit: p.limit,
-    timeoutMs: p.timeoutMs,
-    admit: deps.subscriptions.admission(principal, ip),
-    response: ctx.res,
-    session: { subject: principal.subject, conn: p.conn, issuedAt: principal.issuedAt },
   };
 }
 
