@@ -27,8 +27,8 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 
 interface Remembered {
   match: Match;
-  /** The matched layers' chain, composed once (undefined when no layer has the method). */
-  chain?: (ctx: Context, next: Next) => Promise<unknown>;
+  /** The matched layers' chain, made once (undefined when no layer has the method): chainOf. */
+  chain?: (ctx: Context, next: Next) => unknown;
 }
 
 /** The fields koa-router's dispatch sets on a request, which its handlers and host apps read. */
@@ -52,19 +52,38 @@ interface RouterOptions {
   exclusive: boolean;
 }
 
-/** What koa-router runs before a matched layer's handlers, for one path (router.js, dispatch). */
-function enterLayer(layer: Layer, path: string): Middleware {
-  return (ctx, next) => {
-    const routed = ctx as unknown as RoutedContext;
-    routed.captures = layer.captures(path);
-    routed.request.params = layer.params(path, routed.captures, routed.params) as Record<string, string>;
-    routed.params = routed.request.params;
-    routed.routerPath = layer.path as string;
-    routed.routerName = layer.name;
-    routed._matchedRoute = layer.path;
-    if (layer.name) routed._matchedRouteName = layer.name;
+/** What koa-router sets before a matched layer's handlers run, for one path (router.js, dispatch). */
+function enterLayer(ctx: Context, layer: Layer, path: string): void {
+  const routed = ctx as unknown as RoutedContext;
+  routed.captures = layer.captures(path);
+  routed.request.params = layer.params(path, routed.captures, routed.params) as Record<string, string>;
+  routed.params = routed.request.params;
+  routed.routerPath = layer.path as string;
+  routed.routerName = layer.name;
+  routed._matchedRoute = layer.path;
+  if (layer.name) routed._matchedRouteName = layer.name;
+}
+
+/**
+ * The matched layers' chain for one path: each layer entered, then its handlers. A path of the
+ * gateway's table has one layer with one handler, which is called directly: a koa-compose chain
+ * made a dispatch closure and a `next` bound for each of its two steps on every request
+ * (docs/PERFORMANCE.md, "The pipeline's steps, chained once").
+ */
+function chainOf(layers: readonly Layer[], path: string): (ctx: Context, next: Next) => unknown {
+  const only = layers.length === 1 && layers[0]!.stack.length === 1 ? layers[0]! : undefined;
+  if (only) {
+    const handler = only.stack[0] as Middleware;
+    return (ctx, next) => {
+      enterLayer(ctx, only, path);
+      return handler(ctx, next);
+    };
+  }
+  const entered = (layer: Layer): Middleware => (ctx, next) => {
+    enterLayer(ctx, layer, path);
     return next();
   };
+  return compose(layers.flatMap((layer) => [entered(layer), ...(layer.stack as Middleware[])]));
 }
 
 /**
@@ -82,7 +101,7 @@ export function rememberedDispatch(router: Router): Middleware {
     const match = router.match(path, method);
     if (!match.route) return { match };
     const layers = exclusive ? [match.pathAndMethod[match.pathAndMethod.length - 1]!] : match.pathAndMethod;
-    return { match, chain: compose(layers.flatMap((layer) => [enterLayer(layer, path), ...(layer.stack as Middleware[])])) };
+    return { match, chain: chainOf(layers, path) };
   }
 
   return function routedDispatch(ctx: Context, next: Next) {

@@ -201,6 +201,27 @@ describe("rememberedDispatch routes as koa-router's own dispatch does", function
     }
   });
 
+  it("calls a path's one handler directly, with the caller's next: no chain made per request", async function () {
+    const router = new Router({ strict: true, sensitive: true });
+    const nexts: unknown[] = [];
+    router.get('/one', (ctx, next) => {
+      nexts.push(next);
+      ctx.state.answered = true;
+    });
+    const dispatch = rememberedDispatch(router);
+    const app = new Koa();
+    const callersNext = async () => undefined;
+    for (let i = 0; i < 2; i++) {
+      const ctx = app.createContext({ url: '/one', method: 'GET', headers: {}, socket: {} } as never, {} as never);
+      await dispatch(ctx, callersNext);
+      expect(ctx.state.answered).to.equal(true);
+      expect((ctx as unknown as { params: object }).params).to.deep.equal({});
+      expect((ctx as unknown as { _matchedRoute: string })._matchedRoute).to.equal('/one');
+    }
+    // koa-compose would hand each request's handler a next bound for that request.
+    expect(nexts).to.deep.equal([callersNext, callersNext]);
+  });
+
   it('refuses a table that routes by host, which it does not remember', function () {
     expect(() => rememberedDispatch(new Router({ host: 'example.com' } as ConstructorParameters<typeof Router>[0]))).to.throw(/host/);
   });
