@@ -52,11 +52,25 @@ interface RouterOptions {
   exclusive: boolean;
 }
 
-/** What koa-router sets before a matched layer's handlers run, for one path (router.js, dispatch). */
-function enterLayer(ctx: Context, layer: Layer, path: string): void {
+/**
+ * Whether a layer's pattern captures anything. A path like /poll does not: koa-router would match
+ * its regexp again on every request, for an empty list of captures and no parameters.
+ */
+function captures(layer: Layer): boolean {
+  const { regexp, opts } = layer as unknown as { regexp: RegExp; opts: { ignoreCaptures?: boolean } };
+  // A regexp's groups, counted by matching it, or nothing, against the empty string.
+  return !opts.ignoreCaptures && new RegExp(`${regexp.source}|`, regexp.flags).exec('')!.length > 1;
+}
+
+/**
+ * What koa-router sets before a matched layer's handlers run, for one path (router.js, dispatch).
+ * `capturing` is captures(layer): without captures, the same fields without the match.
+ */
+function enterLayer(ctx: Context, layer: Layer, path: string, capturing: boolean): void {
   const routed = ctx as unknown as RoutedContext;
-  routed.captures = layer.captures(path);
-  routed.request.params = layer.params(path, routed.captures, routed.params) as Record<string, string>;
+  routed.captures = capturing ? layer.captures(path) : [];
+  // koa-router's params() of no captures: the params so far, or a new object.
+  routed.request.params = capturing ? (layer.params(path, routed.captures, routed.params) as Record<string, string>) : (routed.params ?? {});
   routed.params = routed.request.params;
   routed.routerPath = layer.path as string;
   routed.routerName = layer.name;
@@ -74,14 +88,18 @@ function chainOf(layers: readonly Layer[], path: string): (ctx: Context, next: N
   const only = layers.length === 1 && layers[0]!.stack.length === 1 ? layers[0]! : undefined;
   if (only) {
     const handler = only.stack[0] as Middleware;
+    const capturing = captures(only);
     return (ctx, next) => {
-      enterLayer(ctx, only, path);
+      enterLayer(ctx, only, path, capturing);
       return handler(ctx, next);
     };
   }
-  const entered = (layer: Layer): Middleware => (ctx, next) => {
-    enterLayer(ctx, layer, path);
-    return next();
+  const entered = (layer: Layer): Middleware => {
+    const capturing = captures(layer);
+    return (ctx, next) => {
+      enterLayer(ctx, layer, path, capturing);
+      return next();
+    };
   };
   return compose(layers.flatMap((layer) => [entered(layer), ...(layer.stack as Middleware[])]));
 }

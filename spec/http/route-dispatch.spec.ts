@@ -222,6 +222,35 @@ describe("rememberedDispatch routes as koa-router's own dispatch does", function
     expect(nexts).to.deep.equal([callersNext, callersNext]);
   });
 
+  it("matches no pattern again for a path without captures, and still gives a path's parameters", async function () {
+    const LayerCaptures = Layer.prototype as unknown as { captures(path: string): string[] };
+    const original = LayerCaptures.captures;
+    let matched = 0;
+    LayerCaptures.captures = function (this: unknown, path: string) {
+      matched++;
+      return original.call(this, path);
+    };
+    try {
+      const router = new Router({ strict: true, sensitive: true });
+      router.get('/plain', (ctx) => (ctx.state.seen = { params: ctx.params, captures: (ctx as unknown as { captures: string[] }).captures }));
+      router.get('/items/:id', (ctx) => (ctx.state.seen = { params: ctx.params, captures: (ctx as unknown as { captures: string[] }).captures }));
+      const dispatch = rememberedDispatch(router);
+      const app = new Koa();
+      const seen = async (url: string) => {
+        const ctx = app.createContext({ url, method: 'GET', headers: {}, socket: {} } as never, {} as never);
+        await dispatch(ctx, async () => undefined);
+        return ctx.state.seen as { params: object; captures: string[] };
+      };
+      for (let i = 0; i < 3; i++) expect(await seen('/plain')).to.deep.equal({ params: {}, captures: [] });
+      // koa-router matched /plain's pattern again on every request, for no captures.
+      expect(matched).to.equal(0);
+      expect(await seen('/items/7')).to.deep.equal({ params: { id: '7' }, captures: ['7'] });
+      expect(matched).to.equal(1);
+    } finally {
+      LayerCaptures.captures = original;
+    }
+  });
+
   it('refuses a table that routes by host, which it does not remember', function () {
     expect(() => rememberedDispatch(new Router({ host: 'example.com' } as ConstructorParameters<typeof Router>[0]))).to.throw(/host/);
   });
