@@ -1,7 +1,7 @@
 /**
  * Deadlines that all have the same length, in one queue with one timer: the Redis store's
- * commands in flight (redis.commandTimeoutMs) and request bodies being read
- * (limits.bodyTimeoutMs). A timer each cost a Timeout per command or request; for a body read,
+ * commands in flight (redis.commandTimeoutMs), request bodies being read (limits.bodyTimeoutMs),
+ * and, one queue per length (DeadlinesByLength), parked polls' holds. A timer each cost a Timeout per command or request; for a body read,
  * cleared microseconds later when the body came with its headers, Node also made a timer list
  * for that length, sorted it into its priority queue and dropped both again, every /send
  * (docs/PERFORMANCE.md, "Body deadlines, one timer").
@@ -25,6 +25,7 @@ class QueuedDeadline implements Deadline {
   queued = true;
 
   constructor(
+    readonly queue: SameLengthDeadlines,
     readonly expiresAt: number,
     readonly onExpiry: (subject: unknown) => void,
     readonly subject: unknown,
@@ -47,7 +48,7 @@ export class SameLengthDeadlines {
    * first. A shared function and its subject need no closure per deadline.
    */
   start<T>(onExpiry: (subject: T) => void, subject?: T): Deadline {
-    const d = new QueuedDeadline(this.now() + this.lengthMs, onExpiry as (subject: unknown) => void, subject);
+    const d = new QueuedDeadline(this, this.now() + this.lengthMs, onExpiry as (subject: unknown) => void, subject);
     const newest = this.newest;
     if (newest) {
       newest.next = d;
@@ -102,5 +103,39 @@ export class SameLengthDeadlines {
   private arm(ms: number): void {
     // Unref'd: what waits (a socket, a request) keeps the process alive, not its deadline.
     this.timer = setTimeout(() => this.expire(), ms).unref();
+  }
+}
+
+/**
+ * Deadlines of any length, in one SameLengthDeadlines queue for each length in use: parked polls'
+ * holds. A client chooses its poll's `timeout`, but most polls share one (the default), and a
+ * setTimeout each cost every parked poll a Timeout (120 bytes, held for the whole hold and
+ * promoted with it) and Node's timer list work on every poll (docs/PERFORMANCE.md, "Holds, one
+ * timer per length"). A queue is dropped once it is empty, so a length that no deadline has any
+ * more is not kept: clients cannot grow the table beyond the lengths their polls wait with.
+ */
+export class DeadlinesByLength {
+  private readonly queues = new Map<number, SameLengthDeadlines>();
+
+  constructor(private readonly now?: () => number) {}
+
+  /** Starts a deadline `lengthMs` from now; `onExpiry(subject)` runs once unless done() comes first. */
+  start<T>(lengthMs: number, onExpiry: (subject: T) => void, subject: T): Deadline {
+    let queue = this.queues.get(lengthMs);
+    if (!queue) this.queues.set(lengthMs, (queue = new SameLengthDeadlines(lengthMs, this.now)));
+    return queue.start(onExpiry, subject);
+  }
+
+  /** The work finished (or its expiry ran, which calls this too): false when it had expired. */
+  done(deadline: Deadline): boolean {
+    const queue = (deadline as QueuedDeadline).queue;
+    const wasPending = queue.done(deadline);
+    if (queue.size === 0 && this.queues.get(queue.lengthMs) === queue) this.queues.delete(queue.lengthMs);
+    return wasPending;
+  }
+
+  /** Lengths with a deadline pending, or whose last one just ended. */
+  get lengths(): number {
+    return this.queues.size;
   }
 }

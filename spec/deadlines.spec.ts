@@ -5,7 +5,7 @@
  * again after the queue ran empty.
  */
 import { expect } from 'chai';
-import { SameLengthDeadlines } from '../lib/deadlines.js';
+import { DeadlinesByLength, SameLengthDeadlines } from '../lib/deadlines.js';
 import { waitFor } from './support/wait.js';
 import { countTimeouts } from './support/timeouts.js';
 
@@ -114,6 +114,45 @@ describe('SameLengthDeadlines', function () {
       expect(expired).to.deep.equal(['a', 'b', 'c']);
       // The first start's, then the one the expiry's start() armed; re-arming over it left an orphan that fired for nothing.
       expect(timers.made).to.equal(2);
+    } finally {
+      timers.stop();
+    }
+  });
+});
+
+describe('DeadlinesByLength', function () {
+  it('expires each deadline at its own length, with its subject, and drops a length once it has none', async function () {
+    let now = 0;
+    const holds = new DeadlinesByLength(() => now);
+    const expired: string[] = [];
+    const expire = (name: string) => expired.push(name);
+    holds.start(20, expire, 'short');
+    const long = holds.start(50, expire, 'long');
+    const answered = holds.start(20, expire, 'answered');
+    expect(holds.lengths).to.equal(2);
+    expect(holds.done(answered)).to.equal(true);
+    now = 25;
+    await waitFor(() => expired.length === 1, 'the 20 ms deadline to expire');
+    expect(expired).to.deep.equal(['short']);
+    // Its expiry is followed by done() (a parked poll's finish): the empty length is dropped.
+    expect(holds.done(answered)).to.equal(false);
+    expect(holds.lengths).to.equal(1);
+    expect(holds.done(long)).to.equal(true);
+    expect(holds.lengths).to.equal(0);
+    now = 100;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(expired).to.deep.equal(['short']);
+  });
+
+  it('keeps deadlines of one length on one timer, however many', async function () {
+    // A length no other timer in this process has: the Timeouts made for it are the queue's.
+    const timers = countTimeouts(4567);
+    try {
+      const holds = new DeadlinesByLength();
+      const started = Array.from({ length: 50 }, (_, i) => holds.start(4567, () => undefined, i));
+      for (const d of started) holds.done(d);
+      expect(holds.lengths).to.equal(0);
+      expect(timers.made).to.equal(1);
     } finally {
       timers.stop();
     }

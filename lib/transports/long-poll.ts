@@ -13,6 +13,7 @@ import type { CapHolder, CapSlot, ConnectionCaps } from '../limits/connection-ca
 import type { GatewayError } from '../errors.js';
 import type { ConnectionHub } from './hub.js';
 import type { Kickable, PollSessions, PollTurn } from './poll-sessions.js';
+import { DeadlinesByLength, type Deadline } from '../deadlines.js';
 
 export type PollEnd = 'messages' | 'timeout' | 'superseded' | 'shutdown' | 'gone' | 'disconnected';
 
@@ -63,7 +64,7 @@ export interface ClosingResponse {
   off(event: 'close', listener: () => void): unknown;
 }
 
-// The timer is one shared function given the poll as its argument: no closure per parked poll.
+// The hold's expiry is one shared function given the poll as its subject: no closure per parked poll.
 function timedOut(poll: ParkedPoll): void {
   poll.finish('timeout');
 }
@@ -125,7 +126,8 @@ class ParkedPoll implements Waiter, Parked, Kickable {
   private readonly positions: Map<string, Position>;
   private readonly response?: ClosingResponse;
   private done = false;
-  private timer?: NodeJS.Timeout;
+  /** Its hold, in the hub's queue for holds of its length (DeadlinesByLength). */
+  private hold?: Deadline;
   /** A request's own 'close' fires once its body is read (Node 20): only the response's says the client left. */
   private readonly responseClosed = () => {
     if (!this.response?.writableFinished) this.finish('gone');
@@ -169,7 +171,7 @@ class ParkedPoll implements Waiter, Parked, Kickable {
   start(timeoutMs: number): void {
     // The client left while the poll was being checked: its 'close' will not come again.
     if (this.response?.destroyed) return this.finish('gone');
-    this.timer = setTimeout(timedOut, timeoutMs, this);
+    this.hold = this.hub.holds.start(timeoutMs, timedOut, this);
     this.response?.on('close', this.responseClosed);
     this.turn?.parked(this);
     const subscribing = this.hub.registry.add(this);
@@ -227,7 +229,7 @@ class ParkedPoll implements Waiter, Parked, Kickable {
   finish(end: PollEnd, batch?: Batch, error?: GatewayError): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.timer);
+    if (this.hold) this.hub.holds.done(this.hold);
     this.response?.off('close', this.responseClosed);
     this.slot?.release();
     this.turn?.end();
@@ -266,6 +268,8 @@ class ParkedPoll implements Waiter, Parked, Kickable {
 export class LongPolls implements ConnectionHub {
   /** Parked polls, counted; they are found through the registry (WaiterLink says why not a Set). */
   private parked = 0;
+  /** Every parked poll's hold, one timer for each hold length in use. */
+  readonly holds = new DeadlinesByLength();
   private draining = false;
   readonly sharedAnswer = new SharedAnswer();
 

@@ -14,6 +14,7 @@ import { WaiterRegistry } from '../../lib/waiters.js';
 import { PollSessions } from '../../lib/transports/poll-sessions.js';
 import { Sessions } from '../../lib/sessions.js';
 import { waitFor } from '../support/wait.js';
+import { countTimeouts } from '../support/timeouts.js';
 
 const RETENTION = { maxLength: 100, ttlSeconds: 3600, metaTtlSeconds: 86400 };
 
@@ -54,6 +55,20 @@ describe('parked poll: its outcome', function () {
     const behind = polls.poll(request('s0'));
     expect(behind).to.be.instanceOf(Promise);
     expect(((await behind) as PollOutcome).end).to.equal('messages');
+  });
+
+  it('holds every parked poll of one hold length on one timer, not a Timeout each', async function () {
+    // A hold no other timer in this process has: the Timeouts made for it are the holds'.
+    const timers = countTimeouts(34_567);
+    try {
+      const parked: Parked[] = [];
+      for (let i = 0; i < 20; i++) parked.push(await park({ ...request(`hold${i}`), timeoutMs: 34_567 }));
+      expect(polls.size).to.equal(20);
+      // A setTimeout each made 20.
+      expect(timers.made).to.equal(1);
+    } finally {
+      timers.stop();
+    }
   });
 
   it('keeps what it needs of its request while it waits, not the request with its session', async function () {
