@@ -3,13 +3,10 @@
  * at once, not through a promise (each `await` costs one): Subscriptions.positions,
  * RateLimits.checkPoll and checkSend. Auth.authenticate's is in auth.spec.ts.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import Koa from 'koa';
-import { createGateway, type Gateway } from '../lib/index.js';
 import { TEST_API_KEY, TEST_SECRET } from './support/gateway.js';
 import { untilParked } from './support/http.js';
+import { gatewayInHost, type HostedGateway } from './support/host-app.js';
 import { CursorCodec } from '../lib/cursor.js';
 import type { Principal } from '../lib/auth.js';
 import { BadRequestError, InvalidCursorError } from '../lib/errors.js';
@@ -127,16 +124,12 @@ describe('a send stored by the memory store', function () {
 });
 
 describe('a returning poller, through the whole pipeline', function () {
-  let gateway: Gateway;
-  let server: Server;
-  let url: string;
+  let host: HostedGateway;
   /** Microtask turns from the gateway's middleware taking a returning poll until it returned (the poll parked). */
   const turnsToPark: number[] = [];
 
   before(async function () {
-    gateway = await createGateway({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' } });
-    const app = new Koa();
-    app.use(async (ctx, next) => {
+    host = await gatewayInHost({ auth: { apiKeys: [TEST_API_KEY], secret: TEST_SECRET }, log: { level: 'silent' } }, async (ctx, next) => {
       if (!(ctx.req.url ?? '').includes('cursor=')) return next();
       let returned = false;
       const going = next().then(() => (returned = true));
@@ -148,19 +141,14 @@ describe('a returning poller, through the whole pipeline', function () {
       turnsToPark.push(turns);
       return going;
     });
-    app.use(gateway.middleware());
-    server = createServer(app.callback());
-    gateway.attach(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
 
   after(async function () {
-    await gateway?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await host?.close();
   });
 
   it('parks in as few microtask turns as the pipeline has promises: no await for what needs no I/O', async function () {
+    const { url } = host;
     const auth = { authorization: `Bearer ${TEST_API_KEY}` };
     const stream = `returning-${Date.now()}`;
     // The first poll learns a cursor (and the key is verified: a returning poller's is known).

@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Koa, { type Context } from 'koa';
+import Koa, { type Context, type Middleware } from 'koa';
 import { createGateway, type GatewayOptions } from '../../lib/index.js';
 
 export interface HostedGateway {
@@ -14,7 +14,8 @@ export interface HostedGateway {
   close(): Promise<void>;
 }
 
-export async function gatewayInHost(options: GatewayOptions): Promise<HostedGateway> {
+/** `before`: a host middleware of the test's own, mounted in front of the gateway. */
+export async function gatewayInHost(options: GatewayOptions, before?: Middleware): Promise<HostedGateway> {
   const gateway = await createGateway(options);
   let lastPoll: Context | undefined;
   const app = new Koa();
@@ -24,6 +25,7 @@ export async function gatewayInHost(options: GatewayOptions): Promise<HostedGate
     if (url === '/poll' || url.startsWith('/poll?')) lastPoll = ctx;
     return next();
   });
+  if (before) app.use(before);
   app.use(gateway.middleware());
   const server = createServer(app.callback());
   gateway.attach(server);
