@@ -38,9 +38,11 @@ export class SameLengthDeadlines {
   private count = 0;
   private timer: NodeJS.Timeout | undefined;
 
+  /** `onIdle` runs when the timer found the queue empty and stopped (DeadlinesByLength drops the queue then). */
   constructor(
     readonly lengthMs: number,
     private readonly now: () => number = () => performance.now(),
+    private readonly onIdle?: () => void,
   ) {}
 
   /**
@@ -97,6 +99,7 @@ export class SameLengthDeadlines {
       // Also when an onExpiry threw, and unless one started a deadline (which armed the timer).
       const oldest = this.oldest;
       if (oldest && !this.timer) this.arm(Math.max(1, Math.ceil(oldest.expiresAt - this.now())));
+      else if (!oldest && !this.timer) this.onIdle?.();
     }
   }
 
@@ -111,8 +114,13 @@ export class SameLengthDeadlines {
  * holds. A client chooses its poll's `timeout`, but most polls share one (the default), and a
  * setTimeout each cost every parked poll a Timeout (120 bytes, held for the whole hold and
  * promoted with it) and Node's timer list work on every poll (docs/PERFORMANCE.md, "Holds, one
- * timer per length"). A queue is dropped once it is empty, so a length that no deadline has any
- * more is not kept: clients cannot grow the table beyond the lengths their polls wait with.
+ * timer per length").
+ *
+ * A queue is kept while its timer runs, also once it is empty: a lone poller empties it with
+ * every answer and starts it again with its next poll, and dropping it then would cost each poll
+ * a new queue and timer, with the old timer left running to its end. The timer finds the queue
+ * empty at most one length after its last deadline ended, stops, and the queue is dropped: a
+ * length no deadline uses any more is kept no longer than that.
  */
 export class DeadlinesByLength {
   private readonly queues = new Map<number, SameLengthDeadlines>();
@@ -122,19 +130,21 @@ export class DeadlinesByLength {
   /** Starts a deadline `lengthMs` from now; `onExpiry(subject)` runs once unless done() comes first. */
   start<T>(lengthMs: number, onExpiry: (subject: T) => void, subject: T): Deadline {
     let queue = this.queues.get(lengthMs);
-    if (!queue) this.queues.set(lengthMs, (queue = new SameLengthDeadlines(lengthMs, this.now)));
+    if (!queue) {
+      const made: SameLengthDeadlines = new SameLengthDeadlines(lengthMs, this.now, () => {
+        if (this.queues.get(lengthMs) === made) this.queues.delete(lengthMs);
+      });
+      this.queues.set(lengthMs, (queue = made));
+    }
     return queue.start(onExpiry, subject);
   }
 
-  /** The work finished (or its expiry ran, which calls this too): false when it had expired. */
+  /** The work finished: false when its deadline had already passed (and its expiry ran). */
   done(deadline: Deadline): boolean {
-    const queue = (deadline as QueuedDeadline).queue;
-    const wasPending = queue.done(deadline);
-    if (queue.size === 0 && this.queues.get(queue.lengthMs) === queue) this.queues.delete(queue.lengthMs);
-    return wasPending;
+    return (deadline as QueuedDeadline).queue.done(deadline);
   }
 
-  /** Lengths with a deadline pending, or whose last one just ended. */
+  /** Lengths whose queue is kept: with a deadline pending, or its timer not yet run out. */
   get lengths(): number {
     return this.queues.size;
   }

@@ -121,12 +121,12 @@ describe('SameLengthDeadlines', function () {
 });
 
 describe('DeadlinesByLength', function () {
-  it('expires each deadline at its own length, with its subject, and drops a length once it has none', async function () {
+  it('expires each deadline at its own length, with its subject, and drops a length once its timer found it empty', async function () {
     let now = 0;
     const holds = new DeadlinesByLength(() => now);
     const expired: string[] = [];
     const expire = (name: string) => expired.push(name);
-    holds.start(20, expire, 'short');
+    const short = holds.start(20, expire, 'short');
     const long = holds.start(50, expire, 'long');
     const answered = holds.start(20, expire, 'answered');
     expect(holds.lengths).to.equal(2);
@@ -134,24 +134,26 @@ describe('DeadlinesByLength', function () {
     now = 25;
     await waitFor(() => expired.length === 1, 'the 20 ms deadline to expire');
     expect(expired).to.deep.equal(['short']);
-    // Its expiry is followed by done() (a parked poll's finish): the empty length is dropped.
-    expect(holds.done(answered)).to.equal(false);
+    // Too late for it; nothing else of that length: its timer stopped and the length is dropped.
+    expect(holds.done(short)).to.equal(false);
     expect(holds.lengths).to.equal(1);
+    // Answered in time: kept until its timer runs out and finds nothing due.
     expect(holds.done(long)).to.equal(true);
-    expect(holds.lengths).to.equal(0);
     now = 100;
-    await new Promise((r) => setTimeout(r, 60));
+    await waitFor(() => holds.lengths === 0, 'the 50 ms queue to be dropped');
     expect(expired).to.deep.equal(['short']);
   });
 
-  it('keeps deadlines of one length on one timer, however many', async function () {
+  it('keeps deadlines of one length on one timer, however many, also when each ends before the next starts', async function () {
     // A length no other timer in this process has: the Timeouts made for it are the queue's.
     const timers = countTimeouts(4567);
     try {
       const holds = new DeadlinesByLength();
-      const started = Array.from({ length: 50 }, (_, i) => holds.start(4567, () => undefined, i));
-      for (const d of started) holds.done(d);
-      expect(holds.lengths).to.equal(0);
+      const together = Array.from({ length: 50 }, (_, i) => holds.start(4567, () => undefined, i));
+      for (const d of together) holds.done(d);
+      // A lone poller: each answer empties the queue, and its next poll starts it again.
+      for (let i = 0; i < 100; i++) holds.done(holds.start(4567, () => undefined, i));
+      expect(holds.lengths).to.equal(1);
       expect(timers.made).to.equal(1);
     } finally {
       timers.stop();

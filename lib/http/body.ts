@@ -86,7 +86,10 @@ function parsedByHost(ctx: Context): unknown {
   }
 }
 
-/** The request's body being read, as its shared listeners find it (CappedRead). */
+/**
+ * The request's body being read, as its shared listeners find it (CappedRead). A request whose
+ * body is read gains this one field: one hidden-class transition, the same for every such request.
+ */
 const READING = Symbol('pollgate.bodyRead');
 
 interface ReadingRequest extends IncomingMessage {
@@ -117,8 +120,10 @@ class CappedRead {
 
 /** The body's JSON (parseJsonBody), read within its cap and deadline. */
 function readCapped(ctx: Context, limitBytes: number, deadlines: SameLengthDeadlines): Promise<unknown> {
+  const req = ctx.req as ReadingRequest;
+  // One read a request: a second would add the shared listeners again and see every chunk twice.
+  if (req[READING]) return Promise.reject(new Error('the request body is already being read'));
   return new Promise((resolve, reject) => {
-    const req = ctx.req as ReadingRequest;
     req[READING] = new CappedRead(ctx, limitBytes, deadlines, resolve, reject);
     req.on('data', onReadData);
     req.on('end', onReadEnd);
@@ -148,7 +153,9 @@ function refuseRest(read: CappedRead, err: Error): void {
 }
 
 function expireRead(read: CappedRead): void {
-  if (endRead(read.ctx.req as ReadingRequest) !== read) return;
+  const req = read.ctx.req as ReadingRequest;
+  if (req[READING] !== read) return;
+  endRead(req);
   refuseRest(read, new RequestTimeoutError(`request body not received within ${read.deadlines.lengthMs} ms`));
 }
 

@@ -5,8 +5,9 @@
  * debug() call with its rest-args array, even when debug is off, per layer), then building the
  * matched layers' chain: an array spread per layer, a closure, and a koa-compose of the lot.
  * The table is fixed once built, so for a given path and method the match and the chain are
- * always the same; this remembers both and runs the remembered chain, with the request's own
- * ctx.matched, params and captures set exactly as koa-router sets them. Only paths that are in
+ * always the same; this remembers both and runs the remembered chain (a path's one handler, called
+ * directly), with the request's own ctx.matched, params and captures set exactly as koa-router
+ * sets them. Only paths that are in
  * the table and methods Node's HTTP parser knows are remembered: a request for any other path,
  * or with a method a host set (method override) or HTTP/2 carried, goes through koa-router's own
  * dispatch, so the memo holds at most paths x http.METHODS entries whatever the requests are.
@@ -105,7 +106,7 @@ function chainOf(layers: readonly Layer[], path: string): (ctx: Context, next: N
 }
 
 /**
- * The router's middleware (router.routes()), with the match and the composed chain of each path
+ * The router's middleware (router.routes()), with the match and the chain (chainOf) of each path
  * of the table and method remembered. Call it once the table is complete: a layer added
  * afterwards would not be seen for a path already remembered. The table must not route by host.
  */

@@ -2,7 +2,7 @@
  * The pipeline's own steps, chained once when the pipeline is built (chainSteps).
  *
  * koa-compose chains middleware per request: each call makes a dispatch closure, and each step
- * gets a `next` bound for that request. For the pipeline's six fixed steps that was 360 to 960
+ * gets a `next` bound for that request. For the pipeline's fixed steps that was 360 to 960
  * bytes a request (`heap.js --alloc`, with and without inlining: docs/PERFORMANCE.md, "The
  * pipeline's steps, chained once"). A step here is Koa middleware whose `next` takes the context
  * along, so each step's `next` can be the following step itself, made once.

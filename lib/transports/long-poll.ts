@@ -268,7 +268,10 @@ class ParkedPoll implements Waiter, Parked, Kickable {
 export class LongPolls implements ConnectionHub {
   /** Parked polls, counted; they are found through the registry (WaiterLink says why not a Set). */
   private parked = 0;
-  /** Every parked poll's hold, one timer for each hold length in use. */
+  /**
+   * Every parked poll's hold, one timer for each hold length in use. The timers are unref'd: a
+   * parked poll's socket keeps the process alive, not its hold.
+   */
   readonly holds = new DeadlinesByLength();
   private draining = false;
   readonly sharedAnswer = new SharedAnswer();

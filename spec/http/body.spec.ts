@@ -191,4 +191,37 @@ describe('request bodies', function () {
     // One turn for the reaction to the read's promise; an async readJsonBody awaiting it takes two more.
     expect(await counted).to.equal(1);
   });
+
+  it('reads a body that comes in pieces, and refuses a second read of one body at once', async function () {
+    server.removeAllListeners('request');
+    let firstPiece!: () => void;
+    const gotFirst = new Promise<void>((r) => (firstPiece = r));
+    let done!: (s: { result?: unknown; second?: string; pieces: number }) => void;
+    const outcome = new Promise<{ result?: unknown; second?: string; pieces: number }>((r) => (done = r));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const ctx = { req, res, request: {} } as unknown as Context;
+      let pieces = 0;
+      req.on('data', () => {
+        if (++pieces === 1) firstPiece();
+      });
+      const reading = readJsonBody(ctx, bodyLimits(1024, 5000));
+      const second = readJsonBody(ctx, bodyLimits(1024, 5000)).then(
+        () => 'read twice',
+        (err: Error) => err.message,
+      );
+      void Promise.all([reading, second]).then(([result, refused]) => {
+        res.end();
+        done({ result, second: refused, pieces });
+      });
+    });
+    const body = JSON.stringify({ stream: 'pieces', data: 'x'.repeat(100) });
+    const socket = open();
+    socket.write(head(Buffer.byteLength(body)) + body.slice(0, 40));
+    await gotFirst;
+    socket.write(body.slice(40));
+    const s = await outcome;
+    expect(s.pieces).to.equal(2);
+    expect(s.result).to.deep.equal({ stream: 'pieces', data: 'x'.repeat(100) });
+    expect(s.second).to.equal('the request body is already being read');
+  });
 });
