@@ -1,10 +1,10 @@
 /**
  * Deadlines that all have the same length, in one queue with one timer: the Redis store's
  * commands in flight (redis.commandTimeoutMs), request bodies being read (limits.bodyTimeoutMs),
- * and, one queue per length (DeadlinesByLength), parked polls' holds. A timer each cost a Timeout per command or request; for a body read,
- * cleared microseconds later when the body came with its headers, Node also made a timer list
- * for that length, sorted it into its priority queue and dropped both again, every /send
- * (docs/PERFORMANCE.md, "Body deadlines, one timer").
+ * and, one queue per length (DeadlinesByLength), parked polls' holds. A timer each cost a
+ * Timeout per command or request; for a body read, cleared microseconds later when the body came
+ * with its headers, Node also made a timer list for that length, sorted it into its priority
+ * queue and dropped both again, every /send (docs/PERFORMANCE.md, "Body deadlines, one timer").
  *
  * Deadlines of one length expire in the order they started, so the queue is a linked list,
  * oldest first, and the one timer waits only for the oldest. done() unlinks; the timer stays
@@ -70,6 +70,12 @@ export class SameLengthDeadlines {
     if (!d.queued) return false;
     this.unlink(d);
     return true;
+  }
+
+  /** Stops the timer: a deadline still pending never expires. For a shutdown, once nothing waits. */
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** Deadlines started and neither done nor expired. */
@@ -142,6 +148,12 @@ export class DeadlinesByLength {
   /** The work finished: false when its deadline had already passed (and its expiry ran). */
   done(deadline: Deadline): boolean {
     return (deadline as QueuedDeadline).queue.done(deadline);
+  }
+
+  /** Stops every length's timer and forgets the lengths (LongPolls.shutdown, once every poll ended). */
+  stop(): void {
+    for (const queue of this.queues.values()) queue.stop();
+    this.queues.clear();
   }
 
   /** Lengths whose queue is kept: with a deadline pending, or its timer not yet run out. */

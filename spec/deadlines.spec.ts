@@ -155,6 +155,9 @@ describe('DeadlinesByLength', function () {
       for (let i = 0; i < 100; i++) holds.done(holds.start(4567, () => undefined, i));
       expect(holds.lengths).to.equal(1);
       expect(timers.made).to.equal(1);
+      // A shutdown's: the timer still running for the emptied queue is stopped, not left to run out.
+      holds.stop();
+      expect(holds.lengths).to.equal(0);
     } finally {
       timers.stop();
     }

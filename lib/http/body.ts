@@ -41,7 +41,7 @@ export function readJsonBody(ctx: Context, limits: BodyLimits): Promise<unknown>
       setHeader(ctx, 'connection', 'close');
       throw new PayloadTooLargeError(`request body exceeds ${limitBytes} bytes`);
     }
-    return readCapped(ctx, limitBytes, limits.deadlines);
+    return readCapped(ctx, limits);
   } catch (err) {
     return Promise.reject(err);
   }
@@ -109,22 +109,21 @@ class CappedRead {
 
   constructor(
     readonly ctx: Context,
-    readonly limitBytes: number,
-    readonly deadlines: SameLengthDeadlines,
+    readonly limits: BodyLimits,
     readonly resolve: (json: unknown) => void,
     readonly reject: (err: Error) => void,
   ) {
-    this.deadline = deadlines.start(expireRead, this);
+    this.deadline = limits.deadlines.start(expireRead, this);
   }
 }
 
 /** The body's JSON (parseJsonBody), read within its cap and deadline. */
-function readCapped(ctx: Context, limitBytes: number, deadlines: SameLengthDeadlines): Promise<unknown> {
+function readCapped(ctx: Context, limits: BodyLimits): Promise<unknown> {
   const req = ctx.req as ReadingRequest;
   // One read a request: a second would add the shared listeners again and see every chunk twice.
   if (req[READING]) return Promise.reject(new Error('the request body is already being read'));
   return new Promise((resolve, reject) => {
-    req[READING] = new CappedRead(ctx, limitBytes, deadlines, resolve, reject);
+    req[READING] = new CappedRead(ctx, limits, resolve, reject);
     req.on('data', onReadData);
     req.on('end', onReadEnd);
     req.on('error', onReadError);
@@ -137,7 +136,7 @@ function endRead(req: ReadingRequest): CappedRead | undefined {
   const read = req[READING];
   if (!read) return undefined;
   req[READING] = undefined;
-  read.deadlines.done(read.deadline);
+  read.limits.deadlines.done(read.deadline);
   req.off('data', onReadData);
   req.off('end', onReadEnd);
   req.off('error', onReadError);
@@ -156,16 +155,16 @@ function expireRead(read: CappedRead): void {
   const req = read.ctx.req as ReadingRequest;
   if (req[READING] !== read) return;
   endRead(req);
-  refuseRest(read, new RequestTimeoutError(`request body not received within ${read.deadlines.lengthMs} ms`));
+  refuseRest(read, new RequestTimeoutError(`request body not received within ${read.limits.deadlines.lengthMs} ms`));
 }
 
 function onReadData(this: ReadingRequest, chunk: Buffer): void {
   const read = this[READING];
   if (!read) return;
   read.size += chunk.length;
-  if (read.size > read.limitBytes) {
+  if (read.size > read.limits.bytes) {
     endRead(this);
-    refuseRest(read, new PayloadTooLargeError(`request body exceeds ${read.limitBytes} bytes`));
+    refuseRest(read, new PayloadTooLargeError(`request body exceeds ${read.limits.bytes} bytes`));
     return;
   }
   read.chunks.push(chunk);

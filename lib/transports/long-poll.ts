@@ -339,6 +339,8 @@ export class LongPolls implements ConnectionHub {
     this.registry.forEach((w) => {
       if (w instanceof ParkedPoll && w.hub === this) w.finish('shutdown');
     });
+    // Every hold ended with its poll: no timer of theirs is left running.
+    this.holds.stop();
     this.sessions?.closeAll();
   }
 }

@@ -66,6 +66,11 @@ describe('parked poll: its outcome', function () {
       expect(polls.size).to.equal(20);
       // A setTimeout each made 20.
       expect(timers.made).to.equal(1);
+      // Shut down, every poll is answered and no hold's timer is left running.
+      await polls.shutdown();
+      const ends = await Promise.all(parked.map((p) => new Promise<string>((resolve) => p.whenDone((o) => resolve(o.end)))));
+      expect(new Set(ends)).to.deep.equal(new Set(['shutdown']));
+      expect(polls.holds.lengths).to.equal(0);
     } finally {
       timers.stop();
     }
