@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { createHmac } from 'node:crypto';
+import siphash24 from 'siphash24';
 import { CursorCodec, MAX_CURSOR_STREAMS, NO_POSITION, newEpoch, type Position } from '../lib/cursor.js';
 import { InvalidCursorError } from '../lib/errors.js';
 
@@ -84,17 +85,42 @@ describe('CursorCodec', function () {
     }
   });
 
-  it('tags a cursor with HMAC-SHA256 as createHmac computes it (cursors stay valid across versions)', function () {
+  /** SipHash-2-4 as the siphash24 package computes it, under the key a codec derives from SECRET. */
+  const sipKey = createHmac('sha256', SECRET).update('pollgate cursor v2').digest().subarray(0, 16);
+  const sipHex = (bytes: Buffer) => Buffer.from(siphash24(bytes, sipKey)).toString('hex');
+  /** A cursor's bytes with its body re-tagged as version 1 (HMAC-SHA256) from before version 2. */
+  function asVersion1(cursor: string): string {
+    const raw = Buffer.from(cursor, 'base64url');
+    const body = Buffer.from(raw.subarray(0, raw.length - 8));
+    body[0] = 1;
     const key = createHmac('sha256', SECRET).update('pollgate cursor v1').digest();
-    for (let n = 0; n < 30; n++) {
-      const raw = Buffer.from(codec.encode(positions(Array.from({ length: n % 4 }, (_, i): [string, Position] => [`s${n}:${i}`, { epoch: epochA, seq: n * 1000 + i }]))), 'base64url');
-      const body = raw.subarray(0, raw.length - 8);
-      expect(raw.subarray(raw.length - 8).toString('hex')).to.equal(createHmac('sha256', key).update(body).digest().subarray(0, 8).toString('hex'));
+    return Buffer.concat([body, createHmac('sha256', key).update(body).digest().subarray(0, 8)]).toString('base64url');
+  }
+
+  it('computes SipHash-2-4 as its authors do (their test vectors: key 00..0f, message 00..n-1)', function () {
+    // From the SipHash paper's reference vectors (the same as OpenSSL's `openssl mac ... SIPHASH`).
+    const vectors: [number, string][] = [
+      [0, '310e0edd47db6f72'], [1, 'fd67dc93c539f874'], [7, '37d1018bf50002ab'], [8, '6224939a79f5f593'],
+      [9, 'b0e4a90bdf82009e'], [15, 'e545be4961ca29a1'], [16, 'db9bc2577fcc2a3f'], [17, '9447be2cf5e99a69'],
+      [30, '28ef495c53a387ad'], [63, '724506eb4c328a95'],
+    ];
+    const key = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+    for (const [n, hex] of vectors) {
+      const message = Buffer.from(Array.from({ length: n }, (_, i) => i));
+      expect(Buffer.from(siphash24(message, key)).toString('hex'), `${n} bytes`).to.equal(hex);
     }
   });
 
-  it('signs cursors of any size, larger than the buffer it signs in at first, as createHmac does', function () {
-    const key = createHmac('sha256', SECRET).update('pollgate cursor v1').digest();
+  it('tags a cursor with SipHash-2-4 of the bytes before the tag (version 2)', function () {
+    for (let n = 0; n < 30; n++) {
+      const raw = Buffer.from(codec.encode(positions(Array.from({ length: n % 4 }, (_, i): [string, Position] => [`s${n}:${i}`, { epoch: epochA, seq: n * 1000 + i }]))), 'base64url');
+      const body = raw.subarray(0, raw.length - 8);
+      expect(body[0]).to.equal(2);
+      expect(raw.subarray(raw.length - 8).toString('hex')).to.equal(sipHex(body));
+    }
+  });
+
+  it('signs cursors of any size, larger than the buffer it signs in at first', function () {
     // A codec of its own: the buffer it signs in grows with the largest cursor so far. The largest
     // a poll may ask for (poll.maxStreams at its maximum, every seq 8 varint bytes) is taken back too.
     const fresh = new CursorCodec(SECRET);
@@ -102,9 +128,28 @@ describe('CursorCodec', function () {
       const given = positions(Array.from({ length: n }, (_, i): [string, Position] => [`big${n}:${i}`, { epoch: epochA, seq: 2 ** 52 + i }]));
       const cursor = fresh.encode(given);
       const raw = Buffer.from(cursor, 'base64url');
-      const body = raw.subarray(0, raw.length - 8);
-      expect(raw.subarray(raw.length - 8).toString('hex')).to.equal(createHmac('sha256', key).update(body).digest().subarray(0, 8).toString('hex'));
+      expect(raw.subarray(raw.length - 8).toString('hex')).to.equal(sipHex(raw.subarray(0, raw.length - 8)));
       expect(new CursorCodec(SECRET).decode(cursor, [...given.keys()])).to.deep.equal(given);
+    }
+  });
+
+  it('takes back a version 1 cursor (HMAC-SHA256 tag), issued before version 2, and refuses an altered one', function () {
+    const given = positions([['room:1', { epoch: epochA, seq: 300 }], ['room:2', NO_POSITION], ['room:3', { epoch: epochB, seq: 2 ** 40 }]]);
+    const v1 = asVersion1(codec.encode(given));
+    expect([...new CursorCodec(SECRET).decode(v1, ['room:1', 'room:2', 'room:3'])]).to.deep.equal([...given]);
+    const raw = Buffer.from(v1, 'base64url');
+    raw[6] ^= 1;
+    expect(() => codec.decode(raw.toString('base64url'), ['room:1'])).to.throw(InvalidCursorError, /not issued by this gateway/);
+    expect(() => new CursorCodec('another-secret-0123456789abcdefghijklmn').decode(v1, ['room:1'])).to.throw(InvalidCursorError);
+  });
+
+  it('refuses a cursor of another version, tagged or not', function () {
+    const raw = Buffer.from(codec.encode(positions([['a', { epoch: epochA, seq: 1 }]])), 'base64url');
+    for (const version of [0, 3, 255]) {
+      const body = Buffer.from(raw.subarray(0, raw.length - 8));
+      body[0] = version;
+      const tagged = Buffer.concat([body, Buffer.from(siphash24(body, sipKey))]).toString('base64url');
+      expect(() => codec.decode(tagged, ['a'])).to.throw(InvalidCursorError, /version is not supported/);
     }
   });
 
