@@ -62,9 +62,17 @@ function logWhenClosed(ctx: Context, log: Logger, id: string): void {
   });
 }
 
-/** Answers that must never be cached, by a browser (old IE caches GET XHR) or a proxy. */
+/**
+ * Answers that must never be cached, by a browser (old IE caches GET XHR) or a proxy. Pragma and
+ * Expires are for the caches that ignore Cache-Control (HTTP/1.0 proxies, old IE), and those cache
+ * only what a GET or HEAD fetched: an answer to a POST (a send, say) goes without them, two
+ * headers fewer to set and write on every send (docs/PERFORMANCE.md, "No HTTP/1.0 cache headers
+ * on a POST").
+ */
 export function noStore(ctx: Context): void {
   setHeader(ctx, 'cache-control', 'no-cache, no-store, must-revalidate');
+  const method = ctx.method;
+  if (method !== 'GET' && method !== 'HEAD') return;
   setHeader(ctx, 'pragma', 'no-cache');
   setHeader(ctx, 'expires', '0');
 }

@@ -76,4 +76,22 @@ describe('the answer head (lib/http/answer-head.ts)', function () {
     expect(headers['content-type']).to.include('text/event-stream');
     expectCommonHeaders(headers, 'an event stream');
   });
+
+  it('keeps GET and HEAD answers out of every cache, and a POST answer out of those that read Cache-Control', async function () {
+    const stream = uniqueStream('head');
+    const triple = (res: Response) => [res.headers.get('cache-control'), res.headers.get('pragma'), res.headers.get('expires')];
+    const polled = await fetch(`${url}/poll?streams=${stream}&timeout=0`, { headers: { authorization: AUTH } });
+    expect(triple(polled), 'GET /poll').to.deep.equal(['no-cache, no-store, must-revalidate', 'no-cache', '0']);
+    const headed = await fetch(`${url}/healthz`, { method: 'HEAD' });
+    expect(triple(headed), 'HEAD /healthz').to.deep.equal(['no-cache, no-store, must-revalidate', 'no-cache', '0']);
+    const refused = await fetch(`${url}/poll?streams=a`);
+    expect(triple(refused), 'a refused GET').to.deep.equal(['no-cache, no-store, must-revalidate', 'no-cache', '0']);
+    // HTTP/1.0 caches and old IE, which ignore Cache-Control, never keep what a POST fetched.
+    const sent = await fetch(`${url}/send`, { method: 'POST', headers: { authorization: AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ stream, data: 1 }) });
+    expect(sent.status).to.equal(200);
+    expect(triple(sent), 'POST /send').to.deep.equal(['no-cache, no-store, must-revalidate', null, null]);
+    const posted = await fetch(`${url}/poll`, { method: 'POST', headers: { authorization: AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ streams: [stream], since: 'earliest', timeout: 0 }) });
+    expect(posted.status).to.equal(200);
+    expect(triple(posted), 'POST /poll').to.deep.equal(['no-cache, no-store, must-revalidate', null, null]);
+  });
 });
