@@ -162,14 +162,13 @@ export class CursorCodec {
     for (const [stream, pos] of positions) last.push(stream, pos.seq === 0 ? '' : pos.epoch, pos.seq);
     this.lastPositions = last;
     this.lastCursor = cursor;
-    if (!this.issued.has(cursor)) {
-      const entries: Entries = [];
-      for (const [stream, pos] of positions) {
-        const h = nameHash(stream);
-        if (positionOf(entries, h) === undefined) entries.push(h, pos.seq === 0 ? NO_POSITION : { epoch: pos.epoch, seq: pos.seq });
-      }
-      this.issued.set(cursor, entries);
+    // A cursor's string fixes its entries: whatever the memo holds for it already is the same.
+    const entries: Entries = [];
+    for (const [stream, pos] of positions) {
+      const h = nameHash(stream);
+      if (positionOf(entries, h) === undefined) entries.push(h, pos.seq === 0 ? NO_POSITION : { epoch: pos.epoch, seq: pos.seq });
     }
+    this.issued.remember(cursor, entries);
     return cursor;
   }
 

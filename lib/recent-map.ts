@@ -40,6 +40,21 @@ export class RecentMap<K, V> {
     this.newer.set(key, value);
   }
 
+  /**
+   * set() for a memo of a pure function, where a key always has the same value: one Map operation
+   * where set() makes three (has, then delete from the older generation, then set). A copy it
+   * leaves in the older generation holds that same value and goes with it. In a memo of thousands
+   * of entries every lookup is a cache miss or three; the cursor memo sets one entry per answer
+   * (docs/PERFORMANCE.md, "A memo set in one lookup").
+   */
+  remember(key: K, value: V): void {
+    if (this.newer.size >= this.half) {
+      this.older = this.newer;
+      this.newer = new Map();
+    }
+    this.newer.set(key, value);
+  }
+
   delete(key: K): void {
     this.newer.delete(key);
     this.older.delete(key);

@@ -48,6 +48,39 @@ describe('RecentMap (bounded memo)', function () {
     expect(m.size).to.equal(1);
   });
 
+  it('remembers a key (a memo of a pure function) with one Map operation, within its capacity', function () {
+    const m = new RecentMap<string, number>(8);
+    const proto = Map.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const names = ['has', 'get', 'set', 'delete'];
+    const originals = names.map((name) => proto[name]!);
+    const calls: string[] = [];
+    names.forEach((name, i) => {
+      proto[name] = function (this: unknown, ...args: unknown[]) {
+        calls.push(name);
+        return originals[i]!.apply(this, args);
+      };
+    });
+    try {
+      m.set('a', 1);
+      calls.length = 0;
+      m.remember('b', 2);
+    } finally {
+      names.forEach((name, i) => (proto[name] = originals[i]!));
+    }
+    // set() makes three: has, a delete from the older generation, set.
+    expect(calls).to.deep.equal(['set']);
+    for (let i = 0; i < 100; i++) {
+      m.remember(`k${i}`, i);
+      expect(m.size).to.be.at.most(8);
+      expect(m.get(`k${i}`)).to.equal(i);
+    }
+    expect(m.has('b')).to.equal(false);
+    // Remembered again while a copy is in the older generation: found, and still bounded.
+    m.remember('k98', 98);
+    expect(m.get('k98')).to.equal(98);
+    expect(m.size).to.be.at.most(8);
+  });
+
   it('refuses a capacity under 2', function () {
     expect(() => new RecentMap(1)).to.throw(/capacity/);
     expect(() => new RecentMap(2.5)).to.throw(/capacity/);
