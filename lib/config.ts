@@ -95,6 +95,12 @@ const schema = z.strictObject({
      * with nothing set), never for createGateway(); true turns it on (refused in production).
      */
     demoToken: z.boolean().optional(),
+    /**
+     * The version of the cursors this node issues (default 2, SipHash-tagged). Every version is
+     * taken back. Set 1 on every node while a rolling upgrade from a release that reads only
+     * version 1 is under way (or before rolling back to one), then remove it (docs/SCALING.md).
+     */
+    cursorVersion: z.union([z.literal(1), z.literal(2)]).default(2),
     /** Lifetime of demo tokens (default 1 h). */
     demoTokenTtlSeconds: seconds(3600, 86_400),
     /** Accepted clock skew when checking exp/nbf (default 30 s). */
@@ -325,6 +331,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
       secret: env.POLLGATE_SECRET || undefined,
       apiKeys: env.POLLGATE_API_KEYS ? list(env.POLLGATE_API_KEYS) : undefined,
       demoToken: bool('POLLGATE_DEMO_TOKEN'),
+      cursorVersion: num('POLLGATE_CURSOR_VERSION'),
     },
     cors: { origins: env.POLLGATE_CORS_ORIGINS ? list(env.POLLGATE_CORS_ORIGINS) : undefined },
     jsonp: { enabled: bool('POLLGATE_JSONP') },

@@ -20,9 +20,10 @@ export interface Position {
 
 export const NO_POSITION: Position = Object.freeze({ epoch: '', seq: 0 });
 
-/** The version cursors are issued in; LEGACY_VERSION's are still taken back (see legacyTag). */
+/** The versions of cursors: every one is taken back; which one is issued is the codec's choice. */
 const VERSION = 2;
 const LEGACY_VERSION = 1;
+export type CursorVersion = typeof VERSION | typeof LEGACY_VERSION;
 const HASH_BYTES = 4;
 const EPOCH_BYTES = 6;
 const TAG_BYTES = 8;
@@ -149,7 +150,11 @@ export class CursorCodec {
   private lastCursor = '';
   private lastPositions: (string | number)[] = [];
 
-  constructor(secret: string) {
+  /**
+   * `issue`: the version of the cursors this codec encodes. 2 unless nodes that read only version 1
+   * are still serving (a rolling upgrade from, or a rollback to, a release before version 2).
+   */
+  constructor(secret: string, private readonly issue: CursorVersion = VERSION) {
     this.sipKey = createHmac('sha256', secret).update('pollgate cursor v2').digest().subarray(0, 16);
     this.legacyKey = createHmac('sha256', secret).update('pollgate cursor v1').digest();
   }
@@ -190,13 +195,14 @@ export class CursorCodec {
     if (this.scratch.length < most) this.scratch = Buffer.alloc(most * 2);
     const buf = this.scratch;
     let at = 0;
-    buf[at++] = VERSION;
+    buf[at++] = this.issue;
     for (const [stream, pos] of positions) {
       at = buf.writeUInt32BE(nameHash(stream), at);
       at = writeEpochBytes(buf, at, pos.seq === 0 ? '' : pos.epoch);
       at = writeVarint(buf, at, pos.seq);
     }
-    sipTag(this.sipKey, buf, at, buf.subarray(at, at + TAG_BYTES));
+    if (this.issue === VERSION) sipTag(this.sipKey, buf, at, buf.subarray(at, at + TAG_BYTES));
+    else legacyTag(this.legacyKey, buf, at).copy(buf, at);
     return buf.toString('base64url', 0, at + TAG_BYTES);
   }
 

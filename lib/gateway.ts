@@ -165,7 +165,7 @@ export class GatewayCore {
       connections: (t) => (t === 'ws' ? this.websockets.size : t === 'sse' ? this.sse.size : this.pollSessions.size),
       parkedPolls: () => this.longPolls.size,
     });
-    this.cursors = new CursorCodec(config.auth.secret);
+    this.cursors = new CursorCodec(config.auth.secret, config.auth.cursorVersion);
     this.registry = new WaiterRegistry(store, log.child({ module: 'waiters' }), { answerBytes: config.limits.answerBytes });
     const { limits } = config;
     this.caps = new ConnectionCaps({ perSubject: limits.parkedPerSubject, perIp: limits.parkedPerIp, perProcess: limits.parkedPerProcess, retryAfterSeconds: limits.capRetryAfterSeconds });

@@ -43,7 +43,8 @@ export class RecentMap<K, V> {
   /**
    * set() for a memo of a pure function, where a key always has the same value: one Map operation
    * where set() makes three (has, then delete from the older generation, then set). A copy it
-   * leaves in the older generation holds that same value and goes with it. In a memo of thousands
+   * leaves in the older generation holds that same value and goes with it (size counts both copies,
+   * so the memo then holds fewer distinct keys than its capacity). In a memo of thousands
    * of entries every lookup is a cache miss or three; the cursor memo sets one entry per answer
    * (docs/PERFORMANCE.md, "A memo set in one lookup").
    */

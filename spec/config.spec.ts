@@ -139,6 +139,13 @@ describe('loadConfig', function () {
       expect(load({ PORT: ' 9090 ' }).port).to.equal(9090);
       expect(load({ POLLGATE_POLL_TIMEOUT: '2.5' }).poll.defaultTimeoutSeconds).to.equal(2.5);
     });
+
+    it('issues version 2 cursors unless POLLGATE_CURSOR_VERSION (auth.cursorVersion) says 1, and refuses any other', function () {
+      expect(load().auth.cursorVersion).to.equal(2);
+      expect(load({ POLLGATE_CURSOR_VERSION: '1' }).auth.cursorVersion).to.equal(1);
+      expect(load({}, { auth: { cursorVersion: 1 } }).auth.cursorVersion).to.equal(1);
+      expect(refusal(() => load({ POLLGATE_CURSOR_VERSION: '3' }))).to.include('auth.cursorVersion');
+    });
   });
 
   describe('validation', function () {

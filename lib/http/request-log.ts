@@ -71,7 +71,8 @@ function logWhenClosed(ctx: Context, log: Logger, id: string): void {
  */
 export function noStore(ctx: Context): void {
   setHeader(ctx, 'cache-control', 'no-cache, no-store, must-revalidate');
-  const method = ctx.method;
+  // The method on the wire, which is what caches see (a host's method override rewrites ctx.method).
+  const method = ctx.req.method;
   if (method !== 'GET' && method !== 'HEAD') return;
   setHeader(ctx, 'pragma', 'no-cache');
   setHeader(ctx, 'expires', '0');
