@@ -81,17 +81,53 @@ export function hookSignature(secret: string, unixSeconds: number, body: string)
 }
 
 /** The HTTP hook's decision: POST {type:"authorize",...}; a 200 with {"allow":true} allows, any other answer refuses. */
-async function askHttpHook(config: HttpHookConfig, request: AuthorizeRequest): Promise<boolean> {
+/** Where the HTTP hook is asked, as fetch takes it. */
+interface HookTarget {
+  url: string;
+  /** Basic credentials from the configured URL's user-info. */
+  authorization?: string;
+}
+
+/**
+ * The hook's URL without user-info, which fetch refuses (and its error would repeat in the log):
+ * `https://user:password@app/hook` is asked with those as Basic credentials instead.
+ */
+export function hookTarget(url: string): HookTarget {
+  const parsed = new URL(url);
+  if (!parsed.username && !parsed.password) return { url };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  return { url: parsed.href, authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
+}
+
+async function askHttpHook(config: HttpHookConfig, target: HookTarget, request: AuthorizeRequest): Promise<boolean> {
   const body = JSON.stringify({ type: 'authorize', ...request });
   const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (target.authorization) headers.authorization = target.authorization;
   if (config.secret) headers[HOOK_SIGNATURE_HEADER] = hookSignature(config.secret, Math.floor(Date.now() / 1000), body);
-  const res = await fetch(config.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(config.timeoutMs) });
+  const res = await fetch(target.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(config.timeoutMs) });
   if (res.status !== 200) {
     await res.body?.cancel();
     return false;
   }
   const reply = (await res.json().catch(() => undefined)) as { allow?: unknown } | undefined;
   return reply?.allow === true;
+}
+
+/**
+ * The hook's URL as logs show it: scheme, host and path. Its user-info and query are left out
+ * (replaced by a marker), since either may carry the application's credentials.
+ */
+export function hookUrlForLogs(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return '[unparsable URL]';
+  }
+  const userInfo = parsed.username || parsed.password ? '[REDACTED]@' : '';
+  return `${parsed.protocol}//${userInfo}${parsed.host}${parsed.pathname}${parsed.search ? '?[REDACTED]' : ''}`;
 }
 
 export class Hooks {
@@ -105,9 +141,12 @@ export class Hooks {
 
   constructor(private readonly callbacks: GatewayHooks, private readonly http: HttpHookConfig, private readonly log: Logger) {
     if (callbacks.authorize) this.decide = callbacks.authorize.bind(callbacks);
-    else if (http.url) this.decide = (request) => this.askHttp(request);
+    else if (http.url) {
+      const target = hookTarget(http.url);
+      this.decide = (request) => this.askHttp(target, request);
+    }
     if (http.url && !callbacks.authorize && !http.secret) {
-      log.warn({ url: http.url }, 'the HTTP hook\'s requests are unsigned: the application cannot tell them from anyone else\'s; set hooks.secret (POLLGATE_HOOKS_SECRET) and check x-pollgate-signature');
+      log.warn({ url: hookUrlForLogs(http.url) }, 'the HTTP hook\'s requests are unsigned: the application cannot tell them from anyone else\'s; set hooks.secret (POLLGATE_HOOKS_SECRET) and check x-pollgate-signature');
     }
   }
 
@@ -197,11 +236,11 @@ export class Hooks {
     }
   }
 
-  private async askHttp(request: AuthorizeRequest): Promise<boolean> {
+  private async askHttp(target: HookTarget, request: AuthorizeRequest): Promise<boolean> {
     try {
-      return await askHttpHook(this.http, request);
+      return await askHttpHook(this.http, target, request);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, url: this.http.url }, 'authorize hook failed');
+      this.log.warn({ err: (err as Error).message, url: hookUrlForLogs(this.http.url) }, 'authorize hook failed');
       throw new HookUnavailableError();
     }
   }

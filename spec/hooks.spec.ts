@@ -11,11 +11,15 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import Koa from 'koa';
 import { createGateway, type Gateway } from '../lib/index.js';
-import { HOOK_SIGNATURE_HEADER, hookSignature, type AuthorizeRequest, type ConnectionEvent, type PublishedMessage } from '../lib/hooks.js';
+import { HOOK_SIGNATURE_HEADER, Hooks, hookSignature, hookUrlForLogs, type AuthorizeRequest, type ConnectionEvent, type PublishedMessage } from '../lib/hooks.js';
 import { loadConfig } from '../lib/config.js';
 import { startGateway, TEST_API_KEY, TEST_SECRET, type TestGateway } from './support/gateway.js';
 import { SseClient, WsClient, until } from './support/clients.js';
-import { expectFetchError } from './support/http.js';
+import { LogCapture, expectFetchError } from './support/http.js';
+import { freePort } from './support/ports.js';
+import { pino } from 'pino';
+import type { Principal } from '../lib/auth.js';
+import { HookUnavailableError } from '../lib/errors.js';
 
 const json = { 'content-type': 'application/json' };
 
@@ -136,6 +140,8 @@ describe('server hooks', () => {
     const bodies: any[] = [];
     /** The signature header of each request, beside its body text. */
     const signed: { header: string | undefined; body: string }[] = [];
+    /** The Authorization header of each request. */
+    const authorizations: (string | undefined)[] = [];
     /** What the hook does with the next requests. */
     let behave: 'allow' | 'deny' | 'hang' | 'error' = 'allow';
     const hanging: Array<() => void> = [];
@@ -147,6 +153,7 @@ describe('server hooks', () => {
         req.on('end', () => {
           bodies.push(JSON.parse(body));
           signed.push({ header: req.headers[HOOK_SIGNATURE_HEADER] as string | undefined, body });
+          authorizations.push(req.headers.authorization);
           if (behave === 'hang') return hanging.push(() => res.end());
           if (behave === 'error') return res.writeHead(500).end();
           res.writeHead(200, json).end(JSON.stringify({ allow: behave === 'allow' }));
@@ -252,6 +259,38 @@ describe('server hooks', () => {
       } finally {
         await gw.shutdown();
       }
+    });
+
+    it("asks a hook URL with user-info (which fetch refuses) with those as Basic credentials, and logs neither", async () => {
+      const capture = new LogCapture();
+      const withUser = hookUrl.replace('http://', 'http://hook%20user:p%40ss@') + '?key=query-secret';
+      const gw = await startGateway({ hooks: { url: withUser, allowCacheSeconds: 0 } }, { log: pino(capture) });
+      try {
+        const token = await gw.token({ sub: 'uma', streams: ['*'] });
+        behave = 'allow';
+        expect((await fetch(`${gw.url}/poll?streams=u:1&timeout=0`, { headers: { Authorization: `Bearer ${token}` } })).status).to.equal(200);
+        expect(authorizations.at(-1)).to.equal(`Basic ${Buffer.from('hook user:p@ss').toString('base64')}`);
+        expect(capture.text).not.to.match(/hook%20user|p%40ss|query-secret/);
+      } finally {
+        await gw.shutdown();
+      }
+    });
+
+    it('logs the hook URL without its user-info or query, where the application may keep credentials', async () => {
+      const capture = new LogCapture();
+      const port = await freePort();
+      const url = `http://app-user:app-password@127.0.0.1:${port}/pollgate/authorize?key=query-secret`;
+      const hooks = new Hooks({}, { url, secret: '', timeoutMs: 1000, failOpen: false, allowCacheSeconds: 0 }, pino(capture));
+      const reader = { kind: 'client', subject: 'leak', canRead: () => true, canWrite: () => true } as unknown as Principal;
+      // Nobody listens on the port: the hook fails, and says so in the log.
+      const refused = await hooks.assertAllowed(reader, ['s:1'], 'read', 'poll')!.then(() => undefined, (err: unknown) => err);
+      expect(refused).to.be.instanceOf(HookUnavailableError);
+      const failed = await capture.waitFor((l) => l.msg === 'authorize hook failed');
+      const unsigned = await capture.waitFor((l) => String(l.msg).includes('unsigned'));
+      for (const line of [failed, unsigned]) expect(line.url).to.equal(`http://[REDACTED]@127.0.0.1:${port}/pollgate/authorize?[REDACTED]`);
+      expect(capture.text).not.to.match(/app-user|app-password|query-secret/);
+      expect(hookUrlForLogs('not a url')).to.equal('[unparsable URL]');
+      expect(hookUrlForLogs('https://hooks.example/authorize')).to.equal('https://hooks.example/authorize');
     });
   });
 });
