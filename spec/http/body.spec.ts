@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import type { Context } from 'koa';
 import { bodyLimits, readJsonBody } from '../../lib/http/body.js';
 import { countTimeouts } from '../support/timeouts.js';
+import { BadRequestError } from '../../lib/errors.js';
 
 /** What the handler saw of one request. */
 interface Seen {
@@ -89,6 +90,24 @@ describe('request bodies', function () {
     expect(s.result).to.deep.equal({ stream: 'b', data: 2 });
   });
 
+  it('refuses a body whose client left halfway with a 400, once, its deadline done', async function () {
+    const limits = bodyLimits(1024, 5000);
+    server.removeAllListeners('request');
+    const outcome = new Promise<unknown>((resolve) => {
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        readJsonBody({ req, res, request: {} } as unknown as Context, limits).then(resolve, resolve);
+        // The client leaves once the first piece was read.
+        req.once('data', () => socket.destroy());
+      });
+    });
+    const socket = open();
+    socket.write(head(100) + '{"stream":"a",');
+    const err = (await outcome) as Error;
+    expect(err).to.be.instanceOf(BadRequestError);
+    expect(err.message).to.match(/^request body could not be read: aborted/);
+    expect(limits.deadlines.size).to.equal(0);
+  });
+
   it('400s: empty, whitespace only, not JSON, not UTF-8', async function () {
     const cases: [Buffer, string][] = [
       [Buffer.from('   \n'), 'request body is empty: send a JSON object'],
@@ -148,8 +167,15 @@ describe('request bodies', function () {
     const done = new Promise<void>((r) => (allRead = r));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const reading = readJsonBody({ req, res, request: {} } as unknown as Context, limits);
-      listeners.push(['data', 'end', 'error', 'aborted'].map((event) => req.listeners(event).at(-1) as Function));
-      void reading.then((body) => results.push(body)).finally(() => {
+      listeners.push(['data', 'end', 'error'].map((event) => req.listeners(event).at(-1) as Function));
+      void reading.then((body) => {
+        results.push(body);
+        // Over, the read leaves its listeners on the request (no removeListener per read), and
+        // they do nothing: a late error or chunk neither throws nor changes what was read.
+        expect(['data', 'end', 'error'].map((event) => req.listeners(event).at(-1))).to.deep.equal(listeners.at(-1));
+        req.emit('data', Buffer.from('junk'));
+        req.emit('error', new Error('late'));
+      }).finally(() => {
         res.end();
         if (results.length === 2) allRead();
       });
@@ -161,7 +187,7 @@ describe('request bodies', function () {
     }
     await done;
     expect(results).to.deep.equal([{ stream: 'a', data: 1 }, { stream: 'a', data: 2 }]);
-    // Four functions shared by both reads; a closure each per read (eight) without CappedRead.
+    // Three functions shared by both reads; a closure each per read without CappedRead.
     expect(listeners[0]!.every((f) => typeof f === 'function')).to.equal(true);
     expect(listeners[1]).to.deep.equal(listeners[0]);
   });
