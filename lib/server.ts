@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { GatewayCore, type GatewayParts } from './gateway.js';
 import { announceDemoToken } from './routes/demo.js';
 import { withLightFinishWatch } from './http/finish-watch.js';
+import { composeSole } from './http/steps.js';
 
 export interface RunningGateway extends GatewayCore {
   server: Server;
@@ -26,7 +27,8 @@ const UNUSED_SOCKET_WAIT_MS = 500;
 export async function start(config: Config, parts: GatewayParts = {}): Promise<RunningGateway> {
   const gateway = await GatewayCore.create(config, parts);
   announceDemoToken(config, gateway.log);
-  const app = new Koa();
+  // Koa's own `compose` option, for the app's one middleware (composeSole).
+  const app = new Koa({ compose: composeSole } as ConstructorParameters<typeof Koa>[0]);
   // The gateway renders every error itself; nothing reaches Koa's default handler.
   app.silent = true;
   app.use(gateway.middleware({ fallthrough: false }));

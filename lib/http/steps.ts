@@ -7,7 +7,8 @@
  * pipeline's steps, chained once"). A step here is Koa middleware whose `next` takes the context
  * along, so each step's `next` can be the following step itself, made once.
  */
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
+import compose from 'koa-compose';
 
 /** What a step calls to go on: the following step, given the same context. */
 export type StepNext = (ctx: Context) => unknown;
@@ -37,4 +38,18 @@ export function chainSteps(steps: readonly Step[], last: StepNext): (ctx: Contex
       return Promise.reject(err);
     }
   };
+}
+
+/** What the end of a Koa chain gives a middleware that calls `next()`: nothing, settled. */
+const CHAIN_END: Promise<void> = Promise.resolve();
+
+/**
+ * Koa's `compose` option for an app whose one middleware is the gateway (the standalone server,
+ * lib/server.ts): that middleware, chained once (chainSteps), with one `next` for every request.
+ * koa-compose made a dispatch closure and bound a `next` for each request, for a chain of one
+ * (docs/PERFORMANCE.md, "The standalone app's chain of one"). A longer list is koa-compose's.
+ */
+export function composeSole(middleware: readonly Middleware[]): (ctx: Context) => Promise<unknown> {
+  if (middleware.length !== 1) return compose(middleware as Middleware[]) as (ctx: Context) => Promise<unknown>;
+  return chainSteps([middleware[0] as unknown as Step], () => CHAIN_END);
 }

@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import type { Context } from 'koa';
-import { chainSteps, type Step, type StepNext } from '../../lib/http/steps.js';
+import type { Middleware } from 'koa';
+import Koa from 'koa';
+import request from 'supertest';
+import { chainSteps, composeSole, type Step, type StepNext } from '../../lib/http/steps.js';
 
 describe('chainSteps', function () {
   const ctxA = { name: 'a' } as unknown as Context;
@@ -62,5 +65,49 @@ describe('chainSteps', function () {
     });
     await run(ctxA);
     expect(caught).to.deep.equal(['not found']);
+  });
+});
+
+describe('composeSole (Koa\'s compose for the standalone app)', function () {
+  it('calls an app\'s one middleware with the same next on every request, as a Koa app', async function () {
+    const nexts: unknown[] = [];
+    const after: unknown[] = [];
+    const app = new Koa({ compose: composeSole } as ConstructorParameters<typeof Koa>[0]);
+    app.use(async (ctx, next) => {
+      nexts.push(next);
+      after.push(await next());
+      ctx.body = `seen ${ctx.path}`;
+    });
+    const server = app.callback();
+    expect((await request(server).get('/a')).text).to.equal('seen /a');
+    expect((await request(server).get('/b')).text).to.equal('seen /b');
+    // koa-compose binds a new next for each request.
+    expect(nexts).to.have.length(2);
+    expect(nexts[0]).to.equal(nexts[1]);
+    expect(after).to.deep.equal([undefined, undefined]);
+  });
+
+  it('renders what the middleware throws, at once or later, as Koa does', async function () {
+    const app = new Koa({ compose: composeSole } as ConstructorParameters<typeof Koa>[0]);
+    app.silent = true;
+    let sync = true;
+    app.use((ctx) => {
+      if (sync) throw Object.assign(new Error('at once'), { status: 418, expose: true });
+      return Promise.reject(Object.assign(new Error('later'), { status: 409, expose: true }));
+    });
+    const server = app.callback();
+    expect((await request(server).get('/')).status).to.equal(418);
+    sync = false;
+    expect((await request(server).get('/')).status).to.equal(409);
+  });
+
+  it('leaves a chain of several middleware to koa-compose', async function () {
+    const order: string[] = [];
+    const mw = (tag: string): Middleware => async (_ctx, next) => {
+      order.push(tag);
+      await next();
+    };
+    await composeSole([mw('a'), mw('b')])({} as Context);
+    expect(order).to.deep.equal(['a', 'b']);
   });
 });
