@@ -80,7 +80,6 @@ export function hookSignature(secret: string, unixSeconds: number, body: string)
   return `t=${unixSeconds},v1=${createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex')}`;
 }
 
-/** The HTTP hook's decision: POST {type:"authorize",...}; a 200 with {"allow":true} allows, any other answer refuses. */
 /** Where the HTTP hook is asked, as fetch takes it. */
 interface HookTarget {
   url: string;
@@ -95,12 +94,22 @@ interface HookTarget {
 export function hookTarget(url: string): HookTarget {
   const parsed = new URL(url);
   if (!parsed.username && !parsed.password) return { url };
-  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  const credentials = `${decodedOrAsIs(parsed.username)}:${decodedOrAsIs(parsed.password)}`;
   parsed.username = '';
   parsed.password = '';
   return { url: parsed.href, authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
 }
 
+/** A percent-encoded part of a URL, decoded; as written when its encoding is broken (`%zz`). */
+function decodedOrAsIs(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+/** The HTTP hook's decision: POST {type:"authorize",...}; a 200 with {"allow":true} allows, any other answer refuses. */
 async function askHttpHook(config: HttpHookConfig, target: HookTarget, request: AuthorizeRequest): Promise<boolean> {
   const body = JSON.stringify({ type: 'authorize', ...request });
   const headers: Record<string, string> = { 'content-type': 'application/json' };

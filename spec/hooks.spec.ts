@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import Koa from 'koa';
 import { createGateway, type Gateway } from '../lib/index.js';
-import { HOOK_SIGNATURE_HEADER, Hooks, hookSignature, hookUrlForLogs, type AuthorizeRequest, type ConnectionEvent, type PublishedMessage } from '../lib/hooks.js';
+import { HOOK_SIGNATURE_HEADER, Hooks, hookSignature, hookTarget, hookUrlForLogs, type AuthorizeRequest, type ConnectionEvent, type PublishedMessage } from '../lib/hooks.js';
 import { loadConfig } from '../lib/config.js';
 import { startGateway, TEST_API_KEY, TEST_SECRET, type TestGateway } from './support/gateway.js';
 import { SseClient, WsClient, until } from './support/clients.js';
@@ -290,6 +290,11 @@ describe('server hooks', () => {
       for (const line of [failed, unsigned]) expect(line.url).to.equal(`http://[REDACTED]@127.0.0.1:${port}/pollgate/authorize?[REDACTED]`);
       expect(capture.text).not.to.match(/app-user|app-password|query-secret/);
       expect(hookUrlForLogs('not a url')).to.equal('[unparsable URL]');
+      // A user without a password, a password without a user, a broken percent-encoding.
+      expect(hookTarget('http://only-user@h.example/a')).to.deep.equal({ url: 'http://h.example/a', authorization: `Basic ${Buffer.from('only-user:').toString('base64')}` });
+      expect(hookTarget('http://:only-pass@h.example/a')).to.deep.equal({ url: 'http://h.example/a', authorization: `Basic ${Buffer.from(':only-pass').toString('base64')}` });
+      expect(hookTarget('http://a%zz:b@h.example/a?q=1').authorization).to.equal(`Basic ${Buffer.from('a%zz:b').toString('base64')}`);
+      expect(hookTarget('https://h.example/a?q=1')).to.deep.equal({ url: 'https://h.example/a?q=1' });
       expect(hookUrlForLogs('https://hooks.example/authorize')).to.equal('https://hooks.example/authorize');
     });
   });

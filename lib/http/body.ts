@@ -87,18 +87,26 @@ function parsedByHost(ctx: Context): unknown {
 }
 
 /**
- * The request's body being read, as its shared listeners find it (CappedRead). A request whose
- * body is read gains this one field: one hidden-class transition, the same for every such request.
+ * The request's body being read, as its shared listeners find it (CappedRead), or READ_OVER once
+ * that read ended (the listeners stay on the request). A request whose body is read gains this
+ * one field: one hidden-class transition, the same for every such request.
  */
 const READING = Symbol('pollgate.bodyRead');
+const READ_OVER = 'over';
 
 interface ReadingRequest extends IncomingMessage {
-  [READING]?: CappedRead;
+  [READING]?: CappedRead | typeof READ_OVER;
+}
+
+/** The read in progress on `req`, if any. */
+function readOf(req: ReadingRequest): CappedRead | undefined {
+  const read = req[READING];
+  return read === undefined || read === READ_OVER ? undefined : read;
 }
 
 /**
  * A body being read to its end, refused once it passes its cap, or cut at its deadline. The
- * request's four listeners and the deadline's expiry are functions shared by every read, which
+ * request's listeners and the deadline's expiry are functions shared by every read, which
  * find the read on the request (or are handed it): each read had made six closures and their
  * context, on every /send (docs/PERFORMANCE.md, "A body read without closures").
  */
@@ -120,26 +128,31 @@ class CappedRead {
 /** The body's JSON (parseJsonBody), read within its cap and deadline. */
 function readCapped(ctx: Context, limits: BodyLimits): Promise<unknown> {
   const req = ctx.req as ReadingRequest;
-  // One read a request: a second would add the shared listeners again and see every chunk twice.
-  if (req[READING]) return Promise.reject(new Error('the request body is already being read'));
+  // One read at a time: a second would see every chunk twice.
+  if (readOf(req)) return Promise.reject(new Error('the request body is already being read'));
   return new Promise((resolve, reject) => {
+    // The listeners are put on once a request: a read after one that ended finds them there.
+    const listening = req[READING] === READ_OVER;
     req[READING] = new CappedRead(ctx, limits, resolve, reject);
-    // No 'aborted' listener: a request cut short emits 'error' too (ECONNRESET, "aborted").
+    if (listening) return;
     req.on('data', onReadData);
     req.on('end', onReadEnd);
+    // 'error' tells why a request was cut short (a socket reset, a malformed chunk); 'close'
+    // comes after it, and alone when the request was destroyed without an error.
     req.on('error', onReadError);
+    req.on('close', onReadClosed);
   });
 }
 
 /**
  * The read of `req`, taken off it with its deadline: it is over. Its listeners stay on the request
- * and do nothing from now on (each finds no read); the request goes with them. Taking them off
- * cost every send three removeListener calls.
+ * and do nothing from now on (each finds no read); the request goes with them, and a later read
+ * of it uses them again. Taking them off cost every send four removeListener calls.
  */
 function endRead(req: ReadingRequest): CappedRead | undefined {
-  const read = req[READING];
+  const read = readOf(req);
   if (!read) return undefined;
-  req[READING] = undefined;
+  req[READING] = READ_OVER;
   read.limits.deadlines.done(read.deadline);
   return read;
 }
@@ -153,13 +166,13 @@ function refuseRest(read: CappedRead, err: Error): void {
 
 function expireRead(read: CappedRead): void {
   const req = read.ctx.req as ReadingRequest;
-  if (req[READING] !== read) return;
+  if (readOf(req) !== read) return;
   endRead(req);
   refuseRest(read, new RequestTimeoutError(`request body not received within ${read.limits.deadlines.lengthMs} ms`));
 }
 
 function onReadData(this: ReadingRequest, chunk: Buffer): void {
-  const read = this[READING];
+  const read = readOf(this);
   if (!read) return;
   read.size += chunk.length;
   if (read.size > read.limits.bytes) {
@@ -187,5 +200,9 @@ function onReadEnd(this: ReadingRequest): void {
 
 function onReadError(this: ReadingRequest, err: Error): void {
   endRead(this)?.reject(new BadRequestError(`request body could not be read: ${err.message}`));
+}
+
+function onReadClosed(this: ReadingRequest): void {
+  endRead(this)?.reject(new BadRequestError('request body could not be read: the request was closed before its end'));
 }
 

@@ -48,6 +48,8 @@ const CHAIN_END: Promise<void> = Promise.resolve();
  * lib/server.ts): that middleware, chained once (chainSteps), with one `next` for every request.
  * koa-compose made a dispatch closure and bound a `next` for each request, for a chain of one
  * (docs/PERFORMANCE.md, "The standalone app's chain of one"). A longer list is koa-compose's.
+ * Unlike koa-compose it takes the middleware as it is at callback() (an app.use after that is not
+ * seen) and does not refuse a `next()` called twice; the standalone app does neither.
  */
 export function composeSole(middleware: readonly Middleware[]): (ctx: Context) => Promise<unknown> {
   if (middleware.length !== 1) return compose(middleware as Middleware[]) as (ctx: Context) => Promise<unknown>;

@@ -108,6 +108,57 @@ describe('request bodies', function () {
     expect(limits.deadlines.size).to.equal(0);
   });
 
+  it('refuses a body at once when the request is destroyed without an error, and reads again with the same listeners', async function () {
+    const limits = bodyLimits(1024, 5000);
+    server.removeAllListeners('request');
+    let counts: number[] = [];
+    const outcome = new Promise<unknown>((resolve) => {
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        const ctx = { req, res, request: {} } as unknown as Context;
+        readJsonBody(ctx, limits).then(resolve, resolve);
+        // Ours alone on 'data' (this one is taken off as it runs) and on 'end'.
+        req.once('data', () => {
+          counts = ['data', 'end', 'error', 'close'].map((event) => req.listenerCount(event));
+          req.destroy();
+        });
+      });
+    });
+    open().write(head(100) + '{"stream":"a",');
+    const err = (await outcome) as Error;
+    expect(err).to.be.instanceOf(BadRequestError);
+    expect(err.message).to.match(/closed before its end/);
+    expect(limits.deadlines.size).to.equal(0);
+    expect(counts.slice(0, 2)).to.deep.equal([1, 1]);
+  });
+
+  it('adds no listeners for a read after one that ended', async function () {
+    const limits = bodyLimits(8, 5000);
+    server.removeAllListeners('request');
+    const seen = new Promise<{ first: unknown; second: unknown; data: number }>((resolve) => {
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        const ctx = { req, res, request: {} } as unknown as Context;
+        void readJsonBody(ctx, limits).then(
+          () => undefined,
+          async (first: unknown) => {
+            const second = readJsonBody(ctx, limits);
+            const data = req.listenerCount('data');
+            resolve({ first, second: await Promise.race([second.then(() => 'read', () => 'refused'), new Promise((r) => setImmediate(() => r('waiting')))]), data });
+            res.destroy();
+          },
+        );
+      });
+    });
+    // Chunked: no length to refuse up front, so the first read is refused by its cap mid-body.
+    const chunk = '{"stream":"over the cap"';
+    open().write(`POST /send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+    const { first, second, data } = await seen;
+    expect((first as Error).message).to.match(/exceeds 8 bytes/);
+    // The second read waits on the paused request, on the one set of listeners.
+    expect(second).to.equal('waiting');
+    expect(data).to.equal(1);
+    limits.deadlines.stop();
+  });
+
   it('400s: empty, whitespace only, not JSON, not UTF-8', async function () {
     const cases: [Buffer, string][] = [
       [Buffer.from('   \n'), 'request body is empty: send a JSON object'],
@@ -161,20 +212,24 @@ describe('request bodies', function () {
   it('reads every body with the same listeners: no closures made per read (CappedRead)', async function () {
     server.removeAllListeners('request');
     const limits = bodyLimits(1024, 5000);
+    const EVENTS = ['data', 'end', 'error', 'close'];
     const listeners: Function[][] = [];
+    const after: Function[][] = [];
+    const afterLate: unknown[] = [];
     const results: unknown[] = [];
     let allRead!: () => void;
     const done = new Promise<void>((r) => (allRead = r));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const reading = readJsonBody({ req, res, request: {} } as unknown as Context, limits);
-      listeners.push(['data', 'end', 'error'].map((event) => req.listeners(event).at(-1) as Function));
+      listeners.push(EVENTS.map((event) => req.listeners(event).at(-1) as Function));
       void reading.then((body) => {
         results.push(body);
         // Over, the read leaves its listeners on the request (no removeListener per read), and
         // they do nothing: a late error or chunk neither throws nor changes what was read.
-        expect(['data', 'end', 'error'].map((event) => req.listeners(event).at(-1))).to.deep.equal(listeners.at(-1));
+        after.push(EVENTS.map((event) => req.listeners(event).at(-1) as Function));
         req.emit('data', Buffer.from('junk'));
         req.emit('error', new Error('late'));
+        afterLate.push(body);
       }).finally(() => {
         res.end();
         if (results.length === 2) allRead();
@@ -187,9 +242,12 @@ describe('request bodies', function () {
     }
     await done;
     expect(results).to.deep.equal([{ stream: 'a', data: 1 }, { stream: 'a', data: 2 }]);
-    // Three functions shared by both reads; a closure each per read without CappedRead.
+    // Four functions shared by both reads; a closure each per read without CappedRead.
     expect(listeners[0]!.every((f) => typeof f === 'function')).to.equal(true);
     expect(listeners[1]).to.deep.equal(listeners[0]);
+    // Still on each request once its read was over, and a late chunk or error changed nothing.
+    expect(after).to.deep.equal(listeners);
+    expect(afterLate).to.deep.equal(results);
   });
 
   it("settles with the body's JSON in the turn its end arrives: no async function around the read", async function () {
