@@ -257,6 +257,8 @@ export class RedisStore implements Store {
     this.subscriptions.close();
     this.tail?.clear();
     await this.connections.close();
+    // Every command in flight was refused as the connections closed: none is left to time out.
+    this.deadlines.stop();
   }
 
   /**

@@ -8,6 +8,7 @@ import { SERVER_SENDER, messageTail } from '../../lib/store/store.js';
 import { redisClient, sharedRedis, startRedisServer, uniquePrefix } from '../support/redis.js';
 import { storeContract, type StoreFactory } from './contract.js';
 import { redisHarness } from './redis-harness.js';
+import { countTimeouts } from '../support/timeouts.js';
 
 const log = createLogger('silent');
 
@@ -36,6 +37,28 @@ describe('RedisStore (Redis only)', () => {
     } finally {
       await store.close();
       admin.disconnect();
+    }
+  });
+
+  it('leaves no command-deadline timer running once closed', async () => {
+    const redis = await sharedRedis();
+    // A command timeout no other timer in this process has: the Timeouts made for it are the store's.
+    const timers = countTimeouts(4_321);
+    const store = new RedisStore({ url: redis.url, keyPrefix: uniquePrefix(), cluster: false, commandTimeoutMs: 4_321, retention: () => ({ maxLength: 10, ttlSeconds: 100, metaTtlSeconds: 1000 }), log });
+    let closed: Promise<void> | undefined;
+    try {
+      await store.connect();
+      await store.append('t', [{ id: 't0', sender: SERVER_SENDER, tail: messageTail('t0', 1, '0') }]);
+      expect(timers.running).to.be.at.least(1);
+      await (closed = store.close());
+      // The deadline timer is cleared at close; without that it ran on to its end, unref'd.
+      // (A cleared Timeout is reported destroyed a turn later.)
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      expect(timers.running).to.equal(0);
+    } finally {
+      await (closed ?? store.close());
+      timers.stop();
     }
   });
 

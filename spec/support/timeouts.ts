@@ -4,16 +4,27 @@
  */
 import { createHook } from 'node:async_hooks';
 
-export function countTimeouts(lengthMs: number): { readonly made: number; stop(): void } {
+export function countTimeouts(lengthMs: number): { readonly made: number; readonly running: number; stop(): void } {
   let made = 0;
+  // Made and not yet run out or cleared (a Timeout's async resource is destroyed then).
+  const live = new Set<number>();
   const hook = createHook({
-    init(_id, type, _trigger, resource) {
-      if (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === lengthMs) made++;
+    init(id, type, _trigger, resource) {
+      if (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === lengthMs) {
+        made++;
+        live.add(id);
+      }
+    },
+    destroy(id) {
+      live.delete(id);
     },
   }).enable();
   return {
     get made() {
       return made;
+    },
+    get running() {
+      return live.size;
     },
     stop: () => void hook.disable(),
   };
