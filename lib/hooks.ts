@@ -11,7 +11,7 @@
 import { createHmac } from 'node:crypto';
 import type { Principal } from './auth.js';
 import { ForbiddenError, HookUnavailableError } from './errors.js';
-import type { Logger } from './log.js';
+import { configuredUrlForLogs, type Logger } from './log.js';
 import { RecentMap } from './recent-map.js';
 
 export type HookAction = 'read' | 'write';
@@ -124,21 +124,6 @@ async function askHttpHook(config: HttpHookConfig, target: HookTarget, request: 
   return reply?.allow === true;
 }
 
-/**
- * The hook's URL as logs show it: scheme, host and path. Its user-info and query are left out
- * (replaced by a marker), since either may carry the application's credentials.
- */
-export function hookUrlForLogs(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return '[unparsable URL]';
-  }
-  const userInfo = parsed.username || parsed.password ? '[REDACTED]@' : '';
-  return `${parsed.protocol}//${userInfo}${parsed.host}${parsed.pathname}${parsed.search ? '?[REDACTED]' : ''}`;
-}
-
 export class Hooks {
   /** `${action}\0${transport}\0${subject}\0${stream}` -> when the allow expires (ms). */
   private readonly allowed = new RecentMap<string, number>(ALLOW_CACHE_MAX);
@@ -152,10 +137,12 @@ export class Hooks {
     if (callbacks.authorize) this.decide = callbacks.authorize.bind(callbacks);
     else if (http.url) {
       const target = hookTarget(http.url);
-      this.decide = (request) => this.askHttp(target, request);
-    }
-    if (http.url && !callbacks.authorize && !http.secret) {
-      log.warn({ url: hookUrlForLogs(http.url) }, 'the HTTP hook\'s requests are unsigned: the application cannot tell them from anyone else\'s; set hooks.secret (POLLGATE_HOOKS_SECRET) and check x-pollgate-signature');
+      // Worked out once: it is logged on every failed call.
+      const urlForLogs = configuredUrlForLogs(http.url);
+      this.decide = (request) => this.askHttp(target, urlForLogs, request);
+      if (!http.secret) {
+        log.warn({ url: urlForLogs }, 'the HTTP hook\'s requests are unsigned: the application cannot tell them from anyone else\'s; set hooks.secret (POLLGATE_HOOKS_SECRET) and check x-pollgate-signature');
+      }
     }
   }
 
@@ -245,11 +232,11 @@ export class Hooks {
     }
   }
 
-  private async askHttp(target: HookTarget, request: AuthorizeRequest): Promise<boolean> {
+  private async askHttp(target: HookTarget, urlForLogs: string, request: AuthorizeRequest): Promise<boolean> {
     try {
       return await askHttpHook(this.http, target, request);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, url: hookUrlForLogs(this.http.url) }, 'authorize hook failed');
+      this.log.warn({ err: (err as Error).message, url: urlForLogs }, 'authorize hook failed');
       throw new HookUnavailableError();
     }
   }

@@ -1,6 +1,7 @@
 /**
- * The pino root logger and the one rule for keeping secrets out of logs: URLs pass through
- * redactUrl() and authorization headers are never logged.
+ * The pino root logger and the one rule for keeping secrets out of logs: request URLs pass
+ * through redactUrl(), configured URLs (Redis, the HTTP hook) through configuredUrlForLogs(), and
+ * authorization headers are never logged.
  */
 import { pino, type Logger } from 'pino';
 
@@ -43,4 +44,19 @@ export function redactUrl(url: string): string {
     }
   }
   return redacted ? `${url.slice(0, q + 1)}${parts.join('&')}` : url;
+}
+
+/**
+ * A configured URL (the Redis server, the HTTP hook) as logs show it: scheme, host and path. Its
+ * user-info and query are left out (replaced by a marker), since either may carry credentials.
+ */
+export function configuredUrlForLogs(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return '[unparsable URL]';
+  }
+  const userInfo = parsed.username || parsed.password ? '[REDACTED]@' : '';
+  return `${parsed.protocol}//${userInfo}${parsed.host}${parsed.pathname}${parsed.search ? '?[REDACTED]' : ''}`;
 }

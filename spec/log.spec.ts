@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { redactUrl } from '../lib/log.js';
+import { configuredUrlForLogs, redactUrl } from '../lib/log.js';
+import { describeTarget } from '../lib/store/redis-target.js';
 
 const SECRETS = ['token', 'access_token', 'api_key', 'key'];
 
@@ -37,5 +38,13 @@ describe('redactUrl', () => {
     expect(redactUrl('/poll?streams=a&%74oken=s3cret&x=1')).to.equal('/poll?streams=a&%74oken=[REDACTED]&x=1');
     // The gateway reads `??token=` as `token` (URLSearchParams drops one leading '?').
     expect(redactUrl('/poll??token=s3cret&streams=a')).to.equal('/poll??token=[REDACTED]&streams=a');
+  });
+});
+
+describe('configuredUrlForLogs', () => {
+  it('shows a configured URL without its user-info or query, for the Redis server and the HTTP hook alike', () => {
+    expect(configuredUrlForLogs('rediss://app:s3cret@redis.example:6380/2?family=6')).to.equal('rediss://[REDACTED]@redis.example:6380/2?[REDACTED]');
+    expect(describeTarget({ url: 'redis://:s3cret@127.0.0.1:6379' })).to.equal('redis://[REDACTED]@127.0.0.1:6379');
+    expect(configuredUrlForLogs('redis://127.0.0.1:6379')).to.equal('redis://127.0.0.1:6379');
   });
 });

@@ -4,6 +4,7 @@
  * store, its durable appends, the rate limits and the control channel all follow a failover.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { configuredUrlForLogs } from '../log.js';
 
 export interface RedisTarget {
   /** redis:// or rediss:// URL; with sentinels only its credentials, database and TLS count. */
@@ -21,7 +22,7 @@ export function usesRedis(target: RedisTarget): boolean {
 
 /** Where a log line may say it connects (no credentials). */
 export function describeTarget(target: RedisTarget): string {
-  if (!target.sentinels?.length) return redactUrl(target.url);
+  if (!target.sentinels?.length) return configuredUrlForLogs(target.url);
   return `sentinel ${target.name} via ${target.sentinels.join(',')}`;
 }
 
@@ -62,12 +63,3 @@ function fromUrl(url: string): RedisOptions {
   };
 }
 
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
