@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import type { CursorCodec } from './cursor.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from './errors.js';
 import { LaterAnswers } from './http/answer-later.js';
-import { bodyLimits } from './http/body.js';
+import type { BodyLimits } from './http/body.js';
 import { answerHead, type HeadRule } from './http/answer-head.js';
 import { Cors } from './http/cors.js';
 import { drainRule } from './http/drain.js';
@@ -64,6 +64,8 @@ export interface PipelineDeps {
   presence: Presence;
   disconnects: Disconnects;
   metrics: Metrics;
+  /** The body cap and the one deadline queue of every body read (the gateway stops it at close). */
+  body: BodyLimits;
 }
 
 export interface MiddlewareOptions {
@@ -106,7 +108,7 @@ function routes(deps: PipelineDeps, head: HeadRule, requests: RequestTracker): R
   const { config } = deps;
   const mount = config.mount === '/' ? '' : config.mount;
   const hops = config.server.trustProxyHops;
-  const body = bodyLimits(config.limits.bodyBytes, config.limits.bodyTimeoutMs);
+  const body = deps.body;
   // Strict and case-sensitive, so the router and the gate agree on every path.
   const router = new Router({ strict: true, sensitive: true });
   const route = (path: string, handlers: Record<string, Middleware>) => router.all(mount + path, byMethod(handlers));

@@ -42,7 +42,7 @@ const schema = z.strictObject({
   mount: z.string().regex(/^\/$|^(\/[A-Za-z0-9._~-]+)+$/, 'must be "/" or a path such as "/rt" (no trailing slash)').default('/'),
   redis: z.strictObject({
     /** Empty (default) means the in-memory store: single process, not durable (unless sentinels are set). */
-    url: z.string().default(''),
+    url: z.string().superRefine(refuseBadRedisUrl).default(''),
     /**
      * Sentinels ("host:port") that know where the primary of `name` is (default none). With them the
      * gateway asks Sentinel for the primary and follows a failover; url may still give credentials.
@@ -265,6 +265,32 @@ export type Config = Readonly<Parsed & {
   auth: Parsed['auth'] & { secret: string; demoToken: boolean };
   generated: { secret: boolean; apiKey?: string };
 }>;
+
+/**
+ * redis.url is '' or a redis:// or rediss:// URL whose user-info decodes. Anything else reached
+ * ioredis, which took a bare word for a host name and an http:// URL for a socket path, and a
+ * password with a broken percent-encoding (`%zz`) failed start with a bare "URI malformed". The
+ * message never repeats the URL: it may hold a password.
+ */
+function refuseBadRedisUrl(url: string, ctx: z.RefinementCtx): void {
+  if (url === '') return;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = new URL('invalid:');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL (or empty for the memory store)' });
+    return;
+  }
+  try {
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'its user name or password is not valid percent-encoding: write a "%" in them as %25' });
+  }
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Middleware } from 'koa';
 import { createPipeline, type MiddlewareOptions } from './app.js';
+import { bodyLimits, type BodyLimits } from './http/body.js';
 import { Auth } from './auth.js';
 import { retentionFor, type Config } from './config.js';
 import { CursorCodec } from './cursor.js';
@@ -108,6 +109,8 @@ export class GatewayCore {
   private readonly attached = new Map<AnyServer, UpgradeListener>();
   /** Requests inside the pipeline: close() waits for them before it closes the store. */
   readonly requests = new RequestTracker();
+  /** The cap and deadline of every request body the pipeline reads; its deadline timer stops at close. */
+  private readonly bodyLimits: BodyLimits;
   private draining = false;
   private drained?: Promise<void>;
   private closed?: Promise<void>;
@@ -177,11 +180,12 @@ export class GatewayCore {
       config, path: `${config.mount === '/' ? '' : config.mount}/ws`, store, registry: this.registry, auth: this.auth, cursors: this.cursors,
       subscriptions: this.subscriptions, messages: this.messages, rateLimits, log: log.child({ module: 'websocket' }), sessions: this.sessions, metrics: this.metrics,
     });
+    this.bodyLimits = bodyLimits(limits.bodyBytes, limits.bodyTimeoutMs);
     this.pipeline = createPipeline(
       {
         config, log, store, auth: this.auth, cursors: this.cursors, subscriptions: this.subscriptions, messages: this.messages, rateLimits,
         registry: this.registry, longPolls: this.longPolls, sse: this.sse, websockets: this.websockets, staticFiles, isDraining: () => this.draining,
-        presence: this.presence, disconnects: this.disconnects, metrics: this.metrics,
+        presence: this.presence, disconnects: this.disconnects, metrics: this.metrics, body: this.bodyLimits,
       },
       this.requests,
     );
@@ -244,6 +248,9 @@ export class GatewayCore {
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       await this.drain();
+      // The body-deadline timer runs on past reads that ended, up to one body timeout. A read still
+      // going (its request outlived the grace) keeps it; a read started later arms it again.
+      if (this.bodyLimits.deadlines.size === 0) this.bodyLimits.deadlines.stop();
       for (const [server, listener] of this.attached) server.off('upgrade', listener);
       this.attached.clear();
       await Promise.all([this.presence.close(), this.disconnects.close(), this.metricsServer?.close()]);

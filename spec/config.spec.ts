@@ -167,6 +167,17 @@ describe('loadConfig', function () {
       expect(refusal(() => load({}, { redis: { sentinels: ['10.0.0.1'], name: 'm' } }))).to.include('redis.sentinels.0');
     });
 
+    it('takes a redis:// or rediss:// URL, and refuses any other and a broken percent-encoding without repeating the URL', function () {
+      expect(load({ REDIS_URL: 'redis://:s%40cret@127.0.0.1:6379/2' }).redis.url).to.equal('redis://:s%40cret@127.0.0.1:6379/2');
+      expect(load({}, { redis: { url: 'rediss://user:pw@redis.internal:6380' } }).redis.url).to.equal('rediss://user:pw@redis.internal:6380');
+      for (const url of ['notaurl', 'http://127.0.0.1:6379', '127.0.0.1:6379']) {
+        expect(refusal(() => load({ REDIS_URL: url }))).to.match(/redis\.url: must be a redis:\/\/ or rediss:\/\/ URL/);
+      }
+      const broken = refusal(() => load({ REDIS_URL: 'redis://user:pa%zzword@127.0.0.1:6379' }));
+      expect(broken).to.match(/redis\.url: .*not valid percent-encoding: write a "%" in them as %25/);
+      expect(broken).not.to.include('pa%zzword');
+    });
+
     it('names every bad key at once', function () {
       const message = refusal(() => load({}, { port: -1, poll: { maxLimit: 0 } }));
       expect(message).to.include('port').and.to.include('poll.maxLimit');
