@@ -56,6 +56,17 @@ export class PayloadTooLargeError extends GatewayError {
   override readonly status = 413;
 }
 
+/**
+ * The request line and headers are over the server's limit (Node's maxHeaderSize, 16 KiB by
+ * default), so Node's parser refused them before any route saw the request: a GET poll of many
+ * streams carries its streams and cursor in the URL.
+ */
+export class HeadersTooLargeError extends GatewayError {
+  override readonly name = 'HeadersTooLargeError';
+  override readonly code = 'headers_too_large';
+  override readonly status = 431;
+}
+
 export class UnsupportedMediaTypeError extends GatewayError {
   override readonly name = 'UnsupportedMediaTypeError';
   override readonly code = 'unsupported_media_type';

@@ -1,11 +1,12 @@
 /**
  * The standalone server (`npm start`, the `pollgate` bin, and tests): a gateway mounted in a Koa
  * app of its own that answers every other path with the gateway's 404, on an http.Server with the
- * configured timeouts. shutdown() is the SIGTERM drain: the listener closes, the gateway drains
- * (lib/gateway.ts), idle and spare connections are closed, connections still open at the grace
- * deadline are cut, then the store is closed.
+ * configured timeouts, where a request Node's parser refuses still gets a JSON error. shutdown()
+ * is the SIGTERM drain: the listener closes, the gateway drains (lib/gateway.ts), idle and spare
+ * connections are closed, connections still open at the grace deadline are cut, then the store is
+ * closed.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, maxHeaderSize, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import Koa from 'koa';
 import type { Config } from './config.js';
@@ -13,6 +14,7 @@ import { GatewayCore, type GatewayParts } from './gateway.js';
 import { announceDemoToken } from './routes/demo.js';
 import { withLightFinishWatch } from './http/finish-watch.js';
 import { composeSole } from './http/steps.js';
+import { answerClientError } from './http/errors.js';
 
 export interface RunningGateway extends GatewayCore {
   server: Server;
@@ -36,6 +38,7 @@ export async function start(config: Config, parts: GatewayParts = {}): Promise<R
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;
+  server.on('clientError', answerClientError(maxHeaderSize, gateway.metrics));
   gateway.attach(server, { fallthrough: false });
   const unused = trackUnusedSockets(server);
   try {

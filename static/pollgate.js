@@ -102,8 +102,8 @@
   // get the gateway's: every code of lib/errors.ts (spec/client/status-table.spec.ts).
   var STATUS_OF = {
     bad_request: 400, invalid_cursor: 400, limit_exceeded: 400, unauthorized: 401, forbidden: 403, not_found: 404, method_not_allowed: 405,
-    request_timeout: 408, payload_too_large: 413, unsupported_media_type: 415, rate_limited: 429, internal: 500, overloaded: 503,
-    store_unavailable: 503, shutting_down: 503, hook_unavailable: 503
+    request_timeout: 408, payload_too_large: 413, unsupported_media_type: 415, rate_limited: 429, headers_too_large: 431, internal: 500,
+    overloaded: 503, store_unavailable: 503, shutting_down: 503, hook_unavailable: 503
   };
 
   /**
@@ -114,10 +114,8 @@
     if (status === 1223) status = 204;
     if (status === 0 || status >= 12000) return done(makeError('network', 'network error'));
     var json = typeof body === 'string' ? body ? parse(body) || null : {} : body;
-    if (json && json.error) {
-      var code = json.error.code || 'error';
-      return done(makeError(code, json.error.message, status >= 400 ? status : STATUS_OF[code] || 500, Number(retryAfter) || 0));
-    }
+    var error = json && json.error;
+    if (error) return done(makeError(error.code || 'error', error.message, status >= 400 ? status : STATUS_OF[error.code] || 500, Number(retryAfter) || 0));
     // Not ours (a proxy's or captive portal's page): retried like a network failure.
     if (!json) return done(makeError('bad_response', 'not a gateway answer (HTTP ' + status + ')', status));
     if (status < 200 || status > 299) return done(makeError('http_' + status, 'unexpected answer (HTTP ' + status + ')', status, Number(retryAfter) || 0));
@@ -155,7 +153,7 @@
   }
 
   function isOffline() {
-    return !!win && !!win.navigator && win.navigator.onLine === false;
+    return !!(win && win.navigator && win.navigator.onLine === false);
   }
 
   /** The JSON value of `text`; undefined when it is not JSON. */
@@ -192,11 +190,7 @@
 
   /** The JSON value stored under `key`; null when there is none (or no storage). */
   function load(s, key) {
-    try {
-      return JSON.parse(s.getItem(key));
-    } catch (e) {
-      return null;
-    }
+    return s && parse(s.getItem(key)) || null;
   }
 
   /** Stores `value` as JSON, or removes the key when it is null. A full or missing storage is ignored. */
@@ -213,6 +207,13 @@
 
   var transports = {};
 
+  /**
+   * The longest URL a poll is sent as a GET: IE takes 2,083 characters at most, and a server's limit
+   * on a request's head (Node's is 16 KiB) is not far beyond a poll of many long stream names and
+   * their cursor. A longer poll is POSTed, its parameters as the JSON body.
+   */
+  var MAX_GET_URL = 2000;
+
   /** XMLHttpRequest: same origin, or cross-origin where the browser does CORS (IE10+, all others). */
   transports.xhr = {
     isUsable: function (url) {
@@ -222,8 +223,14 @@
     request: function (req, done) {
       var x = new XMLHttpRequest();
       var finish = once(done, req.timeoutMs, function () { x.abort(); });
-      var get = !req.body;
-      x.open(get ? 'GET' : 'POST', withQuery(req.url + req.path, req.params, get), true);
+      var body = req.body;
+      var url = withQuery(req.url + req.path, req.params, !body);
+      if (!body && url.length > MAX_GET_URL) {
+        body = req.params;
+        url = req.url + req.path;
+      }
+      var get = !body;
+      x.open(get ? 'GET' : 'POST', url, true);
       if (req.token) x.setRequestHeader('Authorization', 'Bearer ' + req.token);
       if (!get) x.setRequestHeader('Content-Type', 'application/json');
       x.onreadystatechange = function () {
@@ -234,7 +241,7 @@
         } catch (e) {}
         settle(finish, status, x.responseText, status && x.getResponseHeader('Retry-After'));
       };
-      x.send(get ? null : JSON.stringify(req.body));
+      x.send(get ? null : JSON.stringify(body));
       return function () {
         finish.cancel();
         x.abort();
@@ -541,36 +548,25 @@
     /** What the push transports read: { url, o, token, streams, from }. */
     var ctx = { url: o.url, o: o, token: o.token || null, streams: [], from: from };
     var failed = remembered();
+    // Unset until first used: the flags (started, closed, fetching, tokenFailed, sending) read as false,
+    // the rest as none (stop: how to end the request or connection in flight; push: a live push
+    // connection; queue: a follower's batches held during its catch-up).
+    var stop, push, timer, upgradeTimer, started, closed, fetching, tokenFailed, refreshTimer, sending, sendTimer, beat, queue, heardFrom, leaseKey;
     var seen = {};
     var handlers = {};
     var attempt = 0;
-    var stop = null;
-    var push = null;
-    var timer = null;
-    var upgradeTimer = null;
     var since = o.since;
     var conn = randomId(16);
-    var started = false;
-    var closed = false;
     var unlisten = [];
-    var fetching = false;
-    var tokenFailed = false;
-    var refreshTimer = null;
     var outbox = load(tab, tabKey + ':outbox');
     var callbacks = {};
-    var sending = false;
-    var sendTimer = null;
     var sendAttempt = 0;
     var sharing = !!(o.share && local && poller);
     var lead = !sharing;
-    var leaseKey = null;
-    var beat = null;
     var chanKey = key + ':share';
-    var channel = sharing && win.BroadcastChannel ? new win.BroadcastChannel(chanKey) : null;
+    var channel = sharing && win.BroadcastChannel && new win.BroadcastChannel(chanKey);
     var posted = 0;
-    var heardFrom = null;
     var heardN = 0;
-    var queue = null;
     if (!(outbox instanceof Array)) outbox = [];
     if (channel) channel.onmessage = function (e) { hear(e.data); };
 

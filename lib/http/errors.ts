@@ -2,10 +2,13 @@
  * Error rendering: any error a route throws becomes `{"error":{"code","message"}}` with the
  * status, Retry-After and Allow of toWire() (lib/errors.ts); anything unexpected is a generic
  * 500, logged with the request id and stack. Never a stack trace in a response. The pipeline
- * renders through wayOut (lib/http/way-out.ts), a parked poll's later answer through LaterAnswers.
+ * renders through wayOut (lib/http/way-out.ts), a parked poll's later answer through LaterAnswers;
+ * where there is no response object (an upgrade, a request Node's parser refused), refuseOnSocket.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Context } from 'koa';
-import { errorBody, toWire } from '../errors.js';
+import { BadRequestError, errorBody, HeadersTooLargeError, RequestTimeoutError, toWire, type GatewayError, type WireError } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
 import { setBody, setHeader } from './headers.js';
@@ -28,4 +31,52 @@ export function renderError(ctx: Context, err: unknown): void {
   }
   // XDomainRequest cannot read the body of a non-2xx answer; its clients ask for errors as 200.
   setBody(ctx, 'application/json; charset=utf-8', body, ctx.state.errorsAs200 ? 200 : wire.status);
+}
+
+/**
+ * Answers on a bare socket, where no response object exists (a refused WebSocket upgrade, a
+ * request Node's parser refused): the same JSON error, then the socket is destroyed once written.
+ */
+export function refuseOnSocket(socket: Duplex, wire: WireError): void {
+  const body = errorBody(wire);
+  const retry = wire.retryAfter !== undefined ? `Retry-After: ${wire.retryAfter}\r\n` : '';
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${wire.status} ${STATUS_CODES[wire.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${retry}\r\n${body}`,
+  );
+}
+
+/**
+ * The standalone server's 'clientError' listener: a request Node's parser refused (headers over
+ * maxHeaderSize, a malformed request, a request not received within requestTimeout) gets the
+ * gateway's JSON error, where Node's own answer had no body at all. As Node does, nothing is
+ * written while an answer to an earlier request on the connection is on its way (it would corrupt
+ * it), and a connection reset is just closed.
+ */
+export function answerClientError(maxHeaderBytes: number, metrics?: Metrics): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (err, socket) => {
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const wire = toWire(parserRefusal(err, maxHeaderBytes));
+    metrics?.refused(wire);
+    refuseOnSocket(socket, wire);
+  };
+}
+
+/** The typed error for what Node's parser refused. */
+function parserRefusal(err: NodeJS.ErrnoException, maxHeaderBytes: number): GatewayError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new HeadersTooLargeError(
+        `the request line and headers are over ${maxHeaderBytes} bytes: send a poll of many streams as POST /poll with its parameters in a JSON body`,
+      );
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new RequestTimeoutError('the request was not received in time');
+    default:
+      return new BadRequestError('malformed request');
+  }
 }

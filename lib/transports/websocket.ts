@@ -6,13 +6,14 @@
  * sharing one Heartbeat; the connection slot taken here follows the subject an auth frame names
  * later (ConnectionSlot). See docs/PROTOCOL.md.
  */
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Auth, Principal } from '../auth.js';
 import type { Config } from '../config.js';
 import type { CursorCodec } from '../cursor.js';
-import { CLOSE, errorBody, ForbiddenError, NotFoundError, ShuttingDownError, toWire } from '../errors.js';
+import { CLOSE, ForbiddenError, NotFoundError, ShuttingDownError, toWire } from '../errors.js';
+import { refuseOnSocket } from '../http/errors.js';
 import { clientIp } from '../http/client-ip.js';
 import { credentialFrom } from '../http/credentials.js';
 import { targetOf } from '../http/target.js';
@@ -178,17 +179,11 @@ export class WsHub implements ConnectionHub {
   }
 }
 
-/** Answers an upgrade with an HTTP error rendered from toWire() and destroys the socket once written. */
+/** Answers an upgrade with an HTTP error rendered from toWire() (refuseOnSocket) and destroys the socket once written. */
 export function refuse(socket: Duplex, err: unknown, log: Logger, metrics?: Metrics): void {
   if (socket.destroyed) return;
   const wire = toWire(err);
   metrics?.refused(wire);
   if (wire.unexpected) log.error({ err }, 'websocket handshake failed');
-  const body = errorBody(wire);
-  const retry = wire.retryAfter !== undefined ? `Retry-After: ${wire.retryAfter}\r\n` : '';
-  socket.once('finish', () => socket.destroy());
-  socket.end(
-    `HTTP/1.1 ${wire.status} ${STATUS_CODES[wire.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${retry}\r\n${body}`,
-  );
+  refuseOnSocket(socket, wire);
 }

@@ -63,6 +63,31 @@ describeBrowser('cross-origin transports (Chromium)', function () {
     expect(sent).to.equal(3);
   });
 
+  it('POSTs a poll whose GET URL would pass 2,000 characters (IE takes 2,083 at most), and receives over it', async () => {
+    // 40 streams with long names: their list and cursor make a GET URL of about 3,000 characters.
+    const streams = Array.from({ length: 40 }, (_, i) => `room:long-${String(i).padStart(2, '0')}-${'n'.repeat(50)}`);
+    pageOptions.cors = { streams, transport: 'xhr' };
+    const spy = () => {
+      (window as any).__polls = [];
+      const open = XMLHttpRequest.prototype.open;
+      XMLHttpRequest.prototype.open = function (this: XMLHttpRequest, method: string, url: string | URL, ...rest: unknown[]) {
+        if (String(url).includes('/poll')) (window as any).__polls.push({ method, length: String(url).length });
+        return (open as (...a: unknown[]) => void).call(this, method, url, ...rest);
+      } as typeof open;
+    };
+    const page = await open(`${allowed.url}/cors.html`, spy);
+    await sendAs(gw.url, gw.apiKey, streams[39]!, 'to the last stream');
+    await sendAs(gw.url, gw.apiKey, streams[0]!, 'to the first');
+    await page.waitForFunction(count, 2, { timeout: 20_000 });
+    expect(await received(page)).to.deep.equal(['to the last stream', 'to the first']);
+    const polls: { method: string; length: number }[] = await page.evaluate(() => (window as any).__polls);
+    expect(polls.length).to.be.greaterThan(1);
+    for (const p of polls) {
+      expect(p.method).to.equal('POST');
+      expect(p.length).to.be.below(2000);
+    }
+  });
+
   it('receives over JSONP on an origin CORS does not allow', async () => {
     pageOptions.jsonp = { streams: ['room:jsonp'], transport: 'jsonp' };
     const page = await open(`${other.url}/jsonp.html`);

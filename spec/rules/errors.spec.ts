@@ -29,6 +29,7 @@ const EXPECTED: Record<string, Pick<WireError, 'status' | 'code' | 'closeCode'>>
   RequestTimeoutError: { status: 408, code: 'request_timeout', closeCode: 4408 },
   PayloadTooLargeError: { status: 413, code: 'payload_too_large', closeCode: 4413 },
   UnsupportedMediaTypeError: { status: 415, code: 'unsupported_media_type', closeCode: 4415 },
+  HeadersTooLargeError: { status: 431, code: 'headers_too_large', closeCode: 4431 },
   LimitExceededError: { status: 400, code: 'limit_exceeded', closeCode: 4400 },
   RateLimitedError: { status: 429, code: 'rate_limited', closeCode: 4429 },
   OverloadedError: { status: 503, code: 'overloaded', closeCode: 1013 },

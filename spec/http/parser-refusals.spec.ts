@@ -1,0 +1,84 @@
+/**
+ * Requests Node's HTTP parser refuses before the pipeline sees them (the standalone server's
+ * 'clientError' listener, lib/http/errors.ts answerClientError): each gets the gateway's JSON
+ * error with its status, where Node's own answer had a status line and no body.
+ */
+import { connect } from 'node:net';
+import { maxHeaderSize } from 'node:http';
+import { expect } from 'chai';
+import { startGateway, type TestGateway } from '../support/gateway.js';
+
+interface RawAnswer {
+  status: number;
+  head: string;
+  body: string;
+}
+
+/** Writes `bytes` on a fresh connection; resolves with the answer once the server closes it. */
+function exchange(port: number, bytes: string): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (text += d));
+    // The server may close while a long head is still being written.
+    socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
+    socket.once('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      if (!m) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
+      const at = text.indexOf('\r\n\r\n');
+      resolve({ status: Number(m[1]), head: text.slice(0, at), body: text.slice(at + 4) });
+    });
+    socket.write(bytes);
+  });
+}
+
+describe("requests Node's parser refuses", function () {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(async () => {
+    await gw.shutdown();
+  });
+
+  it('answers a request line and headers over the limit (a GET poll of many streams) with a 431 JSON error that says to POST', async () => {
+    const streams = Array.from({ length: 2000 }, (_, i) => `room:stream-${i}`).join(',');
+    expect(streams.length).to.be.above(maxHeaderSize);
+    const r = await exchange(gw.port, `GET /poll?streams=${streams}&timeout=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    expect(r.status).to.equal(431);
+    expect(r.head).to.match(/\r\ncontent-type: application\/json; charset=utf-8\r\n/i);
+    expect(r.head).to.match(/\r\ncache-control: no-store(\r\n|$)/i);
+    const { error } = JSON.parse(r.body) as { error: { code: string; message: string } };
+    expect(error.code).to.equal('headers_too_large');
+    expect(error.message).to.include(`over ${maxHeaderSize} bytes`).and.to.include('POST /poll');
+  });
+
+  it('answers a malformed request with a 400 JSON error', async () => {
+    for (const head of ['GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nNot a header\r\n\r\n', 'GET /healthz HTTP/9.9\r\n\r\n', 'NOT-A-METHOD /healthz HTTP/1.1\r\nHost: x\r\n\r\n']) {
+      const r = await exchange(gw.port, head);
+      expect(r.status, head).to.equal(400);
+      expect(JSON.parse(r.body), head).to.deep.equal({ error: { code: 'bad_request', message: 'malformed request' } });
+    }
+  });
+
+  it('counts each refusal by its code in pollgate_errors_total', async () => {
+    await exchange(gw.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nNot a header\r\n\r\n');
+    await exchange(gw.port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: ${'x'.repeat(maxHeaderSize)}\r\n\r\n`);
+    const metrics = await (await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${gw.apiKey}` } })).text();
+    expect(metrics).to.match(/^pollgate_errors_total\{[^}]*code="bad_request"[^}]*\} [1-9]/m);
+    expect(metrics).to.match(/^pollgate_errors_total\{[^}]*code="headers_too_large"[^}]*\} [1-9]/m);
+  });
+
+  it('answers headers not received within server.headersTimeoutMs with a 408 JSON error', async function () {
+    const slow = await startGateway({ server: { keepAliveTimeoutMs: 1000, headersTimeoutMs: 1001, connectionsCheckingIntervalMs: 100 } });
+    try {
+      // Headers never finished: Node's connection check refuses the request once the time is up.
+      const r = await exchange(slow.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      expect(r.status).to.equal(408);
+      expect(JSON.parse(r.body).error.code).to.equal('request_timeout');
+    } finally {
+      await slow.shutdown();
+    }
+  });
+});
