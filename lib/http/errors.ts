@@ -8,7 +8,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Context } from 'koa';
-import { BadRequestError, errorBody, HeadersTooLargeError, RequestTimeoutError, toWire, type GatewayError, type WireError } from '../errors.js';
+import { BadRequestError, errorBody, HeadersTooLargeError, PayloadTooLargeError, RequestTimeoutError, toWire, type GatewayError, type WireError } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
 import { setBody, setHeader } from './headers.js';
@@ -49,10 +49,10 @@ export function refuseOnSocket(socket: Duplex, wire: WireError): void {
 
 /**
  * The standalone server's 'clientError' listener: a request Node's parser refused (headers over
- * maxHeaderSize, a malformed request, a request not received within requestTimeout) gets the
- * gateway's JSON error, where Node's own answer had no body at all. As Node does, nothing is
- * written while an answer to an earlier request on the connection is on its way (it would corrupt
- * it), and a connection reset is just closed.
+ * maxHeaderSize, chunk extensions over Node's cap, a malformed request, headers not received in
+ * time) gets the gateway's JSON error, where Node's own answer had no body at all. As Node does,
+ * nothing is written once an answer on the connection has started (it would corrupt it), and a
+ * connection reset is just closed.
  */
 export function answerClientError(maxHeaderBytes: number, metrics?: Metrics): (err: NodeJS.ErrnoException, socket: Duplex) => void {
   return (err, socket) => {
@@ -74,6 +74,8 @@ function parserRefusal(err: NodeJS.ErrnoException, maxHeaderBytes: number): Gate
       return new HeadersTooLargeError(
         `the request line and headers are over ${maxHeaderBytes} bytes: send a poll of many streams as POST /poll with its parameters in a JSON body`,
       );
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new PayloadTooLargeError('the chunk extensions of the request body are over the limit');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new RequestTimeoutError('the request was not received in time');
     default:

@@ -62,6 +62,13 @@ describe("requests Node's parser refuses", function () {
     }
   });
 
+  it('answers a chunked body whose chunk extensions are over Node\'s cap with a 413 JSON error', async () => {
+    const head = 'POST /send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const r = await exchange(gw.port, `${head}2;ext=${'x'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`);
+    expect(r.status).to.equal(413);
+    expect(JSON.parse(r.body).error.code).to.equal('payload_too_large');
+  });
+
   it('counts each refusal by its code in pollgate_errors_total', async () => {
     await exchange(gw.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nNot a header\r\n\r\n');
     await exchange(gw.port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: ${'x'.repeat(maxHeaderSize)}\r\n\r\n`);
