@@ -267,28 +267,29 @@ export type Config = Readonly<Parsed & {
 }>;
 
 /**
- * redis.url is '' or a redis:// or rediss:// URL whose user-info decodes. Anything else reached
- * ioredis, which took a bare word for a host name and an http:// URL for a socket path, and a
- * password with a broken percent-encoding (`%zz`) failed start with a bare "URI malformed". The
- * message never repeats the URL: it may hold a password.
+ * redis.url: '' (the memory store), a redis:// or rediss:// URL, or what ioredis also takes
+ * without a scheme (host, host:port, a socket path). A URL of another scheme reached ioredis as a
+ * socket path, and a password with a broken percent-encoding (`%zz`) failed start with a bare "URI
+ * malformed". The message never repeats the URL: it may hold a password.
  */
 function refuseBadRedisUrl(url: string, ctx: z.RefinementCtx): void {
-  if (url === '') return;
-  let parsed: URL;
+  if (url === '' || url.startsWith('/')) return;
+  const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
+  let parsed: URL | undefined;
   try {
-    parsed = new URL(url);
+    parsed = new URL(url.includes('://') ? url : `redis://${url}`);
   } catch {
-    parsed = new URL('invalid:');
+    parsed = undefined;
   }
+  if (!parsed?.hostname) return refuse('is not a valid URL: redis://[user:password@]host[:port][/db]');
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL (or empty for the memory store)' });
-    return;
+    return refuse('must be redis:// or rediss:// ([user:password@]host[:port][/db]), a bare host[:port], or a socket path');
   }
   try {
     decodeURIComponent(parsed.username);
     decodeURIComponent(parsed.password);
   } catch {
-    ctx.addIssue({ code: 'custom', message: 'its user name or password is not valid percent-encoding: write a "%" in them as %25' });
+    refuse('its user name or password is not valid percent-encoding: write a "%" in them as %25');
   }
 }
 

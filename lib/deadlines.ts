@@ -78,6 +78,14 @@ export class SameLengthDeadlines {
     this.timer = undefined;
   }
 
+  /**
+   * Stops the timer when no deadline is pending: it would otherwise run on, past deadlines that
+   * are done, for up to one length. A pending one keeps it; a later start() arms it again.
+   */
+  stopIfIdle(): void {
+    if (this.count === 0) this.stop();
+  }
+
   /** Deadlines started and neither done nor expired. */
   get size(): number {
     return this.count;

@@ -248,9 +248,8 @@ export class GatewayCore {
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       await this.drain();
-      // The body-deadline timer runs on past reads that ended, up to one body timeout. A read still
-      // going (its request outlived the grace) keeps it; a read started later arms it again.
-      if (this.bodyLimits.deadlines.size === 0) this.bodyLimits.deadlines.stop();
+      // A body read still going (its request outlived the grace) keeps its deadline.
+      this.bodyLimits.deadlines.stopIfIdle();
       for (const [server, listener] of this.attached) server.off('upgrade', listener);
       this.attached.clear();
       await Promise.all([this.presence.close(), this.disconnects.close(), this.metricsServer?.close()]);

@@ -14,7 +14,7 @@ import { GatewayCore, type GatewayParts } from './gateway.js';
 import { announceDemoToken } from './routes/demo.js';
 import { withLightFinishWatch } from './http/finish-watch.js';
 import { composeSole } from './http/steps.js';
-import { answerClientError } from './http/errors.js';
+import { answerClientError } from './http/client-error.js';
 
 export interface RunningGateway extends GatewayCore {
   server: Server;

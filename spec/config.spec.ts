@@ -167,15 +167,21 @@ describe('loadConfig', function () {
       expect(refusal(() => load({}, { redis: { sentinels: ['10.0.0.1'], name: 'm' } }))).to.include('redis.sentinels.0');
     });
 
-    it('takes a redis:// or rediss:// URL, and refuses any other and a broken percent-encoding without repeating the URL', function () {
-      expect(load({ REDIS_URL: 'redis://:s%40cret@127.0.0.1:6379/2' }).redis.url).to.equal('redis://:s%40cret@127.0.0.1:6379/2');
-      expect(load({}, { redis: { url: 'rediss://user:pw@redis.internal:6380' } }).redis.url).to.equal('rediss://user:pw@redis.internal:6380');
-      for (const url of ['notaurl', 'http://127.0.0.1:6379', '127.0.0.1:6379']) {
-        expect(refusal(() => load({ REDIS_URL: url }))).to.match(/redis\.url: must be a redis:\/\/ or rediss:\/\/ URL/);
+    it('takes a redis:// or rediss:// URL or what ioredis takes without a scheme, and refuses the rest without repeating the URL', function () {
+      for (const url of ['redis://:s%40cret@127.0.0.1:6379/2', 'rediss://user:pw@redis.internal:6380', 'redis-host', 'localhost:6379', 'redis:6379', '/tmp/redis.sock']) {
+        expect(load({ REDIS_URL: url }).redis.url, url).to.equal(url);
       }
-      const broken = refusal(() => load({ REDIS_URL: 'redis://user:pa%zzword@127.0.0.1:6379' }));
-      expect(broken).to.match(/redis\.url: .*not valid percent-encoding: write a "%" in them as %25/);
-      expect(broken).not.to.include('pa%zzword');
+      for (const url of ['http://127.0.0.1:6379', 'ftp://redis.internal']) {
+        expect(refusal(() => load({ REDIS_URL: url })), url).to.match(/redis\.url: must be redis:\/\/ or rediss:\/\//);
+      }
+      for (const url of ['redis://127.0.0.1:99999', 'redis://', 'a b:6379']) {
+        expect(refusal(() => load({ REDIS_URL: url })), url).to.match(/redis\.url: is not a valid URL/);
+      }
+      for (const url of ['redis://user:pa%zzword@127.0.0.1:6379', 'user:pa%zzword@127.0.0.1:6379']) {
+        const broken = refusal(() => load({ REDIS_URL: url }));
+        expect(broken).to.match(/redis\.url: .*not valid percent-encoding: write a "%" in them as %25/);
+        expect(broken).not.to.include('pa%zzword');
+      }
     });
 
     it('names every bad key at once', function () {

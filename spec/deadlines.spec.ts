@@ -91,6 +91,33 @@ describe('SameLengthDeadlines', function () {
     expect(deadlines.done(b)).to.equal(false);
   });
 
+  it('stops its timer only when idle (stopIfIdle): a pending deadline still expires, and a later start arms it again', async function () {
+    let now = 0;
+    const deadlines = new SameLengthDeadlines(9, () => now);
+    const expired: string[] = [];
+    const timers = countTimeouts(9);
+    try {
+      deadlines.start(() => expired.push('pending'));
+      deadlines.stopIfIdle();
+      now = 10;
+      await waitFor(() => expired.length === 1, 'the pending deadline to expire');
+      deadlines.done(deadlines.start(() => expired.push('done')));
+      expect(timers.running).to.equal(1);
+      deadlines.stopIfIdle();
+      // A cleared Timeout is reported destroyed a turn later: no event to await, so two turns.
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      expect(timers.running).to.equal(0);
+      deadlines.start(() => expired.push('later'));
+      now = 20;
+      await waitFor(() => expired.length === 2, 'a deadline started after the stop to expire');
+      expect(expired).to.deep.equal(['pending', 'later']);
+    } finally {
+      deadlines.stop();
+      timers.stop();
+    }
+  });
+
   it('keeps one timer when an expiry starts a deadline', async function () {
     let now = 0;
     // A length no other timer in this process has: the Timeouts made for it are the queue's.

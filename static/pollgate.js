@@ -190,7 +190,11 @@
 
   /** The JSON value stored under `key`; null when there is none (or no storage). */
   function load(s, key) {
-    return s && parse(s.getItem(key)) || null;
+    try {
+      return JSON.parse(s.getItem(key));
+    } catch (e) {
+      return null;
+    }
   }
 
   /** Stores `value` as JSON, or removes the key when it is null. A full or missing storage is ignored. */

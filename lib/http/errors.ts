@@ -3,12 +3,13 @@
  * status, Retry-After and Allow of toWire() (lib/errors.ts); anything unexpected is a generic
  * 500, logged with the request id and stack. Never a stack trace in a response. The pipeline
  * renders through wayOut (lib/http/way-out.ts), a parked poll's later answer through LaterAnswers;
- * where there is no response object (an upgrade, a request Node's parser refused), refuseOnSocket.
+ * where there is no response object (a refused upgrade, a request Node's parser refused:
+ * lib/http/client-error.ts), refuseOnSocket.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Context } from 'koa';
-import { BadRequestError, errorBody, HeadersTooLargeError, PayloadTooLargeError, RequestTimeoutError, toWire, type GatewayError, type WireError } from '../errors.js';
+import { errorBody, toWire, type WireError } from '../errors.js';
 import { jsonpBody } from './jsonp.js';
 import { noStore } from './request-log.js';
 import { setBody, setHeader } from './headers.js';
@@ -45,40 +46,4 @@ export function refuseOnSocket(socket: Duplex, wire: WireError): void {
     `HTTP/1.1 ${wire.status} ${STATUS_CODES[wire.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${retry}\r\n${body}`,
   );
-}
-
-/**
- * The standalone server's 'clientError' listener: a request Node's parser refused (headers over
- * maxHeaderSize, chunk extensions over Node's cap, a malformed request, headers not received in
- * time) gets the gateway's JSON error, where Node's own answer had no body at all. As Node does,
- * nothing is written once an answer on the connection has started (it would corrupt it), and a
- * connection reset is just closed.
- */
-export function answerClientError(maxHeaderBytes: number, metrics?: Metrics): (err: NodeJS.ErrnoException, socket: Duplex) => void {
-  return (err, socket) => {
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const wire = toWire(parserRefusal(err, maxHeaderBytes));
-    metrics?.refused(wire);
-    refuseOnSocket(socket, wire);
-  };
-}
-
-/** The typed error for what Node's parser refused. */
-function parserRefusal(err: NodeJS.ErrnoException, maxHeaderBytes: number): GatewayError {
-  switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW':
-      return new HeadersTooLargeError(
-        `the request line and headers are over ${maxHeaderBytes} bytes: send a poll of many streams as POST /poll with its parameters in a JSON body`,
-      );
-    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return new PayloadTooLargeError('the chunk extensions of the request body are over the limit');
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new RequestTimeoutError('the request was not received in time');
-    default:
-      return new BadRequestError('malformed request');
-  }
 }

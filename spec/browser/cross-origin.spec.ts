@@ -70,22 +70,32 @@ describeBrowser('cross-origin transports (Chromium)', function () {
     const spy = () => {
       (window as any).__polls = [];
       const open = XMLHttpRequest.prototype.open;
+      const send = XMLHttpRequest.prototype.send;
       XMLHttpRequest.prototype.open = function (this: XMLHttpRequest, method: string, url: string | URL, ...rest: unknown[]) {
-        if (String(url).includes('/poll')) (window as any).__polls.push({ method, length: String(url).length });
+        if (String(url).includes('/poll')) (window as any).__polls.push((this as any).__poll = { method, length: String(url).length });
         return (open as (...a: unknown[]) => void).call(this, method, url, ...rest);
       } as typeof open;
+      XMLHttpRequest.prototype.send = function (this: XMLHttpRequest, body?: Document | XMLHttpRequestBodyInit | null) {
+        if ((this as any).__poll) (this as any).__poll.body = body;
+        return send.call(this, body);
+      };
     };
     const page = await open(`${allowed.url}/cors.html`, spy);
     await sendAs(gw.url, gw.apiKey, streams[39]!, 'to the last stream');
     await sendAs(gw.url, gw.apiKey, streams[0]!, 'to the first');
     await page.waitForFunction(count, 2, { timeout: 20_000 });
     expect(await received(page)).to.deep.equal(['to the last stream', 'to the first']);
-    const polls: { method: string; length: number }[] = await page.evaluate(() => (window as any).__polls);
+    const polls: { method: string; length: number; body: string }[] = await page.evaluate(() => (window as any).__polls);
     expect(polls.length).to.be.greaterThan(1);
     for (const p of polls) {
       expect(p.method).to.equal('POST');
-      expect(p.length).to.be.below(2000);
+      expect(p.length).to.be.below(100);
+      // The parameters went in the body, every stream and (after the first answer) the cursor.
+      const params = JSON.parse(p.body) as { streams: string; cursor?: string; since?: string };
+      expect(params.streams.split(',')).to.deep.equal(streams);
+      expect(params.cursor ?? params.since).to.be.a('string');
     }
+    expect(JSON.parse(polls[polls.length - 1]!.body).cursor).to.be.a('string');
   });
 
   it('receives over JSONP on an origin CORS does not allow', async () => {

@@ -10,8 +10,6 @@ import type { Context } from 'koa';
 import { bodyLimits, readJsonBody } from '../../lib/http/body.js';
 import { countTimeouts } from '../support/timeouts.js';
 import { BadRequestError } from '../../lib/errors.js';
-import request from 'supertest';
-import { startGateway, type TestGateway } from '../support/gateway.js';
 
 /** What the handler saw of one request. */
 interface Seen {
@@ -309,29 +307,5 @@ describe('request bodies', function () {
     expect(s.pieces).to.equal(2);
     expect(s.result).to.deep.equal({ stream: 'pieces', data: 'x'.repeat(100) });
     expect(s.second).to.equal('the request body is already being read');
-  });
-});
-
-describe("request bodies, at the gateway's close", function () {
-  it('leaves no body-deadline timer running once the gateway closed', async function () {
-    // A body timeout no other timer in this process has: the Timeouts made for it are the body reads'.
-    const timers = countTimeouts(7_654);
-    let gw: TestGateway | undefined;
-    try {
-      gw = await startGateway({ limits: { bodyTimeoutMs: 7_654 } });
-      const res = await request(gw.url).post('/send').set('Authorization', `Bearer ${gw.apiKey}`).send({ stream: 'body:close', data: 1 });
-      expect(res.status, res.text).to.equal(200);
-      // The read ended; its queue's timer runs on until it finds the queue empty.
-      expect(timers.running).to.equal(1);
-      await gw.shutdown();
-      gw = undefined;
-      // A cleared Timeout is reported destroyed a turn later: no event to await, so two turns.
-      await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setImmediate(r));
-      expect(timers.running).to.equal(0);
-    } finally {
-      await gw?.shutdown();
-      timers.stop();
-    }
   });
 });
