@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_ANSWER_BYTES } from './answer-budget.js';
 import { MAX_CURSOR_STREAMS } from './cursor.js';
+import { withRedisScheme } from './store/redis-target.js';
 
 const seconds = (def: number, max = 10 * 365 * 86400) => z.number().int().min(1).max(max).default(def);
 
@@ -277,7 +278,7 @@ function refuseBadRedisUrl(url: string, ctx: z.RefinementCtx): void {
   const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
   let parsed: URL | undefined;
   try {
-    parsed = new URL(url.includes('://') ? url : `redis://${url}`);
+    parsed = new URL(withRedisScheme(url));
   } catch {
     parsed = undefined;
   }

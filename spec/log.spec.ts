@@ -47,4 +47,11 @@ describe('configuredUrlForLogs', () => {
     expect(describeTarget({ url: 'redis://:s3cret@127.0.0.1:6379' })).to.equal('redis://[REDACTED]@127.0.0.1:6379');
     expect(configuredUrlForLogs('redis://127.0.0.1:6379')).to.equal('redis://127.0.0.1:6379');
   });
+
+  it('shows a Redis URL given without a scheme as the redis:// URL ioredis reads, its password left out', () => {
+    expect(describeTarget({ url: 'app:s3cret@redis.internal:6379' })).to.equal('redis://[REDACTED]@redis.internal:6379');
+    expect(describeTarget({ url: 'localhost:6379' })).to.equal('redis://localhost:6379');
+    expect(describeTarget({ url: 'redis-host' })).to.equal('redis://redis-host');
+    expect(describeTarget({ url: '/tmp/redis.sock' })).to.equal('/tmp/redis.sock');
+  });
 });

@@ -205,4 +205,3 @@ function onReadError(this: ReadingRequest, err: Error): void {
 function onReadClosed(this: ReadingRequest): void {
   endRead(this)?.reject(new BadRequestError('request body could not be read: the request was closed before its end'));
 }
-

@@ -12,7 +12,7 @@ import { ClusterDurableAppends, SingleDurableAppends, type DurableAppends, type 
 import { streamSlot, type RedisKeys } from './redis-keys.js';
 import type { RedisStoreOptions } from './redis-store.js';
 import type { WakeChannels } from './redis-subscriptions.js';
-import { connectRedis, describeTarget } from './redis-target.js';
+import { connectRedis, describeTarget, withRedisScheme } from './redis-target.js';
 import { ShardedSubscriber, type ShardedSubscriberEvents } from './sharded-subscriber.js';
 import type { NodeAddress } from './shard-connection.js';
 
@@ -136,7 +136,7 @@ function slotOwners(cluster: Cluster): SlotOwners {
 
 /** A cluster node ("host:port" from the slot map), with the seed URL's credentials and TLS. */
 function nodeAddress(seedUrl: string, node: string): NodeAddress {
-  const seed = new URL(seedUrl);
+  const seed = new URL(withRedisScheme(seedUrl));
   const at = node.lastIndexOf(':');
   return {
     host: node.slice(0, at),

@@ -20,10 +20,19 @@ export function usesRedis(target: RedisTarget): boolean {
   return target.url !== '' || (target.sentinels?.length ?? 0) > 0;
 }
 
+/**
+ * redis.url with its scheme: ioredis also takes a host[:port] without one (read as redis://), and
+ * a socket path, which stays as written. Parsed without the scheme, `user:pw@host` would read as
+ * scheme `user:`.
+ */
+export function withRedisScheme(url: string): string {
+  return url === '' || url.startsWith('/') || url.includes('://') ? url : `redis://${url}`;
+}
+
 /** Where a log line may say it connects (no credentials). */
 export function describeTarget(target: RedisTarget): string {
-  if (!target.sentinels?.length) return configuredUrlForLogs(target.url);
-  return `sentinel ${target.name} via ${target.sentinels.join(',')}`;
+  if (target.sentinels?.length) return `sentinel ${target.name} via ${target.sentinels.join(',')}`;
+  return target.url.startsWith('/') ? target.url : configuredUrlForLogs(withRedisScheme(target.url));
 }
 
 /**
@@ -52,7 +61,7 @@ export function connectRedis(target: RedisTarget, options: RedisOptions): Redis 
 /** Credentials, database and TLS of a URL given beside sentinels (its host is Sentinel's to choose). */
 function fromUrl(url: string): RedisOptions {
   if (!url) return {};
-  const parsed = new URL(url);
+  const parsed = new URL(withRedisScheme(url));
   const db = Number(parsed.pathname.slice(1));
   return {
     username: decodeURIComponent(parsed.username) || undefined,
@@ -62,4 +71,3 @@ function fromUrl(url: string): RedisOptions {
     enableTLSForSentinelMode: parsed.protocol === 'rediss:' ? true : undefined,
   };
 }
-
