@@ -42,11 +42,13 @@ export interface SubscriptionDeps {
 export function parseSubscription(params: SubscriptionParams, maxStreams: number): Subscription {
   const out: Subscription = { streams: parseStreamList(params.streams, maxStreams), since: 'now' };
   const { cursor, since } = params;
-  if (cursor !== undefined && cursor !== '') {
+  // null is no value, as in every JSON parameter (single() in lib/http/params.ts): a WebSocket
+  // subscribe frame's `"cursor": null` is a subscription without one.
+  if (cursor !== undefined && cursor !== null && cursor !== '') {
     if (typeof cursor !== 'string') throw new BadRequestError('cursor must be a string');
     out.cursor = cursor;
   }
-  if (since !== undefined && since !== '') {
+  if (since !== undefined && since !== null && since !== '') {
     if (since !== 'earliest' && since !== 'now') throw new BadRequestError('since must be "earliest" or "now"');
     out.since = since;
   }

@@ -21,11 +21,15 @@ export function queryParams(ctx: Context): Readonly<Record<string, unknown>> {
   return query ? parse(query, '&', '=', { maxKeys: 0 }) : NO_PARAMETERS;
 }
 
-/** A parameter that may be given once; throws BadRequestError when a query repeats it. */
+/**
+ * A parameter that may be given once; throws BadRequestError when a query repeats it. A JSON
+ * body's `null` is no value: `{"cursor": null}` from a client that has no cursor yet is the
+ * first poll, not a malformed one.
+ */
 export function single(params: Record<string, unknown>, name: string): unknown {
   const v = params[name];
   if (Array.isArray(v)) throw new BadRequestError(`${name} may be given only once`);
-  return v;
+  return v === null ? undefined : v;
 }
 
 /** `streams` from a query may be repeated (`streams=a&streams=b`): the same as `streams=a,b`. */

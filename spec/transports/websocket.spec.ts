@@ -106,6 +106,16 @@ describe('WebSocket transport (GET /ws)', () => {
       expect(got.messages[0]!.data).to.deep.equal({ text: 'hi' });
     });
 
+    it('reads "cursor": null and "since": null in a subscribe frame as not given', async () => {
+      await sendAll(gw.url, gw.apiKey, 'nulls', ['before']);
+      const c = await open();
+      const sub = await c.subscribe(['nulls'], { cursor: null, since: null });
+      expect(sub.type, JSON.stringify(sub)).to.equal('subscribed');
+      await sendAll(gw.url, gw.apiKey, 'nulls', ['after']);
+      const got = await c.messages(1);
+      expect(got.messages.map((m) => m.data)).to.deep.equal(['after']);
+    });
+
     it('refuses sends and subscriptions the token does not allow, with error frames', async () => {
       const token = await gw.token({ sub: 'u2', streams: ['chat:*'] });
       const c = await open({ token });
