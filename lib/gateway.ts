@@ -3,13 +3,14 @@
  * transports -> the one pipeline (lib/app.ts). It owns no server: a host app mounts
  * middleware() and attach()es its server; lib/server.ts does both for `npm start`.
  */
-import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import { maxHeaderSize, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Middleware } from 'koa';
 import { createPipeline, type MiddlewareOptions } from './app.js';
 import { bodyLimits, type BodyLimits } from './http/body.js';
+import { answerClientError } from './http/client-error.js';
 import { Auth } from './auth.js';
 import { retentionFor, type Config } from './config.js';
 import { CursorCodec } from './cursor.js';
@@ -54,10 +55,19 @@ export interface AttachOptions {
    * false: they are refused with a JSON 404 (the standalone server).
    */
   fallthrough?: boolean;
+  /**
+   * true: requests that Node's HTTP parser refuses before any middleware sees them (headers over
+   * the server's maxHeaderSize, a malformed request, one not received in time) are answered with
+   * the gateway's JSON error instead of Node's bare status line. A 'clientError' listener is the
+   * whole server's, not one path's, so it is the host's choice. Default false; the standalone
+   * server sets it.
+   */
+  clientErrors?: boolean;
 }
 
 type AnyServer = HttpServer | HttpsServer;
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+type ClientErrorListener = (err: NodeJS.ErrnoException, socket: Duplex) => void;
 
 const STATIC_DIR = fileURLToPath(new URL('../../static', import.meta.url));
 
@@ -106,7 +116,8 @@ export class GatewayCore {
   /** The metrics.port server, when configured. */
   metricsServer?: MetricsServer;
   private readonly pipeline: (options?: MiddlewareOptions) => Middleware;
-  private readonly attached = new Map<AnyServer, UpgradeListener>();
+  /** The listeners attach() put on each server, taken off at close. */
+  private readonly attached = new Map<AnyServer, { upgrade: UpgradeListener; clientError?: ClientErrorListener }>();
   /** Requests inside the pipeline: close() waits for them before it closes the store. */
   readonly requests = new RequestTracker();
   /** The cap and deadline of every request body the pipeline reads; its deadline timer stops at close. */
@@ -227,8 +238,13 @@ export class GatewayCore {
         refuse(socket, err, this.log);
       }
     };
-    this.attached.set(server, listener);
     server.on('upgrade', listener);
+    // The server's own limit when it was created with one (Node keeps it, untyped), else Node's
+    // (--max-http-header-size).
+    const headerLimit = (server as { maxHeaderSize?: number }).maxHeaderSize ?? maxHeaderSize;
+    const clientError = options.clientErrors ? answerClientError(headerLimit, this.metrics) : undefined;
+    if (clientError) server.on('clientError', clientError);
+    this.attached.set(server, { upgrade: listener, clientError });
   }
 
   /**
@@ -250,7 +266,10 @@ export class GatewayCore {
       await this.drain();
       // A body read still going (its request outlived the grace) keeps its deadline.
       this.bodyLimits.deadlines.stopIfIdle();
-      for (const [server, listener] of this.attached) server.off('upgrade', listener);
+      for (const [server, { upgrade, clientError }] of this.attached) {
+        server.off('upgrade', upgrade);
+        if (clientError) server.off('clientError', clientError);
+      }
       this.attached.clear();
       await Promise.all([this.presence.close(), this.disconnects.close(), this.metricsServer?.close()]);
       await Promise.all([this.store.close(), this.rateLimits.close(), this.control?.close()]);

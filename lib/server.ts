@@ -6,7 +6,7 @@
  * connections are closed, connections still open at the grace deadline are cut, then the store is
  * closed.
  */
-import { createServer, maxHeaderSize, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import Koa from 'koa';
 import type { Config } from './config.js';
@@ -14,7 +14,6 @@ import { GatewayCore, type GatewayParts } from './gateway.js';
 import { announceDemoToken } from './routes/demo.js';
 import { withLightFinishWatch } from './http/finish-watch.js';
 import { composeSole } from './http/steps.js';
-import { answerClientError } from './http/client-error.js';
 
 export interface RunningGateway extends GatewayCore {
   server: Server;
@@ -38,8 +37,7 @@ export async function start(config: Config, parts: GatewayParts = {}): Promise<R
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
   server.headersTimeout = config.server.headersTimeoutMs;
   server.requestTimeout = config.server.requestTimeoutMs;
-  server.on('clientError', answerClientError(maxHeaderSize, gateway.metrics));
-  gateway.attach(server, { fallthrough: false });
+  gateway.attach(server, { fallthrough: false, clientErrors: true });
   const unused = trackUnusedSockets(server);
   try {
     await listen(server, config);

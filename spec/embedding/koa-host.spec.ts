@@ -13,6 +13,7 @@ import { ConfigError, createGateway, type Gateway, type GatewayOptions } from '.
 import { WsClient } from '../support/clients.js';
 import { TEST_API_KEY, TEST_SECRET } from '../support/gateway.js';
 import { expectError, poll, uniqueStream, untilParked } from '../support/http.js';
+import { rawExchange } from '../support/raw-http.js';
 import { redisClient, sharedRedis, uniquePrefix } from '../support/redis.js';
 
 const ORIGIN = 'https://app.example';
@@ -60,8 +61,8 @@ interface Listening {
   close(): Promise<void>;
 }
 
-async function listen(app: Koa): Promise<Listening> {
-  const server = createServer(app.callback());
+async function listen(app: Koa, serverOptions: { maxHeaderSize?: number } = {}): Promise<Listening> {
+  const server = createServer(serverOptions, app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
@@ -233,6 +234,37 @@ describe('createGateway() in a host Koa app', () => {
         host.server.off('upgrade', onUpgrade);
         await new Promise((resolve) => chat.close(resolve));
       }
+    });
+  });
+
+  describe("attach() and the requests Node's parser refuses", () => {
+    let host: Listening;
+    afterEach(async () => {
+      await host.close();
+    });
+    /** A GET whose head is over a 4 KiB limit, on the host's own server. */
+    const tooLong = () => rawExchange(Number(new URL(host.url).port), `GET /rt/poll?streams=${'s,'.repeat(3000)}s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+
+    it("leaves them to Node by default: the host's server is the host's", async () => {
+      host = await listen(app, { maxHeaderSize: 4096 });
+      gateway.attach(host.server);
+      const r = await tooLong();
+      expect(r.status).to.equal(431);
+      expect(r.body).to.equal('');
+    });
+
+    it('answers them with the JSON error, naming the server\'s own limit, with clientErrors: true; close() takes the listener off', async () => {
+      host = await listen(app, { maxHeaderSize: 4096 });
+      const before = host.server.listenerCount('clientError');
+      gateway.attach(host.server, { clientErrors: true });
+      expect(host.server.listenerCount('clientError')).to.equal(before + 1);
+      const r = await tooLong();
+      expect(r.status).to.equal(431);
+      const { error } = JSON.parse(r.body) as { error: { code: string; message: string } };
+      expect(error.code).to.equal('headers_too_large');
+      expect(error.message).to.include('over 4096 bytes');
+      await gateway.close();
+      expect(host.server.listenerCount('clientError')).to.equal(before);
     });
   });
 

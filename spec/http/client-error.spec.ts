@@ -4,35 +4,11 @@
  * status, where Node's own answer had a status line and no body; an answer already on its way is
  * never broken into.
  */
-import { connect } from 'node:net';
 import { maxHeaderSize } from 'node:http';
+import { connect } from 'node:net';
 import { expect } from 'chai';
 import { startGateway, type TestGateway } from '../support/gateway.js';
-
-interface RawAnswer {
-  status: number;
-  head: string;
-  body: string;
-}
-
-/** Writes `bytes` on a fresh connection; resolves with the answer once the server closes it. */
-function exchange(port: number, bytes: string): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (d: string) => (text += d));
-    // The server may close while a long head is still being written.
-    socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
-    socket.once('close', () => {
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      if (!m) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
-      const at = text.indexOf('\r\n\r\n');
-      resolve({ status: Number(m[1]), head: text.slice(0, at), body: text.slice(at + 4) });
-    });
-    socket.write(bytes);
-  });
-}
+import { rawExchange as exchange } from '../support/raw-http.js';
 
 describe("requests Node's parser refuses", function () {
   let gw: TestGateway;

@@ -3,25 +3,13 @@
  * 3.2.2: a server must accept it); asterisk-form and absolute URLs that do not parse get a 400
  * JSON error over HTTP and a 400 refusal on upgrade: never a 5xx, never an error-level log line.
  */
-import { connect } from 'node:net';
 import { expect } from 'chai';
 import { startGateway, type TestGateway } from '../support/gateway.js';
+import { rawExchange } from '../support/raw-http.js';
 
-/** Writes `head` on a fresh connection and resolves with the status line's code and the body. */
+/** Writes `head` (a request line and headers) on a fresh connection that asks to be closed. */
 function exchange(port: number, head: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (d: string) => (text += d));
-    socket.once('error', reject);
-    socket.once('close', () => {
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      if (!m) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
-      resolve({ status: Number(m[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) });
-    });
-    socket.write(`${head}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
-  });
+  return rawExchange(port, `${head}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
 }
 
 const UPGRADE = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==';
