@@ -117,7 +117,7 @@ export class GatewayCore {
   metricsServer?: MetricsServer;
   private readonly pipeline: (options?: MiddlewareOptions) => Middleware;
   /** The listeners attach() put on each server, taken off at close. */
-  private readonly attached = new Map<AnyServer, { upgrade: UpgradeListener; clientError?: ClientErrorListener }>();
+  private readonly attached = new Map<AnyServer, { upgrade: UpgradeListener; clientError?: ClientErrorListener; fallthrough: boolean; clientErrors: boolean }>();
   /** Requests inside the pipeline: close() waits for them before it closes the store. */
   readonly requests = new RequestTracker();
   /** The cap and deadline of every request body the pipeline reads; its deadline timer stops at close. */
@@ -221,15 +221,26 @@ export class GatewayCore {
     return this.pipeline(options);
   }
 
-  /** Takes WebSocket upgrades to <mount>/ws on this server. */
+  /**
+   * Takes WebSocket upgrades to <mount>/ws on this server (and, with `clientErrors`, answers what
+   * Node's parser refuses). A second call for the same server with the same options does nothing;
+   * with other options, or after close(), it throws: listeners the caller did not get, or that
+   * close() would never take off, would be a surprise later.
+   */
   attach(server: AnyServer, options: AttachOptions = {}): void {
-    if (this.attached.has(server)) return;
+    const fallthrough = options.fallthrough ?? true;
+    const clientErrors = options.clientErrors ?? false;
+    if (this.closed) throw new Error('attach(): this gateway is closed');
+    const held = this.attached.get(server);
+    if (held) {
+      if (held.fallthrough === fallthrough && held.clientErrors === clientErrors) return;
+      throw new Error('attach(): this server is attached already, with other options');
+    }
     // Node cuts a request after server.requestTimeout (300 s by default): it must outlast the longest hold.
     const longestHoldMs = this.config.poll.maxTimeoutSeconds * 1000;
     if (server.requestTimeout > 0 && server.requestTimeout < longestHoldMs + 5000) {
       this.log.warn({ requestTimeout: server.requestTimeout, longestHoldMs }, 'server.requestTimeout is shorter than the longest poll hold plus 5 s: Node will cut parked polls');
     }
-    const fallthrough = options.fallthrough ?? true;
     const listener: UpgradeListener = (req, socket, head) => {
       if (this.websockets.owns(req)) this.websockets.handleUpgrade(req, socket, head);
       else if (!fallthrough) {
@@ -242,9 +253,13 @@ export class GatewayCore {
     // The server's own limit when it was created with one (Node keeps it, untyped), else Node's
     // (--max-http-header-size).
     const headerLimit = (server as { maxHeaderSize?: number }).maxHeaderSize ?? maxHeaderSize;
-    const clientError = options.clientErrors ? answerClientError(headerLimit, this.metrics) : undefined;
-    if (clientError) server.on('clientError', clientError);
-    this.attached.set(server, { upgrade: listener, clientError });
+    const clientError = clientErrors ? answerClientError(headerLimit, this.metrics) : undefined;
+    if (clientError) {
+      // Node's default answer stops once anyone listens; a host's own listener would answer too.
+      if (server.listenerCount('clientError') > 0) this.log.warn('attach(): the server has a clientError listener already: both will answer what its parser refuses');
+      server.on('clientError', clientError);
+    }
+    this.attached.set(server, { upgrade: listener, clientError, fallthrough, clientErrors });
   }
 
   /**
@@ -260,7 +275,7 @@ export class GatewayCore {
     })());
   }
 
-  /** Drains, stops taking upgrades, and closes the store. Safe to call twice. */
+  /** Drains, takes attach()'s listeners off, and closes the store. Safe to call twice. */
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       await this.drain();

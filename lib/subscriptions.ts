@@ -16,7 +16,7 @@ import type { Store } from './store/store.js';
 export interface SubscriptionParams {
   /** An array of names or a comma-separated string. */
   streams: unknown;
-  /** An opaque cursor from an earlier answer; '' and undefined mean none. */
+  /** An opaque cursor from an earlier answer; '', null and undefined mean none. */
   cursor?: unknown;
   /** "now" (default) or "earliest": where streams the cursor does not name start. */
   since?: unknown;
@@ -42,7 +42,7 @@ export interface SubscriptionDeps {
 export function parseSubscription(params: SubscriptionParams, maxStreams: number): Subscription {
   const out: Subscription = { streams: parseStreamList(params.streams, maxStreams), since: 'now' };
   const { cursor, since } = params;
-  // null is no value, as in every JSON parameter (single() in lib/http/params.ts): a WebSocket
+  // null is no value, as for POST /poll's parameters (single() in lib/http/params.ts): a WebSocket
   // subscribe frame's `"cursor": null` is a subscription without one.
   if (cursor !== undefined && cursor !== null && cursor !== '') {
     if (typeof cursor !== 'string') throw new BadRequestError('cursor must be a string');

@@ -25,6 +25,7 @@ import { readerToken, round, Violations } from '../client.js';
 import { delivery, publishOnly, type MonotonicWindow } from './scenarios.js';
 import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
 import { isMainScript, option } from '../args.js';
+import { machine } from '../report.js';
 
 export const NATIVE_LAYERS = ['kernel', 'V8 builtins', 'V8 runtime and API', 'JIT code (JavaScript)', 'GC', "Node's C++ and others", 'libc', 'llhttp (HTTP parser)'] as const;
 export type NativeLayer = (typeof NATIVE_LAYERS)[number];
@@ -32,7 +33,11 @@ export type NativeLayer = (typeof NATIVE_LAYERS)[number];
 // V8's collectors, by the names of their C++ classes and functions.
 const GC_SYMBOL = /Scaveng|Heap::|MarkCompact|Marking|Marker|Sweep|Evacuat|RememberedSet|SlotSet|MemoryAllocator|MinorGC|GCTracer|PointersUpdat/;
 
-/** The layer of one sample, from its symbol, its object (dso) and whether it ran in the kernel. */
+/**
+ * The layer of one sample, from its symbol, its object (dso) and whether it ran in the kernel.
+ * JavaScript still interpreted runs in Ignition's handlers, which are builtins, and the optimizing
+ * compilers' threads are V8's runtime here: in a warmed-up server both are small.
+ */
 export function nativeLayerOf(sym: string, dso: string, kernel: boolean): NativeLayer {
   if (kernel || dso === '[kernel.kallsyms]') return 'kernel';
   // Code V8 compiled at run time: named from the target's perf map, or an address in '[JIT] tid N'
@@ -60,25 +65,30 @@ export interface NativeSample {
  * of the lines below it, e.g.
  * `  1234.567890:    1001001 ffffffff8a1b2c3d __tcp_transmit_skb ([kernel.kallsyms])`.
  */
-export function parsePerfScript(text: string): NativeSample[] {
+export function parsePerfScript(text: string): { samples: NativeSample[]; unparsed: number } {
   const samples: NativeSample[] = [];
+  let unparsed = 0;
   let pending: { atS: number; periodNs: number } | undefined;
   const add = (frame: string) => {
-    const f = /^\s*([0-9a-f]+)\s+(.*?)\s*\(([^()]*)\)\s*$/.exec(frame);
-    if (!f || !pending) return;
-    samples.push({ ...pending, layer: nativeLayerOf(f[2]!, f[3]!, /^ffff/.test(f[1]!)) });
+    if (!pending) return;
+    // The object in the last parentheses (which may hold some of their own: `(/x (deleted))`).
+    const f = /^\s*([0-9a-f]+)\s+(.*?)\s*\(((?:[^()]|\([^()]*\))*)\)\s*$/.exec(frame);
+    if (f) samples.push({ ...pending, layer: nativeLayerOf(f[2]!, f[3]!, /^ffff/.test(f[1]!)) });
+    else unparsed++;
     pending = undefined;
   };
   for (const line of text.split('\n')) {
     const head = /^\s*(\d+\.\d+):\s+(\d+)\s*(.*)$/.exec(line);
     if (head) {
+      if (pending) unparsed++;
       pending = { atS: Number(head[1]), periodNs: Number(head[2]) };
       if (head[3]) add(head[3]);
-    } else if (pending) {
+    } else if (pending && line.trim() !== '') {
       add(line);
     }
   }
-  return samples;
+  if (pending) unparsed++;
+  return { samples, unparsed };
 }
 
 /** µs per operation by layer, of the samples inside `window`. */
@@ -95,16 +105,34 @@ export function splitWindow(samples: readonly NativeSample[], window: MonotonicW
   return { ...us, total: round(total / ops, 1) };
 }
 
-/** perf sampling `pid` on the monotonic clock, into `file`; stop it with stopPerf. */
-function startPerf(pid: number, file: string): ChildProcess {
-  return spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-k', 'CLOCK_MONOTONIC', '-p', String(pid), '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+interface PerfRecord {
+  child: ChildProcess;
+  exited: Promise<unknown>;
+  /** What perf said on stderr (why it could not sample, say). */
+  said(): string;
 }
 
-async function stopPerf(perf: ChildProcess): Promise<void> {
-  if (perf.exitCode !== null) throw new Error(`perf record exited early (${perf.exitCode})`);
-  const exited = once(perf, 'exit');
-  perf.kill('SIGINT');
-  await exited;
+/**
+ * perf sampling `pid` on the monotonic clock, into `file`; stop it with stopPerf. Resolves once
+ * perf has run for a moment, or rejects with what it said when it could not start (no right to
+ * sample, say): before the scenario's seconds are spent, not after.
+ */
+async function startPerf(pid: number, file: string): Promise<PerfRecord> {
+  const child = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-k', 'CLOCK_MONOTONIC', '-p', String(pid), '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-2000)));
+  const exited = once(child, 'exit');
+  const early = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(r, 300, false))]);
+  const record = { child, exited, said: () => err.trim() };
+  if (early) throw new Error(`perf record could not sample pid ${pid}: ${record.said()}`);
+  return record;
+}
+
+async function stopPerf(perf: PerfRecord): Promise<void> {
+  const { child } = perf;
+  if (child.exitCode !== null || child.signalCode !== null) throw new Error(`perf record stopped early: ${perf.said()}`);
+  child.kill('SIGINT');
+  await perf.exited;
 }
 
 function perfScript(file: string): string {
@@ -134,20 +162,24 @@ async function main(): Promise<void> {
       process.stderr.write(`[native-split] ${name}\n`);
       const target = await startTarget(name, { redis: redis as RedisServer, token, logDir: tmp, nodeFlags: ['--perf-basic-prof'] });
       const file = join(tmp, `${name}.perf.data`);
-      const perf = startPerf(target.gw.pid, file);
+      // --perf-basic-prof's map of the target's compiled code, which perf script reads below.
+      maps.push(`/tmp/perf-${target.gw.pid}.map`);
       const ctx = { target, violations, tag: `${name.replace(/[^a-z]/g, '')}${Date.now().toString(36)}` };
       let d;
       let p;
       try {
-        d = await delivery(ctx, clients, 2.5, seconds);
-        p = await publishOnly(ctx, 1000, 1, seconds);
+        const perf = await startPerf(target.gw.pid, file);
+        try {
+          d = await delivery(ctx, clients, 2.5, seconds);
+          p = await publishOnly(ctx, 1000, 1, seconds);
+        } finally {
+          await stopPerf(perf);
+        }
       } finally {
-        await stopPerf(perf);
         await target.gw.stop();
-        // --perf-basic-prof's map of the target's compiled code, which perf script reads below.
-        maps.push(`/tmp/perf-${target.gw.pid}.map`);
       }
-      const samples = parsePerfScript(perfScript(file));
+      const { samples, unparsed } = parsePerfScript(perfScript(file));
+      if (unparsed > 0) process.stderr.write(`[native-split] ${name}: ${unparsed} samples whose frame did not parse, left out\n`);
       results[name] = {
         delivery: { ...splitWindow(samples, d.window, d.delivered), cpuUs: d.cpuUsPerDelivery },
         publish: { ...splitWindow(samples, p.window, p.publishes), cpuUs: p.cpuUsPerPublish },
@@ -158,7 +190,7 @@ async function main(): Promise<void> {
     if (keep) process.stderr.write(`[native-split] perf data kept in ${tmp} (the maps: ${maps.join(' ')})\n`);
     else for (const f of [tmp, ...maps]) rmSync(f, { recursive: true, force: true });
   }
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds, clients, results }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ machine: machine(), date: new Date().toISOString(), seconds, clients, results }, null, 2) + '\n');
   const names = targets.filter((t) => results[t]);
   for (const op of ['delivery', 'publish'] as const) {
     console.log(`\nµs per ${op === 'delivery' ? 'delivered message' : 'publish'}, sampled by perf, by what ran`);

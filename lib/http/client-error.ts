@@ -1,8 +1,8 @@
 /**
  * Requests Node's HTTP parser refuses before any route sees them (headers over maxHeaderSize,
- * chunk extensions over Node's cap, a malformed request, one not received in time): the
- * standalone server answers them with the gateway's JSON error, where Node's own answer is a bare
- * status line.
+ * chunk extensions over Node's cap, a malformed request, one not received in time): a server
+ * attached with `clientErrors` (the standalone server's is) answers them with the gateway's JSON
+ * error, where Node's own answer is a bare status line.
  */
 import type { Duplex } from 'node:stream';
 import { BadRequestError, HeadersTooLargeError, PayloadTooLargeError, RequestTimeoutError, toWire, type GatewayError } from '../errors.js';
@@ -13,9 +13,9 @@ import { refuseOnSocket } from './errors.js';
 type ServerSocket = Duplex & { _httpMessage?: { headersSent?: boolean } };
 
 /**
- * The standalone server's 'clientError' listener. As Node's own: nothing is written once an
- * answer on the connection has begun (bytes in the middle of it would corrupt it), and a reset is
- * just closed.
+ * The 'clientError' listener of attach(server, { clientErrors: true }). As Node's own: nothing is
+ * written once an answer on the connection has begun (bytes in the middle of it would corrupt
+ * it), and a reset is just closed.
  */
 export function answerClientError(maxHeaderBytes: number, metrics?: Metrics): (err: NodeJS.ErrnoException, socket: Duplex) => void {
   return (err, socket) => {

@@ -266,6 +266,19 @@ describe('createGateway() in a host Koa app', () => {
       await gateway.close();
       expect(host.server.listenerCount('clientError')).to.equal(before);
     });
+
+    it('takes a second attach() with the same options as done, and refuses other options or a closed gateway', async () => {
+      host = await listen(app);
+      gateway.attach(host.server, { clientErrors: true });
+      gateway.attach(host.server, { clientErrors: true });
+      expect(host.server.listenerCount('clientError')).to.equal(1);
+      expect(host.server.listenerCount('upgrade')).to.equal(1);
+      expect(() => gateway.attach(host.server)).to.throw(/attached already, with other options/);
+      expect(() => gateway.attach(host.server, { clientErrors: true, fallthrough: false })).to.throw(/other options/);
+      await gateway.close();
+      expect(() => gateway.attach(host.server, { clientErrors: true })).to.throw(/closed/);
+      expect(host.server.listenerCount('clientError')).to.equal(0);
+    });
   });
 
   describe('close()', () => {

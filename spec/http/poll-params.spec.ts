@@ -64,9 +64,12 @@ describe('GET and POST /poll parameters', function () {
     it('reads null in a POST body as a parameter not given (a first poll with "cursor": null)', async function () {
       const stream = uniqueStream();
       await sendTo(stream, 'kept');
-      const res = await post({ streams: stream, since: 'earliest', cursor: null, timeout: 0, limit: null, conn: null, token: null });
+      const res = await post({ streams: stream, since: 'earliest', cursor: null, timeout: 0, limit: null, conn: null });
       expect(res.status, res.text).to.equal(200);
       expect(res.body.messages.map((m: { data: unknown }) => m.data)).to.deep.equal(['kept']);
+      // Without a header, a token of null is no credential at all (not a token of the wrong type).
+      const anonymous = await request(gw.url).post('/poll').send({ streams: stream, timeout: 0, token: null });
+      expect(expectError(anonymous, 401, 'unauthorized').message).to.include('credentials required');
       // since null is the default, "now": nothing from before, a cursor at the end.
       const fromNow = await post({ streams: stream, since: null, timeout: 0 });
       expect(fromNow.status, fromNow.text).to.equal(200);

@@ -80,8 +80,9 @@ export function rawExchange(port: number, bytes: string): Promise<RawAnswer> {
     socket.once('close', () => {
       const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
       if (!m) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
+      // A head the server cut short has no blank line: all of it is head.
       const at = text.indexOf('\r\n\r\n');
-      resolve({ status: Number(m[1]), head: text.slice(0, at), body: text.slice(at + 4) });
+      resolve(at < 0 ? { status: Number(m[1]), head: text, body: '' } : { status: Number(m[1]), head: text.slice(0, at), body: text.slice(at + 4) });
     });
     socket.write(bytes);
   });

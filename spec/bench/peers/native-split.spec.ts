@@ -27,11 +27,27 @@ describe('bench/peers/native-split', function () {
         '',
         '  677.206041:     999000 7f45223ca840 JS:*parserOnIncoming node:_http_server:1026:26 (/tmp/perf-8588.map)',
       ].join('\n');
-      expect(parsePerfScript(text)).to.deep.equal([
-        { atS: 677.204037, periodNs: 1001001, layer: 'kernel' },
-        { atS: 677.205039, periodNs: 1001001, layer: 'V8 runtime and API' },
-        { atS: 677.206041, periodNs: 999000, layer: 'JIT code (JavaScript)' },
-      ]);
+      expect(parsePerfScript(text)).to.deep.equal({
+        samples: [
+          { atS: 677.204037, periodNs: 1001001, layer: 'kernel' },
+          { atS: 677.205039, periodNs: 1001001, layer: 'V8 runtime and API' },
+          { atS: 677.206041, periodNs: 999000, layer: 'JIT code (JavaScript)' },
+        ],
+        unparsed: 0,
+      });
+    });
+
+    it('reads an object with parentheses of its own, and counts the samples whose frame it cannot read', function () {
+      const text = [
+        '  10.000001:    1001001 55d0c0ffee node::Start(int, char**) (/usr/bin/node (deleted))',
+        '  10.000002:    1001001 garbage without an object',
+        '  10.000003:    1001001 ',
+        '',
+        '  10.000004:    1001001 ',
+      ].join('\n');
+      const { samples, unparsed } = parsePerfScript(text);
+      expect(samples).to.deep.equal([{ atS: 10.000001, periodNs: 1001001, layer: "Node's C++ and others" }]);
+      expect(unparsed).to.equal(3);
     });
   });
 
