@@ -14,3 +14,15 @@ export function option(name: string, def: string, args: readonly string[] = proc
 export function isMainScript(moduleUrl: string, argv1: string | undefined = process.argv[1]): boolean {
   return argv1 !== undefined && moduleUrl === pathToFileURL(realpathSync(argv1)).href;
 }
+
+/**
+ * Runs `main` when the module at `moduleUrl` is the script node was started with (a spec that
+ * imports the module's parsers runs nothing); a failure is printed as `<name> failed: ...`, exit 1.
+ */
+export function runAsScript(moduleUrl: string, name: string, main: () => Promise<void>): void {
+  if (!isMainScript(moduleUrl)) return;
+  main().catch((err: Error) => {
+    console.error(`${name} failed: ${err.stack ?? err.message}`);
+    process.exit(1);
+  });
+}

@@ -115,6 +115,16 @@ export class Violations {
   add(scenario: string, what: string): void {
     if (this.list.length < 1000) this.list.push(`${scenario}: ${what}`);
   }
+
+  /** Ends a bench script: exit 1, listing the first twenty, when any was seen; else exit 0. */
+  exitProcess(): never {
+    if (this.list.length) {
+      console.error(`\nFAILED: ${this.list.length} violations`);
+      for (const v of this.list.slice(0, 20)) console.error(`  ${v}`);
+      process.exit(1);
+    }
+    process.exit(0);
+  }
 }
 
 export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;

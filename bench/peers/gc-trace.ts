@@ -19,7 +19,7 @@ import { startRedisServer, type RedisServer } from '../../spec/support/redis.js'
 import { readerToken, round, Violations } from '../client.js';
 import { delivery } from './scenarios.js';
 import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
-import { isMainScript, option } from '../args.js';
+import { option, runAsScript } from '../args.js';
 
 /** One `--trace-gc-nvp` line: when (ms since the isolate started) and its name=value pairs. */
 interface GcEvent {
@@ -134,18 +134,7 @@ async function main(): Promise<void> {
     const cells = [perSec, cpu, s.scavenges, s.intervalMs, s.allocatedMB, s.survivedMB, s.promotedMB, s.pauseMs, s.promotedMBPerSec, allocatedPerDelivery, perDelivery, s.markCompacts, s.markCompactPauseMs];
     console.log([TARGET_LABELS[name].padEnd(28), ...cells.map((c, i) => String(c).padStart(Math.max(16, columns[i]!.length + 2)))].join(''));
   }
-  if (violations.list.length) {
-    console.error(`\nFAILED: ${violations.list.length} violations`);
-    for (const v of violations.list.slice(0, 20)) console.error(`  ${v}`);
-    process.exit(1);
-  }
-  process.exit(0);
+  violations.exitProcess();
 }
 
-// Run as a script, not when a spec imports the parsers.
-if (isMainScript(import.meta.url)) {
-  main().catch((err: Error) => {
-    console.error(`gc-trace failed: ${err.stack ?? err.message}`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, 'gc-trace', main);

@@ -24,7 +24,7 @@ import { startRedisServer, type RedisServer } from '../../spec/support/redis.js'
 import { readerToken, round, Violations } from '../client.js';
 import { delivery, publishOnly, type MonotonicWindow } from './scenarios.js';
 import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
-import { isMainScript, option } from '../args.js';
+import { option, runAsScript } from '../args.js';
 import { machine } from '../report.js';
 
 export const NATIVE_LAYERS = ['kernel', 'V8 builtins', 'V8 runtime and API', 'JIT code (JavaScript)', 'GC', "Node's C++ and others", 'libc', 'llhttp (HTTP parser)'] as const;
@@ -199,18 +199,7 @@ async function main(): Promise<void> {
     console.log(['sampled'.padEnd(30), ...names.map((n) => String(results[n]![op].total).padStart(18))].join(''));
     for (const l of NATIVE_LAYERS) console.log([`  ${l}`.padEnd(30), ...names.map((n) => String(results[n]![op][l]).padStart(18))].join(''));
   }
-  if (violations.list.length) {
-    console.error(`\nFAILED: ${violations.list.length} violations`);
-    for (const v of violations.list.slice(0, 20)) console.error(`  ${v}`);
-    process.exit(1);
-  }
-  process.exit(0);
+  violations.exitProcess();
 }
 
-// Run as a script, not when a spec imports the parser.
-if (isMainScript(import.meta.url)) {
-  main().catch((err: Error) => {
-    console.error(`native-split failed: ${err.stack ?? err.message}`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, 'native-split', main);

@@ -25,7 +25,7 @@ import { readerToken, round, Violations } from '../client.js';
 import { summarizeProfile, type ProfileSummary } from '../profile.js';
 import { delivery, publishOnly, type MonotonicWindow } from './scenarios.js';
 import { startTarget, TARGET_LABELS, targetList, type TargetName } from './targets.js';
-import { isMainScript, option } from '../args.js';
+import { option, runAsScript } from '../args.js';
 
 const args = process.argv.slice(2);
 const TARGETS = targetList(option('targets', 'pollgate-memory,socketio,faye'));
@@ -119,18 +119,7 @@ async function main(): Promise<void> {
       console.log(`  ${TARGET_LABELS[n]}, top functions (self µs per ${op}): ${results[n]![op].top.map((f) => `${f.fn} ${f.us}`).join(', ')}`);
     }
   }
-  if (violations.list.length) {
-    console.error(`\nFAILED: ${violations.list.length} violations`);
-    for (const v of violations.list.slice(0, 20)) console.error(`  ${v}`);
-    process.exit(1);
-  }
-  process.exit(0);
+  violations.exitProcess();
 }
 
-// Run as a script, not when a spec imports layerOf.
-if (isMainScript(import.meta.url)) {
-  main().catch((err: Error) => {
-    console.error(`side-by-side failed: ${err.stack ?? err.message}`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, 'side-by-side', main);
