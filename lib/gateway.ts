@@ -117,7 +117,7 @@ export class GatewayCore {
   metricsServer?: MetricsServer;
   private readonly pipeline: (options?: MiddlewareOptions) => Middleware;
   /** The listeners attach() put on each server, taken off at close. */
-  private readonly attached = new Map<AnyServer, { upgrade: UpgradeListener; clientError?: ClientErrorListener; fallthrough: boolean; clientErrors: boolean }>();
+  private readonly attached = new Map<AnyServer, { upgrade: UpgradeListener; clientError?: ClientErrorListener; fallthrough: boolean }>();
   /** Requests inside the pipeline: close() waits for them before it closes the store. */
   readonly requests = new RequestTracker();
   /** The cap and deadline of every request body the pipeline reads; its deadline timer stops at close. */
@@ -233,7 +233,7 @@ export class GatewayCore {
     if (this.closed) throw new Error('attach(): this gateway is closed');
     const held = this.attached.get(server);
     if (held) {
-      if (held.fallthrough === fallthrough && held.clientErrors === clientErrors) return;
+      if (held.fallthrough === fallthrough && (held.clientError !== undefined) === clientErrors) return;
       throw new Error('attach(): this server is attached already, with other options');
     }
     // Node cuts a request after server.requestTimeout (300 s by default): it must outlast the longest hold.
@@ -259,7 +259,7 @@ export class GatewayCore {
       if (server.listenerCount('clientError') > 0) this.log.warn('attach(): the server has a clientError listener already: both will answer what its parser refuses');
       server.on('clientError', clientError);
     }
-    this.attached.set(server, { upgrade: listener, clientError, fallthrough, clientErrors });
+    this.attached.set(server, { upgrade: listener, clientError, fallthrough });
   }
 
   /**

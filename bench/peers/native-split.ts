@@ -141,6 +141,9 @@ function perfScript(file: string): string {
   return r.stdout;
 }
 
+/** One operation's split, beside the CPU per operation the process itself reported. */
+type OpSplit = ReturnType<typeof splitWindow> & { cpuUs: number };
+
 async function main(): Promise<void> {
   if (spawnSync('perf', ['--version']).status !== 0) {
     console.error('native-split needs Linux perf on the PATH (Debian: apt-get install linux-perf)');
@@ -156,7 +159,7 @@ async function main(): Promise<void> {
   const violations = new Violations();
   const token = await readerToken();
   const maps: string[] = [];
-  const results: Partial<Record<TargetName, { delivery: ReturnType<typeof splitWindow> & { cpuUs: number }; publish: ReturnType<typeof splitWindow> & { cpuUs: number } }>> = {};
+  const results: Partial<Record<TargetName, Record<'delivery' | 'publish', OpSplit>>> = {};
   try {
     for (const name of targets) {
       process.stderr.write(`[native-split] ${name}\n`);
